@@ -1,0 +1,31 @@
+import type { StoreStats } from './stores/store.js'
+import type { CacheStats, Stats } from './stats.js'
+import { isPromise } from './store-guard.js'
+import type { CacheStore } from './stores/store.js'
+
+/** `app.cache`. This release has `stats`, `invalidate` by tags and `clear`; the value API follows. */
+export interface ResponseCacheClient {
+  /** Counters in total and per route, and the store's own figures. */
+  stats: () => CacheStats
+  /** Drops every entry stored with any of the tags; resolves to how many were dropped. */
+  invalidate: (what: { tags?: readonly string[] }) => Promise<number>
+  /** Drops every entry of this plugin's namespace. */
+  clear: () => Promise<void>
+}
+
+export function createClient (store: CacheStore, stats: Stats): ResponseCacheClient {
+  const storeStats = (): StoreStats & { name: string } => {
+    const figures = store.stats?.()
+    // stats() stays synchronous: a store that answers with a promise reports zeros here.
+    if (figures === undefined || isPromise(figures)) {
+      figures?.catch(() => {})
+      return { name: store.name, entries: 0, bytes: 0, evictions: 0 }
+    }
+    return { name: store.name, ...figures }
+  }
+  return {
+    stats: () => stats.snapshot(storeStats()),
+    invalidate: async ({ tags }) => tags === undefined || tags.length === 0 ? 0 : await store.invalidateTags(tags),
+    clear: async () => { await store.clear() }
+  }
+}

@@ -1,0 +1,39 @@
+import createError from '@fastify/error'
+
+/** A plugin option failed validation: the message names the option and what was wrong. */
+export const FST_RESPONSE_CACHE_INVALID_OPTION = createError<'FST_RESPONSE_CACHE_INVALID_OPTION', [string, string]>(
+  'FST_RESPONSE_CACHE_INVALID_OPTION',
+  'fastify-response-cache: invalid option "%s": %s',
+  500,
+  TypeError
+)
+
+/** A route's `config.cache` failed validation: the message names the route, the field and what was wrong. */
+export const FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG = createError<'FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG', [string, string, string]>(
+  'FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG',
+  'fastify-response-cache: invalid config.cache on route "%s": "%s" %s',
+  500,
+  TypeError
+)
+
+/** A custom store object lacks a method the plugin calls. */
+export const FST_RESPONSE_CACHE_INVALID_STORE = createError<'FST_RESPONSE_CACHE_INVALID_STORE', [string]>(
+  'FST_RESPONSE_CACHE_INVALID_STORE',
+  'fastify-response-cache: invalid option "store": a custom store must have a %s() method',
+  500,
+  TypeError
+)
+
+/** `store: 'redis'` was asked for in a release that does not ship the Redis store yet. */
+export const FST_RESPONSE_CACHE_STORE_UNAVAILABLE = createError<'FST_RESPONSE_CACHE_STORE_UNAVAILABLE', [string]>(
+  'FST_RESPONSE_CACHE_STORE_UNAVAILABLE',
+  'fastify-response-cache: invalid option "store": the %s store is not available in this release',
+  500
+)
+
+/** A store call took longer than `timeout` milliseconds. */
+export const FST_RESPONSE_CACHE_STORE_TIMEOUT = createError<'FST_RESPONSE_CACHE_STORE_TIMEOUT', [string, number]>(
+  'FST_RESPONSE_CACHE_STORE_TIMEOUT',
+  'fastify-response-cache: store %s() took longer than %dms',
+  500
+)

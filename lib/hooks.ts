@@ -1,0 +1,200 @@
+import type {
+  FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preValidationHookHandler
+} from 'fastify'
+import { ageSeconds, isFresh, type CacheEntry } from './entry.js'
+import { sha256, type KeySource, requestKey } from './key.js'
+import type { ResolvedOptions, ResolvedRouteOptions } from './options.js'
+import { etagMatches, NOT_MODIFIED_HEADERS, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
+import type { RouteCounters } from './stats.js'
+import { isPromise, withTimeout, type TroubleLog } from './store-guard.js'
+import type { CacheStore } from './stores/store.js'
+
+export const kRequestState = Symbol('fastify-response-cache.requestState')
+
+export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS'
+
+/** What the lookup decided, for the onSend hook of the same request. */
+export interface RequestState {
+  route: RouteState
+  status: CacheStatus
+  /** Set when the response may be stored under it. */
+  key: string | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    [kRequestState]: RequestState | null
+  }
+}
+
+/** Everything one route and method needs on the request path, worked out once when the route is added. */
+export interface RouteState {
+  /** `"GET /items/:id"`: names the route in stats and logs. */
+  id: string
+  options: ResolvedRouteOptions
+  keySource: KeySource
+  counters: RouteCounters
+  /** POST and QUERY are keyed by their body, so their lookup waits for it to be parsed. */
+  withBody: boolean
+  /** HEAD reads the GET entry but never stores: an explicit HEAD handler may send no body. */
+  readOnly: boolean
+}
+
+/** The route state for a request's method, or undefined when the hook does not apply to it. */
+export type StateFor = (request: FastifyRequest) => RouteState | undefined
+
+export interface HookContext {
+  store: CacheStore
+  options: ResolvedOptions
+  trouble: TroubleLog
+}
+
+function bypass (request: FastifyRequest, route: RouteState, reason: string): void {
+  route.counters.bypasses++
+  request[kRequestState] = { route, status: 'BYPASS', key: undefined }
+  request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
+}
+
+function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, now: number): void {
+  reply.header('age', ageSeconds(entry, now))
+  reply.header('x-cache', 'HIT')
+  if (etagMatches(request.headers['if-none-match'], entry.etag)) {
+    for (const name of NOT_MODIFIED_HEADERS) {
+      const value = entry.headers[name]
+      if (value !== undefined) reply.header(name, value)
+    }
+    reply.code(304).send()
+    return
+  }
+  reply.headers(entry.headers)
+  reply.code(entry.status).send(entry.body)
+}
+
+export function createHooks (ctx: HookContext): {
+  /** For onRequest (GET, HEAD) and preValidation (routes keyed by their body) alike. */
+  lookup: (stateFor: StateFor) => onRequestHookHandler & preValidationHookHandler
+  storeOnSend: (stateFor: StateFor) => onSendHookHandler
+} {
+  const { store, options, trouble } = ctx
+
+  function storeFailed (route: RouteState, operation: string, error: unknown): void {
+    route.counters.errors++
+    trouble.report(operation, error)
+  }
+
+  function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const reason = requestBypassReason(route.options, request, route.withBody)
+    if (reason !== undefined) {
+      bypass(request, route, reason)
+      done()
+      return
+    }
+    let key: string
+    try {
+      key = requestKey(route.keySource, request, route.withBody)
+    } catch (error) {
+      // A throwing tenant or key function must not fail a request that works without the cache.
+      request.log.warn({ err: error, responseCache: { route: route.id } }, 'response cache key function threw; bypassing')
+      bypass(request, route, 'key-error')
+      done()
+      return
+    }
+    const state: RequestState = { route, status: 'MISS', key }
+    request[kRequestState] = state
+
+    const answer = (entry: CacheEntry | undefined): void => {
+      const now = Date.now()
+      if (entry === undefined || !isFresh(entry, now)) {
+        route.counters.misses++
+        done()
+        return
+      }
+      route.counters.hits++
+      state.status = 'HIT'
+      sendEntry(request, reply, entry, now)
+    }
+    const failed = (error: unknown): void => {
+      storeFailed(route, 'get', error)
+      state.status = 'BYPASS'
+      state.key = undefined
+      route.counters.bypasses++
+      done()
+    }
+
+    let result: ReturnType<CacheStore['get']>
+    try {
+      result = store.get(key)
+    } catch (error) {
+      failed(error)
+      return
+    }
+    if (isPromise(result)) withTimeout(result, options.timeoutMs, 'get').then(answer, failed)
+    else answer(result)
+  }
+
+  function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown): void {
+    const { route } = state
+    const key = state.key as string
+    const body = payloadBytes(payload)
+    const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes)
+    if (typeof verdict === 'string') {
+      request.log.debug({ responseCache: { route: route.id, reason: verdict } }, 'response cache: not stored')
+      return
+    }
+    const bytes = body as Buffer
+    let etag = reply.getHeader('etag')
+    if (typeof etag !== 'string') {
+      etag = '"' + sha256(bytes).slice(0, 27) + '"'
+      reply.header('etag', etag)
+    }
+    const entry: CacheEntry = {
+      status: reply.statusCode,
+      headers: storedHeaders(reply.getHeaders()),
+      body: bytes,
+      storedAt: Date.now(),
+      ttl: verdict,
+      etag
+    }
+    const tags = route.options.tags === undefined
+      ? undefined
+      : typeof route.options.tags === 'function' ? route.options.tags(request) : route.options.tags
+    const storeTtl = verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
+    const stored = (): void => { route.counters.stores++ }
+    const failed = (error: unknown): void => { storeFailed(route, 'set', error) }
+    try {
+      const result = store.set(key, entry, { ttl: storeTtl, tags })
+      if (isPromise(result)) withTimeout(result, options.timeoutMs, 'set').then(stored, failed)
+      else stored()
+    } catch (error) {
+      failed(error)
+    }
+  }
+
+  return {
+    lookup: (stateFor) => function responseCacheLookup (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+      const route = stateFor(request)
+      if (route === undefined) done()
+      else lookup(route, request, reply, done)
+    },
+    storeOnSend: (stateFor) => function responseCacheStore (request, reply, payload, done) {
+      const state = request[kRequestState]
+      if (state === null) {
+        // The request failed before its lookup (a body that did not parse, say): nothing to store.
+        if (stateFor(request) !== undefined) reply.header('x-cache', 'BYPASS')
+        done(null, payload)
+        return
+      }
+      if (state.status !== 'HIT') {
+        reply.header('x-cache', state.status)
+        if (state.key !== undefined && !state.route.readOnly) {
+          try {
+            save(state, request, reply, payload)
+          } catch (error) {
+            request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
+          }
+        }
+      }
+      done(null, payload)
+    }
+  }
+}

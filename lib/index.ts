@@ -1,0 +1,126 @@
+import type { FastifyPluginAsync, FastifyRequest, RouteOptions } from 'fastify'
+import fp from 'fastify-plugin'
+import { createClient, type ResponseCacheClient } from './client.js'
+import { createHooks, kRequestState, type RouteState } from './hooks.js'
+import { routeSegment } from './key.js'
+import { resolveOptions, resolveRouteOptions, type ResponseCacheOptions, type RouteCacheOptions } from './options.js'
+import { BODYLESS_METHODS, CACHEABLE_METHODS } from './policy.js'
+import { Stats } from './stats.js'
+import { TroubleLog } from './store-guard.js'
+import { createStore } from './stores/index.js'
+
+export type { ResponseCacheOptions, RouteCacheOptions, FromRequest } from './options.js'
+export type { ResponseCacheClient } from './client.js'
+export type { CacheStats, CounterSnapshot } from './stats.js'
+export type { CacheEntry, HeaderValue } from './entry.js'
+export type { CacheStore, StoreSetOptions, StoreStats, MaybePromise } from './stores/store.js'
+export { MemoryStore } from './stores/memory.js'
+export * as errors from './errors.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Cache this route's responses: `true` for the plugin's defaults, or per-route options. */
+    cache?: boolean | RouteCacheOptions
+  }
+  interface FastifyInstance {
+    /** The response cache's client. */
+    cache: ResponseCacheClient
+  }
+}
+
+type HookName = 'onRequest' | 'preValidation' | 'onSend'
+
+/** Adds a route-level hook after the route's own: only cached routes pay for the cache. */
+function addRouteHook (routeOptions: RouteOptions, name: HookName, hook: unknown): void {
+  const hooks = routeOptions as unknown as Record<HookName, unknown>
+  const existing = hooks[name]
+  hooks[name] = existing === undefined ? [hook] : Array.isArray(existing) ? [...existing, hook] : [existing, hook]
+}
+
+/** A config that only lists tags to drop after writes: the route itself is not cached. */
+function isInvalidateOnly (config: unknown): boolean {
+  return typeof config === 'object' && config !== null && Object.keys(config).every((name) => name === 'invalidate')
+}
+
+const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts) => {
+  const options = resolveOptions(opts)
+  const store = createStore(options)
+  const stats = new Stats()
+  const hooks = createHooks({ store, options, trouble: new TroubleLog(app.log) })
+  const routeErrors: Error[] = []
+
+  app.decorateRequest(kRequestState, null)
+  app.decorate('cache', createClient(store, stats))
+
+  app.addHook('onRoute', (routeOptions) => {
+    const config: unknown = routeOptions.config?.cache
+    if (config === undefined || config === false) return
+    const methods = Array.isArray(routeOptions.method) ? routeOptions.method : [routeOptions.method]
+    let resolved
+    try {
+      resolved = resolveRouteOptions(config, options, `${methods.join(',')} ${routeOptions.url}`)
+    } catch (error) {
+      // Reported by ready(), which is where Fastify users look for a bad configuration.
+      routeErrors.push(error as Error)
+      return
+    }
+    if (resolved === undefined || isInvalidateOnly(config)) return
+
+    const bodyless: Record<string, RouteState> = {}
+    const withBody: Record<string, RouteState> = {}
+    for (const method of methods) {
+      if (!CACHEABLE_METHODS.has(method)) continue
+      const id = `${method} ${routeOptions.url}`
+      const state: RouteState = {
+        id,
+        options: resolved,
+        keySource: {
+          namespace: options.namespace,
+          // HEAD is answered from the GET entry.
+          route: routeSegment(method === 'HEAD' ? 'GET' : method, routeOptions.url),
+          vary: resolved.vary,
+          tenant: options.tenant,
+          key: resolved.key
+        },
+        counters: stats.forRoute(id),
+        withBody: !BODYLESS_METHODS.has(method),
+        readOnly: method === 'HEAD'
+      }
+      if (state.withBody) withBody[method] = state
+      else bodyless[method] = state
+    }
+    const any = { ...bodyless, ...withBody }
+    if (Object.keys(any).length === 0) return
+    const stateFor = (states: Record<string, RouteState>) => (request: FastifyRequest): RouteState | undefined => states[request.method]
+
+    if (Object.keys(bodyless).length > 0) {
+      addRouteHook(routeOptions, 'onRequest', hooks.lookup(stateFor(bodyless)))
+    }
+    if (Object.keys(withBody).length > 0) {
+      addRouteHook(routeOptions, 'preValidation', hooks.lookup(stateFor(withBody)))
+    }
+    // Last, so that what is stored is the payload the client gets after the route's own onSend hooks.
+    addRouteHook(routeOptions, 'onSend', hooks.storeOnSend(stateFor(any)))
+  })
+
+  app.addHook('onReady', async () => {
+    if (routeErrors.length > 0) throw routeErrors[0]
+  })
+
+  app.addHook('onClose', async () => {
+    // A store passed in by the app is the app's to close.
+    if (typeof options.store === 'string') await store.close?.()
+  })
+
+  if (options.statsRoute !== false) {
+    app.get(options.statsRoute.path, { onRequest: options.statsRoute.onRequest }, async () => app.cache.stats())
+  }
+}
+
+/** The plugin. Register it before the routes it should cache. */
+export const fastifyResponseCache = fp(responseCache, {
+  fastify: '5.x',
+  name: 'fastify-response-cache'
+})
+
+export default fastifyResponseCache

@@ -1,0 +1,78 @@
+import { createHash, hash as nodeHash } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import stableStringify from 'safe-stable-stringify'
+
+/** SHA-256 in base64url (43 characters); one-shot crypto.hash where Node has it (20.12+). */
+export const sha256: (data: string | Buffer) => string = typeof nodeHash === 'function'
+  ? (data) => nodeHash('sha256', data, 'base64url')
+  /* c8 ignore next */
+  : (data) => createHash('sha256').update(data).digest('base64url')
+
+const UNSAFE = /[^A-Za-z0-9._-]/g
+const percent = (ch: string): string => {
+  let out = ''
+  for (const byte of Buffer.from(ch)) out += '%' + byte.toString(16).toUpperCase().padStart(2, '0')
+  return out
+}
+
+/**
+ * Percent-encodes everything outside `[A-Za-z0-9._-]`, `%` included, so the result never holds a key
+ * delimiter (`:`), a Redis glob character (`* ? [ ]`) or a Cluster hash tag brace, and two different
+ * inputs never encode alike.
+ */
+export function encodeSegment (value: string): string {
+  return value.replace(UNSAFE, percent)
+}
+
+/** `-` for no tenant, else `t` and a hash: any tenant id, however long or odd, becomes 23 safe characters. */
+export function tenantSegment (tenant: string | undefined): string {
+  return tenant === undefined ? '-' : 't' + sha256(tenant).slice(0, 22)
+}
+
+/** The fixed middle of a route's keys: method and route pattern, encoded. */
+export function routeSegment (method: string, url: string): string {
+  return method + ':' + encodeSegment(url)
+}
+
+export interface KeySource {
+  namespace: string
+  /** From {@link routeSegment}. */
+  route: string
+  vary: readonly string[]
+  tenant: ((request: FastifyRequest) => string | undefined) | undefined
+  key: ((request: FastifyRequest) => string | number | undefined) | undefined
+}
+
+/** What the tenant function says of a request; anything but a string or number means no tenant. */
+export function tenantOf (source: KeySource, request: FastifyRequest): string | undefined {
+  if (source.tenant === undefined) return undefined
+  const tenant: unknown = source.tenant(request)
+  return typeof tenant === 'string' || typeof tenant === 'number' ? String(tenant) : undefined
+}
+
+function bodyPart (body: unknown): unknown {
+  if (body === undefined || body === null) return null
+  if (Buffer.isBuffer(body)) return ['b', sha256(body)]
+  if (typeof body === 'string') return ['s', body]
+  return ['j', stableStringify(body)]
+}
+
+/**
+ * `namespace:tenant:method:route:hash`. Everything a user controls goes into the hash as one JSON
+ * array, so no arrangement of delimiters in one part can imitate another part.
+ */
+export function requestKey (source: KeySource, request: FastifyRequest, withBody: boolean): string {
+  const query = request.url.includes('?') ? stableStringify(request.query) : null
+  const vary = source.vary.length === 0 ? null : source.vary.map((name) => request.headers[name] ?? null)
+  const extra = source.key === undefined ? null : source.key(request)
+  const material = JSON.stringify([
+    request.protocol,
+    request.host,
+    request.params ?? null,
+    query ?? null,
+    withBody ? bodyPart(request.body) : null,
+    vary,
+    extra === undefined ? null : String(extra)
+  ])
+  return source.namespace + ':' + tenantSegment(tenantOf(source, request)) + ':' + source.route + ':' + sha256(material)
+}

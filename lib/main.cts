@@ -1,0 +1,27 @@
+// The CommonJS entry: `require('fastify-response-cache')` is the plugin itself, as Fastify plugins are.
+import lib = require('./index.js')
+
+const fastifyResponseCache = Object.assign(lib.default, {
+  default: lib.default,
+  fastifyResponseCache: lib.default,
+  MemoryStore: lib.MemoryStore,
+  errors: lib.errors
+})
+
+// eslint-disable-next-line @typescript-eslint/no-namespace
+declare namespace fastifyResponseCache {
+  export type ResponseCacheOptions = lib.ResponseCacheOptions
+  export type RouteCacheOptions = lib.RouteCacheOptions
+  export type FromRequest<T> = lib.FromRequest<T>
+  export type ResponseCacheClient = lib.ResponseCacheClient
+  export type CacheStats = lib.CacheStats
+  export type CounterSnapshot = lib.CounterSnapshot
+  export type CacheEntry = lib.CacheEntry
+  export type HeaderValue = lib.HeaderValue
+  export type CacheStore = lib.CacheStore
+  export type StoreSetOptions = lib.StoreSetOptions
+  export type StoreStats = lib.StoreStats
+  export type MaybePromise<T> = lib.MaybePromise<T>
+}
+
+export = fastifyResponseCache

@@ -1,0 +1,251 @@
+import { Type, type TObject, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import type { FastifyRequest, onRequestHookHandler } from 'fastify'
+import { FST_RESPONSE_CACHE_INVALID_OPTION, FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG } from './errors.js'
+import type { CacheStore } from './stores/store.js'
+
+export const DEFAULT_NAMESPACE = 'rc'
+export const DEFAULT_TTL = 60
+export const DEFAULT_MAX_ENTRY_BYTES = 1_048_576
+export const DEFAULT_MEMORY_MAX_BYTES = 67_108_864
+export const DEFAULT_TIMEOUT_MS = 100
+export const DEFAULT_STATS_PATH = '/cache/stats'
+export const DEFAULT_STATUS_CODES = [200]
+
+/** Options given to `app.register(responseCache, options)`. */
+export interface ResponseCacheOptions {
+  /**
+   * Where entries live: `'memory'` (embedded LRU), `'redis'`, or a custom {@link CacheStore}.
+   * @defaultValue `'memory'`
+   */
+  store?: 'memory' | 'redis' | CacheStore
+  /** ioredis `Redis` or `Cluster` for `store: 'redis'`. @defaultValue `app.redis` from `@fastify/redis` */
+  redis?: unknown
+  /**
+   * First segment of every key; letters, digits, `_`, `-` and `.`, at most 64 characters.
+   * @defaultValue `'rc'`
+   */
+  namespace?: string
+  /** Seconds a stored response is fresh, for routes that do not set their own. @defaultValue `60` */
+  ttl?: number
+  /** Seconds a stale entry may be served while one refresh runs. @defaultValue `0` */
+  staleWhileRevalidate?: number
+  /** Seconds a stale entry may be served when the handler throws or answers 5xx. @defaultValue `0` */
+  staleIfError?: number
+  /**
+   * The tenant of a request; entries of different tenants never mix.
+   * @example `(request) => request.headers['x-tenant-id'] as string | undefined`
+   */
+  tenant?: (request: FastifyRequest) => string | undefined
+  /** Bodies larger than this many bytes are served but not stored. @defaultValue `1_048_576` */
+  maxEntryBytes?: number
+  /** Memory store settings. */
+  memory?: {
+    /** Bytes the memory store may hold (bodies, headers and keys counted). @defaultValue `67_108_864` */
+    maxBytes?: number
+  }
+  /** Milliseconds a store call may take before the request goes on without the cache. @defaultValue `100` */
+  timeout?: number
+  /** Expose counters over HTTP: `true`, or `{ path, onRequest }`. @defaultValue `false` */
+  statsRoute?: boolean | { path?: string, onRequest?: onRequestHookHandler | onRequestHookHandler[] }
+}
+
+/** A function of the request, or a fixed list. */
+export type FromRequest<T> = T | ((request: FastifyRequest) => T)
+
+/** `config.cache` on a route: `true` for the plugin's defaults, or an object. */
+export interface RouteCacheOptions {
+  /** Seconds a stored response is fresh. @defaultValue the plugin's `ttl` */
+  ttl?: number
+  /** @defaultValue the plugin's `staleWhileRevalidate` */
+  staleWhileRevalidate?: number
+  /** @defaultValue the plugin's `staleIfError` */
+  staleIfError?: number
+  /** Request header names whose values are part of the key. */
+  vary?: string[]
+  /** Tags stored with the entry, for invalidation. */
+  tags?: FromRequest<string[]>
+  /** An extra key part computed from the request. */
+  key?: (request: FastifyRequest) => string | number | undefined
+  /** Tags to drop after a 2xx response of this route. */
+  invalidate?: FromRequest<string[]>
+  /** Statuses that are stored. @defaultValue `[200]` */
+  statusCodes?: number[]
+  /** Serve and store requests that carry cookies, because the response never depends on them. @defaultValue `false` */
+  ignoreCookies?: boolean
+}
+
+const seconds = (what: string) => Type.Number({ minimum: 0, description: `${what}: a number of seconds, 0 or more` })
+const positiveSeconds = Type.Number({ exclusiveMinimum: 0, description: 'a number of seconds greater than 0' })
+const fn = (what: string) => Type.Function([Type.Any()], Type.Any(), { description: `a function ${what}` })
+const tagList = Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 })
+
+const optionsSchema = Type.Object({
+  store: Type.Union([Type.Literal('memory'), Type.Literal('redis'), Type.Object({})], {
+    description: "'memory', 'redis' or a store object"
+  }),
+  redis: Type.Object({}, { description: 'an ioredis Redis or Cluster client' }),
+  namespace: Type.String({
+    pattern: '^[A-Za-z0-9_.-]{1,64}$',
+    description: 'a string of 1 to 64 letters, digits, "_", "-" or "."'
+  }),
+  ttl: positiveSeconds,
+  staleWhileRevalidate: seconds('staleWhileRevalidate'),
+  staleIfError: seconds('staleIfError'),
+  tenant: fn('of the request returning a string or undefined'),
+  maxEntryBytes: Type.Integer({ minimum: 1, description: 'a whole number of bytes, 1 or more' }),
+  memory: Type.Object({
+    maxBytes: Type.Integer({ minimum: 1024, description: 'a whole number of bytes, 1024 or more' })
+  }, { description: 'an object { maxBytes }' }),
+  timeout: Type.Number({ exclusiveMinimum: 0, maximum: 60_000, description: 'milliseconds, more than 0 and at most 60000' }),
+  statsRoute: Type.Union([
+    Type.Boolean(),
+    Type.Object({}, { description: 'an object { path, onRequest }' })
+  ], { description: 'true, false or an object { path, onRequest }' })
+})
+
+const statsRouteSchema = Type.Object({
+  path: Type.String({ pattern: '^/', description: 'a path starting with "/"' }),
+  onRequest: Type.Union([fn('hook'), Type.Array(fn('hook'))], { description: 'a hook function or an array of them' })
+})
+
+const routeSchema = Type.Object({
+  ttl: positiveSeconds,
+  staleWhileRevalidate: seconds('staleWhileRevalidate'),
+  staleIfError: seconds('staleIfError'),
+  vary: Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), {
+    maxItems: 32,
+    description: 'an array of request header names'
+  }),
+  tags: Type.Union([tagList, fn('of the request')], { description: 'an array of non-empty strings or a function of the request' }),
+  key: fn('of the request'),
+  invalidate: Type.Union([tagList, fn('of the request')], { description: 'an array of non-empty strings or a function of the request' }),
+  statusCodes: Type.Array(Type.Integer({ minimum: 200, maximum: 499 }), {
+    minItems: 1,
+    description: 'a non-empty array of statuses from 200 to 499 (5xx is never stored)'
+  }),
+  ignoreCookies: Type.Boolean({ description: 'a boolean' })
+})
+
+type Fail = (path: string, problem: string) => never
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return `got "${value.length > 40 ? value.slice(0, 40) + '…' : value}"`
+  if (value === null || typeof value !== 'object') return `got ${String(value)}`
+  return `got ${Array.isArray(value) ? 'an array' : 'an object'}`
+}
+
+/** Checks each known property against its schema, so the error names one option and what it expects. */
+function checkObject (schema: TObject, value: Record<string, unknown>, prefix: string, fail: Fail): void {
+  for (const name of Object.keys(value)) {
+    const path = prefix + name
+    const propertySchema: TSchema | undefined = schema.properties[name]
+    if (propertySchema === undefined) fail(path, 'is not a known option')
+    const propertyValue = value[name]
+    if (propertyValue === undefined) continue
+    const nested = (propertySchema as TObject).properties
+    if (isRecord(propertyValue) && propertySchema.type === 'object' && Object.keys(nested).length > 0) {
+      checkObject(propertySchema as TObject, propertyValue, path + '.', fail)
+      continue
+    }
+    if (!Value.Check(propertySchema, propertyValue)) {
+      fail(path, `expected ${String(propertySchema.description ?? describeSchema(propertySchema))}, ${describe(propertyValue)}`)
+    }
+  }
+}
+
+function describeSchema (schema: TSchema): string {
+  const items = schema.items as TSchema | undefined
+  if (schema.type === 'array' && items !== undefined) return `an array of ${describeSchema(items)}`
+  if (schema.pattern !== undefined) return `a string matching ${String(schema.pattern)}`
+  return String(schema.type ?? 'a valid value')
+}
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export interface ResolvedOptions {
+  store: 'memory' | 'redis' | CacheStore
+  redis: unknown
+  namespace: string
+  ttl: number
+  staleWhileRevalidate: number
+  staleIfError: number
+  tenant: ((request: FastifyRequest) => string | undefined) | undefined
+  maxEntryBytes: number
+  memoryMaxBytes: number
+  timeoutMs: number
+  statsRoute: false | { path: string, onRequest: onRequestHookHandler[] }
+}
+
+/** Validates the plugin options and fills in defaults; throws FST_RESPONSE_CACHE_INVALID_OPTION. */
+export function resolveOptions (options: unknown): ResolvedOptions {
+  const fail: Fail = (path, problem) => { throw new FST_RESPONSE_CACHE_INVALID_OPTION(path, problem) }
+  const opts = options ?? {}
+  if (!isRecord(opts)) fail('options', `expected an object, ${describe(opts)}`)
+  checkObject(optionsSchema, opts, '', fail)
+  const memory = opts.memory as Record<string, unknown> | undefined
+  const stats = opts.statsRoute
+  if (isRecord(stats)) checkObject(statsRouteSchema, stats, 'statsRoute.', fail)
+
+  const o = opts as ResponseCacheOptions
+  const ttl = o.ttl ?? DEFAULT_TTL
+  let statsRoute: ResolvedOptions['statsRoute'] = false
+  if (o.statsRoute === true) statsRoute = { path: DEFAULT_STATS_PATH, onRequest: [] }
+  if (isRecord(o.statsRoute)) {
+    const hooks = o.statsRoute.onRequest
+    statsRoute = {
+      path: o.statsRoute.path ?? DEFAULT_STATS_PATH,
+      onRequest: hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
+    }
+  }
+  return {
+    store: o.store ?? 'memory',
+    redis: o.redis,
+    namespace: o.namespace ?? DEFAULT_NAMESPACE,
+    ttl,
+    staleWhileRevalidate: o.staleWhileRevalidate ?? 0,
+    staleIfError: o.staleIfError ?? 0,
+    tenant: o.tenant,
+    maxEntryBytes: o.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
+    memoryMaxBytes: memory?.maxBytes as number | undefined ?? DEFAULT_MEMORY_MAX_BYTES,
+    timeoutMs: o.timeout ?? DEFAULT_TIMEOUT_MS,
+    statsRoute
+  }
+}
+
+export interface ResolvedRouteOptions {
+  ttl: number
+  staleWhileRevalidate: number
+  staleIfError: number
+  vary: string[]
+  tags: FromRequest<string[]> | undefined
+  key: ((request: FastifyRequest) => string | number | undefined) | undefined
+  invalidate: FromRequest<string[]> | undefined
+  statusCodes: Set<number>
+  ignoreCookies: boolean
+}
+
+/**
+ * Validates a route's `config.cache` against the plugin defaults; throws
+ * FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG naming the route. Returns undefined for an uncached route.
+ */
+export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions, routeName: string): ResolvedRouteOptions | undefined {
+  if (config === undefined || config === false) return undefined
+  const fail: Fail = (path, problem) => { throw new FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG(routeName, path, problem) }
+  if (config !== true && !isRecord(config)) fail('cache', `expected true, false or an object, ${describe(config)}`)
+  const c = (config === true ? {} : config) as RouteCacheOptions
+  if (config !== true) checkObject(routeSchema, config as Record<string, unknown>, '', fail)
+  return {
+    ttl: c.ttl ?? defaults.ttl,
+    staleWhileRevalidate: c.staleWhileRevalidate ?? defaults.staleWhileRevalidate,
+    staleIfError: c.staleIfError ?? defaults.staleIfError,
+    vary: [...new Set((c.vary ?? []).map((name) => name.toLowerCase()))],
+    tags: c.tags,
+    key: c.key,
+    invalidate: c.invalidate,
+    statusCodes: new Set(c.statusCodes ?? DEFAULT_STATUS_CODES),
+    ignoreCookies: c.ignoreCookies ?? false
+  }
+}

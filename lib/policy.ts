@@ -1,0 +1,95 @@
+import { parse as parseCacheControl } from '@tusbar/cache-control'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { HeaderValue } from './entry.js'
+import type { ResolvedRouteOptions } from './options.js'
+
+/** Methods whose response may be stored; PUT, PATCH and DELETE routes only invalidate. */
+export const CACHEABLE_METHODS = new Set(['GET', 'HEAD', 'POST', 'QUERY'])
+/** Methods keyed without a body: their lookup runs in onRequest, before the body is read. */
+export const BODYLESS_METHODS = new Set(['GET', 'HEAD'])
+
+/** Why a request skips the cache, or undefined when it may use it. */
+export function requestBypassReason (route: ResolvedRouteOptions, request: FastifyRequest, withBody: boolean): string | undefined {
+  const headers = request.headers
+  if (headers.authorization !== undefined && !route.vary.includes('authorization')) return 'authorization'
+  if (headers.cookie !== undefined && !route.ignoreCookies && !route.vary.includes('cookie')) return 'cookie'
+  // A body on GET or HEAD is not keyed, so such a request must not read or fill the shared entry.
+  if (!withBody && (headers['transfer-encoding'] !== undefined ||
+      (headers['content-length'] !== undefined && headers['content-length'] !== '0'))) return 'request-body'
+  return undefined
+}
+
+/** The payload as bytes to store, or undefined for streams and anything else not held in memory. */
+export function payloadBytes (payload: unknown): Buffer | undefined {
+  if (typeof payload === 'string') return Buffer.from(payload)
+  if (payload === undefined || payload === null) return Buffer.alloc(0)
+  // A copy: the caller may reuse or change its buffer after sending.
+  if (ArrayBuffer.isView(payload)) return Buffer.from(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength))
+  return undefined
+}
+
+function headerList (value: HeaderValue | number | undefined): string[] {
+  if (value === undefined) return []
+  const joined = Array.isArray(value) ? value.join(',') : String(value)
+  return joined.split(',').map((part) => part.trim().toLowerCase()).filter((part) => part !== '')
+}
+
+/**
+ * Seconds the response may be stored for, or the reason it may not be stored at all. The response's
+ * own `s-maxage` (or `max-age`) may shorten the route's TTL, never lengthen it.
+ */
+export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number): number | string {
+  if (!route.statusCodes.has(reply.statusCode)) return 'status'
+  if (reply.hasHeader('set-cookie')) return 'set-cookie'
+  if (bodyBytes > maxEntryBytes) return 'too-large'
+  for (const name of headerList(reply.getHeader('vary') as HeaderValue | undefined)) {
+    if (name === '*') return 'vary-star'
+    // The response depends on a request header the key does not hold: sharing it would be wrong.
+    if (!route.vary.includes(name)) return 'vary-unkeyed'
+  }
+  let ttl = route.ttl
+  const cacheControl = reply.getHeader('cache-control')
+  if (cacheControl !== undefined) {
+    const directives = parseCacheControl(String(cacheControl))
+    if (directives.noStore === true) return 'no-store'
+    // private="field" included: storing the rest safely would take a field-by-field strip.
+    if (directives.private === true) return 'private'
+    if (directives.noCache === true) return 'no-cache'
+    const limit = directives.sharedMaxAge ?? directives.maxAge
+    if (limit !== null && limit < ttl) ttl = limit
+    if (ttl <= 0) return 'max-age'
+  }
+  return ttl
+}
+
+/** Headers that describe one connection, or that the cache itself sets, are not stored. */
+const NOT_STORED = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te',
+  'trailer', 'transfer-encoding', 'upgrade', 'set-cookie', 'content-length', 'x-cache', 'age', 'date'
+])
+
+export function storedHeaders (headers: Record<string, HeaderValue | number | undefined>): Record<string, HeaderValue> {
+  const named = new Set(headerList(headers.connection as HeaderValue | undefined))
+  const out: Record<string, HeaderValue> = {}
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined || NOT_STORED.has(name) || named.has(name)) continue
+    out[name] = typeof value === 'number' ? String(value) : value
+  }
+  return out
+}
+
+/** Headers a 304 carries (RFC 9110, section 15.4.5). */
+export const NOT_MODIFIED_HEADERS = ['cache-control', 'content-location', 'etag', 'expires', 'vary', 'last-modified']
+
+/** `If-None-Match` against an entry's etag, with the weak comparison RFC 9110 asks for. */
+export function etagMatches (ifNoneMatch: string | undefined, etag: string): boolean {
+  if (ifNoneMatch === undefined) return false
+  if (ifNoneMatch.trim() === '*') return true
+  const opaque = etag.startsWith('W/') ? etag.slice(2) : etag
+  for (const candidate of ifNoneMatch.split(',')) {
+    const tag = candidate.trim()
+    if ((tag.startsWith('W/') ? tag.slice(2) : tag) === opaque) return true
+  }
+  return false
+}

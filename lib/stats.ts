@@ -1,0 +1,72 @@
+import type { StoreStats } from './stores/store.js'
+
+/** Counters of one route and method, bumped in place on the request path. */
+export class RouteCounters {
+  hits = 0
+  misses = 0
+  stale = 0
+  bypasses = 0
+  stores = 0
+  errors = 0
+}
+
+export interface CounterSnapshot {
+  hits: number
+  misses: number
+  stale: number
+  bypasses: number
+  stores: number
+  errors: number
+  /** (hits + stale) / (hits + stale + misses), 0 when nothing was looked up. */
+  hitRatio: number
+}
+
+export interface CacheStats {
+  total: CounterSnapshot
+  /** Keyed by method and route pattern, as `"GET /items/:id"`. */
+  routes: Record<string, CounterSnapshot>
+  store: StoreStats & { name: string }
+}
+
+function snapshot (c: RouteCounters): CounterSnapshot {
+  const served = c.hits + c.stale
+  const looked = served + c.misses
+  return {
+    hits: c.hits,
+    misses: c.misses,
+    stale: c.stale,
+    bypasses: c.bypasses,
+    stores: c.stores,
+    errors: c.errors,
+    hitRatio: looked === 0 ? 0 : served / looked
+  }
+}
+
+export class Stats {
+  readonly #routes = new Map<string, RouteCounters>()
+  /** Errors outside any route: store trouble during invalidation or clear. */
+  readonly other = new RouteCounters()
+
+  /** One set of counters per route id; routes that share an id share counters. */
+  forRoute (id: string): RouteCounters {
+    let counters = this.#routes.get(id)
+    if (counters === undefined) this.#routes.set(id, counters = new RouteCounters())
+    return counters
+  }
+
+  snapshot (store: StoreStats & { name: string }): CacheStats {
+    const total = new RouteCounters()
+    total.errors = this.other.errors
+    const routes: Record<string, CounterSnapshot> = {}
+    for (const [id, c] of this.#routes) {
+      routes[id] = snapshot(c)
+      total.hits += c.hits
+      total.misses += c.misses
+      total.stale += c.stale
+      total.bypasses += c.bypasses
+      total.stores += c.stores
+      total.errors += c.errors
+    }
+    return { total: snapshot(total), routes, store }
+  }
+}

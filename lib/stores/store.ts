@@ -1,0 +1,36 @@
+import type { CacheEntry } from '../entry.js'
+
+export type MaybePromise<T> = T | Promise<T>
+
+export interface StoreSetOptions {
+  /** Seconds the store keeps the entry: its freshness plus any stale windows. */
+  ttl: number
+  /** Tags the entry can be invalidated by. */
+  tags?: readonly string[]
+}
+
+export interface StoreStats {
+  entries: number
+  bytes: number
+  evictions: number
+}
+
+/**
+ * Where entries live. The memory and Redis stores implement it; so can a custom store passed as
+ * `store`. Methods may answer synchronously (the memory store does, to keep hits off the microtask
+ * queue) or with a promise; the plugin bounds promised calls by `timeout`.
+ */
+export interface CacheStore {
+  readonly name: string
+  get: (key: string) => MaybePromise<CacheEntry | undefined>
+  set: (key: string, entry: CacheEntry, options: StoreSetOptions) => MaybePromise<void>
+  delete: (key: string) => MaybePromise<boolean>
+  /** Drops every entry stored with any of the tags; answers how many were dropped. */
+  invalidateTags: (tags: readonly string[]) => MaybePromise<number>
+  /** Drops every entry of this store's namespace. */
+  clear: () => MaybePromise<void>
+  stats?: () => MaybePromise<StoreStats>
+  close?: () => MaybePromise<void>
+}
+
+export const STORE_METHODS = ['get', 'set', 'delete', 'invalidateTags', 'clear'] as const

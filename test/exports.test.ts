@@ -1,0 +1,35 @@
+import Fastify from 'fastify'
+import { createRequire } from 'node:module'
+import t from 'tap'
+
+// The package as users load it: by name, through package.json "exports", from the built dist/.
+const require = createRequire(import.meta.url)
+
+t.test('ESM default and named exports are the same plugin', async (t) => {
+  const mod = await import('fastify-response-cache')
+  t.type(mod.default, 'function')
+  t.equal(mod.fastifyResponseCache, mod.default)
+  t.equal((mod.default as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')], 'fastify-response-cache')
+})
+
+t.test('CommonJS require gives the plugin, with default and named properties', async (t) => {
+  const plugin = require('fastify-response-cache')
+  t.type(plugin, 'function')
+  t.equal(plugin.default, plugin)
+  t.equal(plugin.fastifyResponseCache, plugin)
+  t.type(plugin.MemoryStore, 'function')
+  t.equal(plugin.errors.FST_RESPONSE_CACHE_INVALID_OPTION.name, 'FastifyError')
+})
+
+t.test('the CommonJS build caches a route', async (t) => {
+  const plugin = require('fastify-response-cache')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(plugin)
+  app.get('/', { config: { cache: true } }, async () => ({ at: process.hrtime.bigint().toString() }))
+  const first = await app.inject('/')
+  const second = await app.inject('/')
+  t.equal(first.headers['x-cache'], 'MISS')
+  t.equal(second.headers['x-cache'], 'HIT')
+  t.equal(second.body, first.body)
+})

@@ -1,0 +1,106 @@
+import t from 'tap'
+import { encodeSegment, routeSegment, tenantSegment } from '../lib/key.js'
+import { MemoryStore } from '../lib/stores/memory.js'
+import { cachedApp, counter } from './helpers/app.js'
+
+t.test('segments hold no delimiter, glob or hash tag character, and never collide', async (t) => {
+  const inputs = ['a:b', 'a%3Ab', 'a*', 'a?', 'a[b]', '{tag}', 'line\nbreak', 'é', '%', '', ' ', 'x'.repeat(5000)]
+  const encoded = inputs.map(encodeSegment)
+  t.equal(new Set(encoded).size, inputs.length)
+  for (const e of encoded) t.match(e, /^[A-Za-z0-9._%-]*$/)
+  t.equal(routeSegment('GET', '/items/:id'), 'GET:%2Fitems%2F%3Aid')
+  t.equal(tenantSegment(undefined), '-')
+  t.match(tenantSegment('acme'), /^t[A-Za-z0-9_-]{22}$/)
+  t.equal(tenantSegment('x'.repeat(10_000)).length, 23)
+  t.not(tenantSegment(''), tenantSegment('-'))
+})
+
+/** Captures every key the plugin asks the store for. */
+class KeyLog extends MemoryStore {
+  readonly keys: string[] = []
+  override get (key: string): ReturnType<MemoryStore['get']> {
+    this.keys.push(key)
+    return super.get(key)
+  }
+}
+
+t.test('key layout: namespace, tenant, method, route pattern, hash', async (t) => {
+  const store = new KeyLog({ maxBytes: 1_000_000 })
+  const app = await cachedApp(t, { store, namespace: 'app.v1', tenant: (r) => r.headers['x-tenant'] as string | undefined })
+  app.get('/items/:id', { config: { cache: true } }, async () => 'x')
+  await app.inject('/items/1')
+  await app.inject({ url: '/items/1', headers: { 'x-tenant': 'acme' } })
+  t.match(store.keys[0], /^app\.v1:-:GET:%2Fitems%2F%3Aid:[A-Za-z0-9_-]{43}$/)
+  t.match(store.keys[1], /^app\.v1:t[A-Za-z0-9_-]{22}:GET:%2Fitems%2F%3Aid:[A-Za-z0-9_-]{43}$/)
+  t.not(store.keys[0].slice(-43), store.keys[1].slice(-43 - 24, -24), 'tenant is outside the hash')
+})
+
+t.test('delimiter tricks in path parameters, queries, vary values and key parts do not collide', async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  const body = async (): Promise<{ run: number }> => ({ run: runs.next() })
+  app.get('/p/:a/:b', { config: { cache: true } }, body)
+  app.get('/q', { config: { cache: { vary: ['x-a', 'x-b'] } } }, body)
+  app.get('/k', { config: { cache: { key: (request) => request.headers['x-key'] as string | undefined } } }, body)
+  const variants = [
+    { url: '/p/a:b/c' }, { url: '/p/a/b:c' }, { url: '/p/a%253Ab/c' }, { url: '/p/*/c' }, { url: '/p/%3F/c' },
+    { url: '/q?a=1&b=2' }, { url: '/q?a=1%26b%3D2' }, { url: '/q?a=1,b=2' }, { url: '/q?a=*' }, { url: '/q?a=%0A' },
+    { url: '/q?x=' + 'y'.repeat(6000) }, { url: '/q?x=' + 'y'.repeat(6001) },
+    { url: '/q', headers: { 'x-a': 'a:b', 'x-b': 'c' } }, { url: '/q', headers: { 'x-a': 'a', 'x-b': 'b:c' } },
+    { url: '/q', headers: { 'x-a': 'a","b' } }, { url: '/q', headers: { 'x-a': '' } },
+    { url: '/k', headers: { 'x-key': 'a:b' } }, { url: '/k', headers: { 'x-key': 'a' } }, { url: '/k', headers: { 'x-key': 'null' } }, { url: '/k' }
+  ]
+  for (const v of variants) t.equal((await app.inject(v)).headers['x-cache'], 'MISS', JSON.stringify(v).slice(0, 80))
+  for (const v of variants) t.equal((await app.inject(v)).headers['x-cache'], 'HIT', JSON.stringify(v).slice(0, 80))
+  t.equal(runs.runs, variants.length)
+  // Fastify decodes parameters: an encoded colon is the same parameter value, so the same entry.
+  t.equal((await app.inject('/p/a%3Ab/c')).headers['x-cache'], 'HIT')
+})
+
+t.test('tenants never read each other, however their ids are crafted', async (t) => {
+  const app = await cachedApp(t, { tenant: (request) => request.headers['x-tenant'] as string | undefined })
+  app.get('/me', { config: { cache: true } }, async (request) => ({ tenant: request.headers['x-tenant'] ?? null }))
+  const tenants = ['a', 'a:b', 'a:', ':b', '*', 'a*', '?', '[a]', '{a}', '-', '', 'line\nbreak'.replace('\n', ' '), 'é', 'x'.repeat(8000), 'null', 'undefined']
+  for (const tenant of [undefined, ...tenants]) {
+    const headers = tenant === undefined ? {} : { 'x-tenant': tenant }
+    t.equal((await app.inject({ url: '/me', headers })).headers['x-cache'], 'MISS', String(tenant).slice(0, 20))
+  }
+  for (const tenant of [undefined, ...tenants]) {
+    const headers = tenant === undefined ? {} : { 'x-tenant': tenant }
+    const hit = await app.inject({ url: '/me', headers })
+    t.equal(hit.headers['x-cache'], 'HIT')
+    t.same(JSON.parse(hit.body), { tenant: tenant ?? null })
+  }
+})
+
+t.test('a numeric tenant keys like its string, anything else means no tenant', async (t) => {
+  let tenant: unknown = 7
+  const app = await cachedApp(t, { tenant: () => tenant as string })
+  app.get('/t', { config: { cache: true } }, async () => 'x')
+  await app.inject('/t')
+  tenant = '7'
+  t.equal((await app.inject('/t')).headers['x-cache'], 'HIT')
+  tenant = { id: 7 }
+  t.equal((await app.inject('/t')).headers['x-cache'], 'MISS')
+  tenant = undefined
+  t.equal((await app.inject('/t')).headers['x-cache'], 'HIT', 'an object tenant was treated as no tenant')
+})
+
+t.test('the protocol is keyed: https behind a trusted proxy does not share with http', async (t) => {
+  const app = await cachedApp(t, {}, { trustProxy: true })
+  app.get('/proto', { config: { cache: true } }, async (request) => request.protocol)
+  t.equal((await app.inject('/proto')).body, 'http')
+  const https = await app.inject({ url: '/proto', headers: { 'x-forwarded-proto': 'https' } })
+  t.equal(https.headers['x-cache'], 'MISS')
+  t.equal(https.body, 'https')
+})
+
+t.test('without trustProxy, x-forwarded-host and -proto cannot change an entry', async (t) => {
+  const app = await cachedApp(t)
+  app.get('/link', { config: { cache: true } }, async (request) => `${request.protocol}://${request.host}/x`)
+  const poison = await app.inject({ url: '/link', headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' } })
+  t.equal(poison.body, 'http://localhost:80/x')
+  const normal = await app.inject('/link')
+  t.equal(normal.headers['x-cache'], 'HIT')
+  t.equal(normal.body, 'http://localhost:80/x')
+})

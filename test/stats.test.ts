@@ -1,0 +1,44 @@
+import t from 'tap'
+import { cachedApp } from './helpers/app.js'
+
+t.test('counters in total and per route', async (t) => {
+  const app = await cachedApp(t)
+  app.get('/a', { config: { cache: true } }, async () => 'a')
+  app.get('/b', { config: { cache: true } }, async () => 'b')
+  await app.inject('/a')
+  await app.inject('/a')
+  await app.inject('/a')
+  await app.inject('/b')
+  await app.inject({ url: '/b', headers: { authorization: 'x' } })
+  const stats = app.cache.stats()
+  t.same(stats.routes['GET /a'], { hits: 2, misses: 1, stale: 0, bypasses: 0, stores: 1, errors: 0, hitRatio: 2 / 3 })
+  t.same(stats.routes['GET /b'], { hits: 0, misses: 1, stale: 0, bypasses: 1, stores: 1, errors: 0, hitRatio: 0 })
+  t.same(stats.total, { hits: 2, misses: 2, stale: 0, bypasses: 1, stores: 2, errors: 0, hitRatio: 0.5 })
+  t.equal(stats.store.name, 'memory')
+  t.equal(stats.store.entries, 2)
+  t.ok(stats.store.bytes > 0)
+  t.equal(stats.store.evictions, 0)
+})
+
+t.test('statsRoute: off by default, JSON when on, protected by its own onRequest hook', async (t) => {
+  const off = await cachedApp(t)
+  await off.ready()
+  t.equal((await off.inject('/cache/stats')).statusCode, 404)
+
+  const app = await cachedApp(t, {
+    tenant: (request) => request.headers['x-tenant'] as string,
+    statsRoute: {
+      path: '/ops/cache',
+      onRequest: async (request, reply) => { if (request.headers['x-admin'] !== 'yes') await reply.code(401).send('no') }
+    }
+  })
+  app.get('/items/:id', { config: { cache: true } }, async () => 'x')
+  await app.inject({ url: '/items/secret-item', headers: { 'x-tenant': 'tenant-acme' } })
+  t.equal((await app.inject('/ops/cache')).statusCode, 401)
+  const r = await app.inject({ url: '/ops/cache', headers: { 'x-admin': 'yes' } })
+  t.equal(r.statusCode, 200)
+  const body = JSON.parse(r.body)
+  t.equal(body.routes['GET /items/:id'].misses, 1)
+  t.equal(body.store.entries, 1)
+  t.notMatch(r.body, /tenant-acme|secret-item|rc:/, 'no keys, tenant ids or values')
+})

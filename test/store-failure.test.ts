@@ -1,0 +1,111 @@
+import t from 'tap'
+import type { CacheEntry } from '../lib/entry.js'
+import { MemoryStore } from '../lib/stores/memory.js'
+import type { CacheStore, StoreSetOptions } from '../lib/stores/store.js'
+import { TroubleLog } from '../lib/store-guard.js'
+import { cachedApp, counter, logCapture } from './helpers/app.js'
+
+/** A store that answers through promises, and can be made to fail or hang on demand. */
+class FlakyStore implements CacheStore {
+  readonly name = 'flaky'
+  readonly inner = new MemoryStore({ maxBytes: 1_000_000 })
+  mode: 'ok' | 'throw' | 'reject' | 'hang' = 'ok'
+  closed = false
+
+  async #run<T>(fn: () => T): Promise<T> {
+    if (this.mode === 'throw') throw new Error('sync failure')
+    if (this.mode === 'reject') return await Promise.reject(new Error('connection refused'))
+    if (this.mode === 'hang') return await new Promise<T>(() => {})
+    return fn()
+  }
+
+  get (key: string): Promise<CacheEntry | undefined> {
+    if (this.mode === 'throw') throw new Error('sync failure')
+    return this.#run(() => this.inner.get(key))
+  }
+
+  set (key: string, entry: CacheEntry, options: StoreSetOptions): Promise<void> {
+    if (this.mode === 'throw') throw new Error('sync failure')
+    return this.#run(() => this.inner.set(key, entry, options))
+  }
+
+  async delete (key: string): Promise<boolean> { return this.inner.delete(key) }
+  async invalidateTags (tags: readonly string[]): Promise<number> { return this.inner.invalidateTags(tags) }
+  async clear (): Promise<void> { this.inner.clear() }
+  async stats (): Promise<never> { throw new Error('not synchronous') }
+  async close (): Promise<void> { this.closed = true }
+}
+
+t.test('an asynchronous store: MISS then HIT', async (t) => {
+  const store = new FlakyStore()
+  const app = await cachedApp(t, { store })
+  app.get('/a', { config: { cache: true } }, async () => 'a')
+  t.equal((await app.inject('/a')).headers['x-cache'], 'MISS')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal((await app.inject('/a')).headers['x-cache'], 'HIT')
+  t.same(app.cache.stats().store, { name: 'flaky', entries: 0, bytes: 0, evictions: 0 }, 'async stats are not awaited')
+})
+
+for (const mode of ['throw', 'reject', 'hang'] as const) {
+  t.test(`a store that fails (${mode}) never fails the request`, async (t) => {
+    const store = new FlakyStore()
+    const { lines, logger } = logCapture('warn')
+    const app = await cachedApp(t, { store, timeout: 30 }, { logger })
+    const runs = counter()
+    app.get('/a', { config: { cache: true } }, async () => ({ run: runs.next() }))
+    await app.inject('/a')
+    store.mode = mode
+    const responses = await Promise.all(Array.from({ length: 20 }, async () => await app.inject('/a')))
+    for (const r of responses) {
+      t.equal(r.statusCode, 200)
+      t.equal(r.headers['x-cache'], 'BYPASS')
+    }
+    t.equal(runs.runs, 21)
+    const stats = app.cache.stats().routes['GET /a']
+    t.ok(stats.errors >= 20, `errors ${stats.errors}`)
+    t.equal(stats.bypasses, 20)
+    const warnings = lines.filter((l) => l.msg?.toString().startsWith('response cache store trouble'))
+    t.equal(warnings.length, 1, 'store trouble is logged once, not per request')
+    store.mode = 'ok'
+    await app.inject('/a')
+    t.equal((await app.inject('/a')).headers['x-cache'], 'HIT', 'back to normal once the store answers')
+  })
+}
+
+t.test('a failed set is counted, and the response is still sent', async (t) => {
+  const store = new FlakyStore()
+  const app = await cachedApp(t, { store, timeout: 20 })
+  app.get('/s', { config: { cache: true } }, async () => 's')
+  const original = store.get.bind(store)
+  store.get = async (key) => await original(key)
+  store.set = async () => { throw new Error('read only replica') }
+  const r = await app.inject('/s')
+  t.equal(r.statusCode, 200)
+  t.equal(r.headers['x-cache'], 'MISS')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(app.cache.stats().total.errors, 1)
+  t.equal(app.cache.stats().total.stores, 0)
+})
+
+t.test('a store passed in is not closed by the plugin; the memory store it made is', async (t) => {
+  const store = new FlakyStore()
+  const app = await cachedApp(t, { store })
+  await app.close()
+  t.equal(store.closed, false)
+})
+
+t.test('TroubleLog reports the suppressed count with the next line', async (t) => {
+  const logged: unknown[] = []
+  const log = { warn: (obj: unknown) => { logged.push(obj) } } as unknown as import('fastify').FastifyBaseLogger
+  const trouble = new TroubleLog(log, 0)
+  trouble.report('get', Object.assign(new Error('down'), { code: 'ECONNREFUSED' }))
+  trouble.report('get', 'plain string')
+  t.same(logged, [
+    { responseCache: { operation: 'get', code: 'ECONNREFUSED', error: 'down', suppressed: 0 } },
+    { responseCache: { operation: 'get', code: undefined, error: 'plain string', suppressed: 0 } }
+  ])
+  const slow = new TroubleLog(log, 60_000)
+  slow.report('set', new Error('a'))
+  slow.report('set', new Error('b'))
+  t.equal(logged.length, 3)
+})

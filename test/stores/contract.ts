@@ -1,0 +1,129 @@
+import type { Test } from 'tap'
+import type { CacheEntry } from '../../lib/entry.js'
+import type { CacheStore } from '../../lib/stores/store.js'
+
+/** An entry with a body of `size` bytes. */
+export function makeEntry (body: string | Buffer = 'hello', overrides: Partial<CacheEntry> = {}): CacheEntry {
+  return {
+    status: 200,
+    headers: { 'content-type': 'text/plain', 'x-multi': ['a', 'b'] },
+    body: Buffer.isBuffer(body) ? body : Buffer.from(body),
+    storedAt: Date.now(),
+    ttl: 60,
+    etag: '"e1"',
+    ...overrides
+  }
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/**
+ * What every store must do. `make` gives a fresh, empty store for each subtest; memory, Redis and
+ * Cluster stores all run this suite.
+ */
+export function storeContract (t: Test, make: (t: Test) => Promise<CacheStore> | CacheStore): void {
+  t.test('get of an unknown key is undefined', async (t) => {
+    const store = await make(t)
+    t.equal(await store.get('rc:-:GET:%2F:nothing'), undefined)
+  })
+
+  t.test('set then get returns the same status, headers, body, validators and times', async (t) => {
+    const store = await make(t)
+    const entry = makeEntry(Buffer.from([0, 1, 2, 255, 254]), { status: 203, etag: 'W/"weak"', ttl: 30 })
+    await store.set('k1', entry, { ttl: 30 })
+    const got = await store.get('k1')
+    t.ok(got)
+    t.equal(got?.status, 203)
+    t.same(got?.headers, entry.headers)
+    t.ok(got?.body.equals(entry.body))
+    t.equal(got?.etag, 'W/"weak"')
+    t.equal(got?.storedAt, entry.storedAt)
+    t.equal(got?.ttl, 30)
+  })
+
+  t.test('an empty body survives', async (t) => {
+    const store = await make(t)
+    await store.set('empty', makeEntry(''), { ttl: 10 })
+    t.equal((await store.get('empty'))?.body.length, 0)
+  })
+
+  t.test('set replaces an earlier entry under the same key', async (t) => {
+    const store = await make(t)
+    await store.set('k', makeEntry('one'), { ttl: 10 })
+    await store.set('k', makeEntry('two'), { ttl: 10 })
+    t.equal((await store.get('k'))?.body.toString(), 'two')
+  })
+
+  t.test('delete removes one key and says whether it was there', async (t) => {
+    const store = await make(t)
+    await store.set('a', makeEntry('a'), { ttl: 10 })
+    await store.set('b', makeEntry('b'), { ttl: 10 })
+    t.equal(await store.delete('a'), true)
+    t.equal(await store.delete('a'), false)
+    t.equal(await store.get('a'), undefined)
+    t.equal((await store.get('b'))?.body.toString(), 'b')
+  })
+
+  t.test('an entry is gone once its store TTL has passed', async (t) => {
+    const store = await make(t)
+    await store.set('short', makeEntry('x'), { ttl: 0.05 })
+    await store.set('long', makeEntry('y'), { ttl: 60 })
+    await sleep(120)
+    t.equal(await store.get('short'), undefined)
+    t.equal((await store.get('long'))?.body.toString(), 'y')
+  })
+
+  t.test('invalidateTags drops exactly the tagged entries and counts them', async (t) => {
+    const store = await make(t)
+    await store.set('i1', makeEntry('1'), { ttl: 10, tags: ['item:1', 'items'] })
+    await store.set('i2', makeEntry('2'), { ttl: 10, tags: ['item:2', 'items'] })
+    await store.set('other', makeEntry('o'), { ttl: 10, tags: ['users'] })
+    await store.set('untagged', makeEntry('u'), { ttl: 10 })
+    t.equal(await store.invalidateTags(['item:1']), 1)
+    t.equal(await store.get('i1'), undefined)
+    t.ok(await store.get('i2'))
+    t.equal(await store.invalidateTags(['items', 'nothing-has-this']), 1)
+    t.equal(await store.get('i2'), undefined)
+    t.ok(await store.get('other'))
+    t.ok(await store.get('untagged'))
+    t.equal(await store.invalidateTags([]), 0)
+    t.equal(await store.invalidateTags(['items']), 0)
+  })
+
+  t.test('tags with glob and delimiter characters are matched literally', async (t) => {
+    const store = await make(t)
+    await store.set('g1', makeEntry('1'), { ttl: 10, tags: ['a*'] })
+    await store.set('g2', makeEntry('2'), { ttl: 10, tags: ['ab'] })
+    await store.set('g3', makeEntry('3'), { ttl: 10, tags: ['a:b{x}?'] })
+    t.equal(await store.invalidateTags(['a*']), 1)
+    t.ok(await store.get('g2'))
+    t.equal(await store.invalidateTags(['a:b{x}']), 0)
+    t.ok(await store.get('g3'))
+  })
+
+  t.test('an overwritten entry no longer answers to its old tags', async (t) => {
+    const store = await make(t)
+    await store.set('k', makeEntry('old'), { ttl: 10, tags: ['old'] })
+    await store.set('k', makeEntry('new'), { ttl: 10, tags: ['new'] })
+    t.equal(await store.invalidateTags(['old']), 0)
+    t.equal((await store.get('k'))?.body.toString(), 'new')
+    t.equal(await store.invalidateTags(['new']), 1)
+  })
+
+  t.test('clear drops everything', async (t) => {
+    const store = await make(t)
+    await store.set('c1', makeEntry('1'), { ttl: 10, tags: ['t'] })
+    await store.set('c2', makeEntry('2'), { ttl: 10 })
+    await store.clear()
+    t.equal(await store.get('c1'), undefined)
+    t.equal(await store.get('c2'), undefined)
+    t.equal(await store.invalidateTags(['t']), 0)
+  })
+
+  t.test('keys with odd characters are kept apart', async (t) => {
+    const store = await make(t)
+    const keys = ['a:b', 'a*', 'a?', 'a\nb', 'a{b}', 'é', 'x'.repeat(2000)]
+    for (const [i, key] of keys.entries()) await store.set(key, makeEntry(String(i)), { ttl: 10 })
+    for (const [i, key] of keys.entries()) t.equal((await store.get(key))?.body.toString(), String(i), key.slice(0, 10))
+  })
+}
