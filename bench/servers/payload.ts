@@ -1,0 +1,28 @@
+/** The object every scenario answers with: about 0.7 KB of JSON, like a typical API record. */
+export const PRODUCT = {
+  id: 42,
+  sku: 'SKU-0042-XL',
+  name: 'Insulated stainless steel water bottle, 750 ml',
+  description: 'Double-walled vacuum insulation keeps drinks cold for 24 hours and hot for 12. Leak-proof lid, powder-coated finish.',
+  price: { amount: 2999, currency: 'EUR' },
+  stock: { warehouse: 'AMS-2', available: 183, reserved: 12 },
+  tags: ['outdoor', 'kitchen', 'travel', 'eco'],
+  ratings: { average: 4.6, count: 1289 },
+  dimensions: { heightMm: 265, diameterMm: 74, weightG: 410 },
+  variants: [
+    { color: 'black', sku: 'SKU-0042-XL-BK' },
+    { color: 'sage', sku: 'SKU-0042-XL-SG' },
+    { color: 'sand', sku: 'SKU-0042-XL-SD' }
+  ],
+  updatedAt: '2026-11-01T09:30:00.000Z'
+}
+
+export const PRODUCT_JSON = Buffer.from(JSON.stringify(PRODUCT))
+
+export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/** The slow handler's data function: a 20 ms database round trip. */
+export async function loadProduct (): Promise<typeof PRODUCT> {
+  await sleep(20)
+  return PRODUCT
+}
