@@ -1,7 +1,6 @@
 import type { StoreStats } from './stores/store.js'
 import type { CacheStats, Stats } from './stats.js'
-import { isPromise } from './store-guard.js'
-import type { CacheStore } from './stores/store.js'
+import { isPromise, type GuardedStore } from './store-guard.js'
 
 /** `app.cache`. This release has `stats`, `invalidate` by tags and `clear`; the value API follows. */
 export interface ResponseCacheClient {
@@ -13,7 +12,11 @@ export interface ResponseCacheClient {
   clear: () => Promise<void>
 }
 
-export function createClient (store: CacheStore, stats: Stats): ResponseCacheClient {
+/** clear() walks the namespace with SCAN: it gets longer than a request-path call. */
+export const CLEAR_TIMEOUT_MS = 30_000
+
+export function createClient (guarded: GuardedStore, stats: Stats): ResponseCacheClient {
+  const store = guarded.store
   const storeStats = (): StoreStats & { name: string } => {
     const figures = store.stats?.()
     // stats() stays synchronous: a store that answers with a promise reports zeros here.
@@ -25,7 +28,7 @@ export function createClient (store: CacheStore, stats: Stats): ResponseCacheCli
   }
   return {
     stats: () => stats.snapshot(storeStats()),
-    invalidate: async ({ tags }) => tags === undefined || tags.length === 0 ? 0 : await store.invalidateTags(tags),
-    clear: async () => { await store.clear() }
+    invalidate: async ({ tags }) => tags === undefined || tags.length === 0 ? 0 : await guarded.run('invalidateTags', () => store.invalidateTags(tags)),
+    clear: async () => { await guarded.run('clear', () => store.clear(), CLEAR_TIMEOUT_MS) }
   }
 }

@@ -1,3 +1,5 @@
+import lz4 from 'lz4-napi'
+
 /** Header values as Node and Fastify hold them. */
 export type HeaderValue = string | string[]
 
@@ -37,4 +39,128 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
 
 export function isFresh (entry: CacheEntry, now: number): boolean {
   return now - entry.storedAt < entry.ttl * 1000
+}
+
+// The binary form Redis holds: one value per entry, no JSON or base64 around the body.
+//
+//   u8  format version (ENTRY_FORMAT_VERSION)
+//   u8  body encoding (0 raw, 1 lz4 block)
+//   u16 status
+//   f64 storedAt (ms since the epoch)
+//   f64 ttl (seconds fresh)
+//   u32 body length before encoding
+//   u16 etag length, etag bytes
+//   u16 header count, then per header: u16 name length, name, u16 value count,
+//       then per value: u32 length, bytes (latin1, as Node holds header values)
+//   the body, encoded, to the end
+//
+// A later release reads the version byte first: it can read old versions or treat them as misses.
+
+export const ENTRY_FORMAT_VERSION = 1
+export const BODY_RAW = 0
+export const BODY_LZ4 = 1
+/** Bodies at least this large are compressed, and kept compressed only when that saves a tenth. */
+export const COMPRESS_MIN_BYTES = 1024
+
+const FIXED_BYTES = 1 + 1 + 2 + 8 + 8 + 4
+
+export class CorruptEntryError extends Error {
+  override name = 'CorruptEntryError'
+}
+
+export function encodeEntry (entry: CacheEntry): Buffer {
+  let body = entry.body
+  let encoding = BODY_RAW
+  if (body.length >= COMPRESS_MIN_BYTES) {
+    const packed = lz4.compressSync(body)
+    if (packed.length < body.length * 0.9) {
+      body = packed
+      encoding = BODY_LZ4
+    }
+  }
+  const names = Object.keys(entry.headers)
+  let size = FIXED_BYTES + 2 + Buffer.byteLength(entry.etag, 'latin1') + 2
+  for (const name of names) {
+    const value = entry.headers[name]
+    size += 2 + Buffer.byteLength(name, 'latin1') + 2
+    for (const v of typeof value === 'string' ? [value] : value) size += 4 + Buffer.byteLength(v, 'latin1')
+  }
+  size += body.length
+
+  const out = Buffer.allocUnsafe(size)
+  let at = out.writeUInt8(ENTRY_FORMAT_VERSION, 0)
+  at = out.writeUInt8(encoding, at)
+  at = out.writeUInt16BE(entry.status, at)
+  at = out.writeDoubleBE(entry.storedAt, at)
+  at = out.writeDoubleBE(entry.ttl, at)
+  at = out.writeUInt32BE(entry.body.length, at)
+  const writeString = (text: string, lengthBytes: 2 | 4): void => {
+    const length = Buffer.byteLength(text, 'latin1')
+    at = lengthBytes === 2 ? out.writeUInt16BE(length, at) : out.writeUInt32BE(length, at)
+    at += out.write(text, at, 'latin1')
+  }
+  writeString(entry.etag, 2)
+  at = out.writeUInt16BE(names.length, at)
+  for (const name of names) {
+    const value = entry.headers[name]
+    const values = typeof value === 'string' ? [value] : value
+    writeString(name, 2)
+    at = out.writeUInt16BE(values.length, at)
+    for (const v of values) writeString(v, 4)
+  }
+  body.copy(out, at)
+  return out
+}
+
+/** Reads an entry; throws CorruptEntryError for anything that is not a whole entry of a known version. */
+export function decodeEntry (data: Buffer): CacheEntry {
+  let at = 0
+  const need = (bytes: number): void => {
+    if (at + bytes > data.length) throw new CorruptEntryError(`entry truncated at byte ${at}`)
+  }
+  need(FIXED_BYTES)
+  const version = data.readUInt8(0)
+  if (version !== ENTRY_FORMAT_VERSION) throw new CorruptEntryError(`unknown entry format version ${version}`)
+  const encoding = data.readUInt8(1)
+  if (encoding !== BODY_RAW && encoding !== BODY_LZ4) throw new CorruptEntryError(`unknown body encoding ${encoding}`)
+  const status = data.readUInt16BE(2)
+  const storedAt = data.readDoubleBE(4)
+  const ttl = data.readDoubleBE(12)
+  const bodyLength = data.readUInt32BE(20)
+  at = FIXED_BYTES
+  const readString = (lengthBytes: 2 | 4): string => {
+    need(lengthBytes)
+    const length = lengthBytes === 2 ? data.readUInt16BE(at) : data.readUInt32BE(at)
+    at += lengthBytes
+    need(length)
+    const text = data.toString('latin1', at, at + length)
+    at += length
+    return text
+  }
+  const etag = readString(2)
+  need(2)
+  const count = data.readUInt16BE(at)
+  at += 2
+  const headers: Record<string, HeaderValue> = {}
+  for (let i = 0; i < count; i++) {
+    const name = readString(2)
+    need(2)
+    const valueCount = data.readUInt16BE(at)
+    at += 2
+    const values: string[] = []
+    for (let j = 0; j < valueCount; j++) values.push(readString(4))
+    headers[name] = valueCount === 1 ? values[0] : values
+  }
+  let body = data.subarray(at)
+  if (encoding === BODY_LZ4) {
+    try {
+      body = lz4.uncompressSync(body)
+    } catch (error) {
+      throw new CorruptEntryError(`body does not decompress: ${String(error)}`)
+    }
+  }
+  if (body.length !== bodyLength || !(status >= 100 && status <= 599) || !Number.isFinite(storedAt) || !(ttl > 0)) {
+    throw new CorruptEntryError('entry fields out of range')
+  }
+  return { status, headers, body, storedAt, ttl, etag }
 }

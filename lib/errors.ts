@@ -24,10 +24,18 @@ export const FST_RESPONSE_CACHE_INVALID_STORE = createError<'FST_RESPONSE_CACHE_
   TypeError
 )
 
-/** `store: 'redis'` was asked for in a release that does not ship the Redis store yet. */
-export const FST_RESPONSE_CACHE_STORE_UNAVAILABLE = createError<'FST_RESPONSE_CACHE_STORE_UNAVAILABLE', [string]>(
+/** `store: 'redis'` without a client to use. */
+export const FST_RESPONSE_CACHE_NO_REDIS_CLIENT = createError<'FST_RESPONSE_CACHE_NO_REDIS_CLIENT', [string]>(
+  'FST_RESPONSE_CACHE_NO_REDIS_CLIENT',
+  'fastify-response-cache: invalid option "redis": %s',
+  500,
+  TypeError
+)
+
+/** The store is not answering (Redis down, or the circuit breaker is open); never sent to a client. */
+export const FST_RESPONSE_CACHE_STORE_UNAVAILABLE = createError<'FST_RESPONSE_CACHE_STORE_UNAVAILABLE', [string, string]>(
   'FST_RESPONSE_CACHE_STORE_UNAVAILABLE',
-  'fastify-response-cache: invalid option "store": the %s store is not available in this release',
+  'fastify-response-cache: the %s store is unavailable: %s',
   500
 )
 
@@ -37,3 +45,8 @@ export const FST_RESPONSE_CACHE_STORE_TIMEOUT = createError<'FST_RESPONSE_CACHE_
   'fastify-response-cache: store %s() took longer than %dms',
   500
 )
+
+/** Hides the user:password part of any URL in a text, so credentials never reach logs or errors. */
+export function redactCredentials (text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1***@')
+}

@@ -6,8 +6,8 @@ import { sha256, type KeySource, requestKey } from './key.js'
 import type { ResolvedOptions, ResolvedRouteOptions } from './options.js'
 import { etagMatches, NOT_MODIFIED_HEADERS, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
 import type { RouteCounters } from './stats.js'
-import { isPromise, withTimeout, type TroubleLog } from './store-guard.js'
-import type { CacheStore } from './stores/store.js'
+import { isPromise, type GuardedStore } from './store-guard.js'
+import type { MaybePromise } from './stores/store.js'
 
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 
@@ -44,9 +44,8 @@ export interface RouteState {
 export type StateFor = (request: FastifyRequest) => RouteState | undefined
 
 export interface HookContext {
-  store: CacheStore
+  store: GuardedStore
   options: ResolvedOptions
-  trouble: TroubleLog
 }
 
 function bypass (request: FastifyRequest, route: RouteState, reason: string): void {
@@ -75,12 +74,7 @@ export function createHooks (ctx: HookContext): {
   lookup: (stateFor: StateFor) => onRequestHookHandler & preValidationHookHandler
   storeOnSend: (stateFor: StateFor) => onSendHookHandler
 } {
-  const { store, options, trouble } = ctx
-
-  function storeFailed (route: RouteState, operation: string, error: unknown): void {
-    route.counters.errors++
-    trouble.report(operation, error)
-  }
+  const { store, options } = ctx
 
   function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const reason = requestBypassReason(route.options, request, route.withBody)
@@ -113,22 +107,22 @@ export function createHooks (ctx: HookContext): {
       state.status = 'HIT'
       sendEntry(request, reply, entry, now)
     }
-    const failed = (error: unknown): void => {
-      storeFailed(route, 'get', error)
+    const failed = (): void => {
+      route.counters.errors++
       state.status = 'BYPASS'
       state.key = undefined
       route.counters.bypasses++
       done()
     }
 
-    let result: ReturnType<CacheStore['get']>
+    let result: MaybePromise<CacheEntry | undefined>
     try {
       result = store.get(key)
-    } catch (error) {
-      failed(error)
+    } catch {
+      failed()
       return
     }
-    if (isPromise(result)) withTimeout(result, options.timeoutMs, 'get').then(answer, failed)
+    if (isPromise(result)) result.then(answer, failed)
     else answer(result)
   }
 
@@ -160,13 +154,13 @@ export function createHooks (ctx: HookContext): {
       : typeof route.options.tags === 'function' ? route.options.tags(request) : route.options.tags
     const storeTtl = verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
     const stored = (): void => { route.counters.stores++ }
-    const failed = (error: unknown): void => { storeFailed(route, 'set', error) }
+    const failed = (): void => { route.counters.errors++ }
     try {
       const result = store.set(key, entry, { ttl: storeTtl, tags })
-      if (isPromise(result)) withTimeout(result, options.timeoutMs, 'set').then(stored, failed)
+      if (isPromise(result)) result.then(stored, failed)
       else stored()
-    } catch (error) {
-      failed(error)
+    } catch {
+      failed()
     }
   }
 

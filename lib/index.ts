@@ -6,7 +6,7 @@ import { routeSegment } from './key.js'
 import { resolveOptions, resolveRouteOptions, type ResponseCacheOptions, type RouteCacheOptions } from './options.js'
 import { BODYLESS_METHODS, CACHEABLE_METHODS } from './policy.js'
 import { Stats } from './stats.js'
-import { TroubleLog } from './store-guard.js'
+import { GuardedStore, TroubleLog } from './store-guard.js'
 import { createStore } from './stores/index.js'
 
 export type { ResponseCacheOptions, RouteCacheOptions, FromRequest } from './options.js'
@@ -15,6 +15,7 @@ export type { CacheStats, CounterSnapshot } from './stats.js'
 export type { CacheEntry, HeaderValue } from './entry.js'
 export type { CacheStore, StoreSetOptions, StoreStats, MaybePromise } from './stores/store.js'
 export { MemoryStore } from './stores/memory.js'
+export { RedisStore, type RedisClientLike } from './stores/redis.js'
 export * as errors from './errors.js'
 
 declare module 'fastify' {
@@ -44,13 +45,14 @@ function isInvalidateOnly (config: unknown): boolean {
 
 const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts) => {
   const options = resolveOptions(opts)
-  const store = createStore(options)
+  const store = createStore(options, app)
+  const guarded = new GuardedStore(store, options.timeoutMs, new TroubleLog(app.log))
   const stats = new Stats()
-  const hooks = createHooks({ store, options, trouble: new TroubleLog(app.log) })
+  const hooks = createHooks({ store: guarded, options })
   const routeErrors: Error[] = []
 
   app.decorateRequest(kRequestState, null)
-  app.decorate('cache', createClient(store, stats))
+  app.decorate('cache', createClient(guarded, stats))
 
   app.addHook('onRoute', (routeOptions) => {
     const config: unknown = routeOptions.config?.cache
@@ -108,8 +110,8 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
   })
 
   app.addHook('onClose', async () => {
-    // A store passed in by the app is the app's to close.
-    if (typeof options.store === 'string') await store.close?.()
+    // A store or client passed in by the app is the app's to close; the memory store is ours.
+    if (options.store === 'memory') await store.close?.()
   })
 
   if (options.statsRoute !== false) {

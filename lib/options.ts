@@ -1,7 +1,7 @@
 import { Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
-import { FST_RESPONSE_CACHE_INVALID_OPTION, FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG } from './errors.js'
+import { FST_RESPONSE_CACHE_INVALID_OPTION, FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG, redactCredentials } from './errors.js'
 import type { CacheStore } from './stores/store.js'
 
 export const DEFAULT_NAMESPACE = 'rc'
@@ -130,7 +130,10 @@ const routeSchema = Type.Object({
 type Fail = (path: string, problem: string) => never
 
 function describe (value: unknown): string {
-  if (typeof value === 'string') return `got "${value.length > 40 ? value.slice(0, 40) + '…' : value}"`
+  if (typeof value === 'string') {
+    const shown = redactCredentials(value)
+    return `got "${shown.length > 40 ? shown.slice(0, 40) + '…' : shown}"`
+  }
   if (value === null || typeof value !== 'object') return `got ${String(value)}`
   return `got ${Array.isArray(value) ? 'an array' : 'an object'}`
 }

@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { FST_RESPONSE_CACHE_STORE_TIMEOUT } from './errors.js'
+import { FST_RESPONSE_CACHE_STORE_TIMEOUT, FST_RESPONSE_CACHE_STORE_UNAVAILABLE, redactCredentials } from './errors.js'
+import type { CacheEntry } from './entry.js'
+import type { CacheStore, MaybePromise, StoreSetOptions } from './stores/store.js'
 
 /** Store trouble is logged at most this often; the rest is counted and reported with the next line. */
 export const WARN_INTERVAL_MS = 10_000
@@ -35,9 +37,88 @@ export class TroubleLog {
     }
     const err = error as { code?: unknown, message?: unknown }
     this.log.warn({
-      responseCache: { operation, code: err?.code, error: String(err?.message ?? error), suppressed: this.#suppressed }
+      responseCache: { operation, code: err?.code, error: redactCredentials(String(err?.message ?? error)), suppressed: this.#suppressed }
     }, 'response cache store trouble; requests go on without the cache')
     this.#last = now
     this.#suppressed = 0
+  }
+}
+
+/** Failures in a row that open the circuit. */
+export const BREAKER_THRESHOLD = 5
+export const BREAKER_MIN_OPEN_MS = 1000
+export const BREAKER_MAX_OPEN_MS = 10_000
+
+/**
+ * After repeated failures the store is not asked at all for a short while (doubling up to 10 s while
+ * it keeps failing), so a dead Redis costs requests nothing and nothing queues up behind it. The first
+ * call after the pause is a probe: one success closes the circuit, one failure reopens it.
+ */
+export class CircuitBreaker {
+  #failures = 0
+  #openUntil = 0
+  #openMs = BREAKER_MIN_OPEN_MS
+
+  allow (now = Date.now()): boolean {
+    return now >= this.#openUntil
+  }
+
+  success (): void {
+    this.#failures = 0
+    this.#openMs = BREAKER_MIN_OPEN_MS
+  }
+
+  failure (now = Date.now()): void {
+    // Calls already in flight when the circuit opened do not lengthen the pause.
+    if (now < this.#openUntil) return
+    if (++this.#failures < BREAKER_THRESHOLD) return
+    this.#openUntil = now + this.#openMs
+    this.#openMs = Math.min(this.#openMs * 2, BREAKER_MAX_OPEN_MS)
+    // Half-open from here: the probe after the pause decides alone.
+    this.#failures = BREAKER_THRESHOLD - 1
+  }
+}
+
+/**
+ * The store as the hooks and the client use it: promised calls bounded by the timeout, failures
+ * reported (rate-limited) and fed to the circuit breaker. Failures still reach the caller, which
+ * decides what a failure means for its request.
+ */
+export class GuardedStore {
+  readonly breaker = new CircuitBreaker()
+
+  constructor (readonly store: CacheStore, private readonly timeoutMs: number, private readonly trouble: TroubleLog) {}
+
+  get (key: string): MaybePromise<CacheEntry | undefined> {
+    return this.run('get', () => this.store.get(key))
+  }
+
+  set (key: string, entry: CacheEntry, options: StoreSetOptions): MaybePromise<void> {
+    return this.run('set', () => this.store.set(key, entry, options))
+  }
+
+  /** `timeoutMs` may be raised for calls that walk the keyspace (clear), never for the request path. */
+  run<T> (operation: string, call: () => MaybePromise<T>, timeoutMs = this.timeoutMs): MaybePromise<T> {
+    if (!this.breaker.allow()) throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE(this.store.name, 'paused after repeated failures')
+    let result: MaybePromise<T>
+    try {
+      result = call()
+    } catch (error) {
+      this.#failed(operation, error)
+      throw error
+    }
+    if (!isPromise(result)) return result
+    return withTimeout(result, timeoutMs, operation).then((value) => {
+      this.breaker.success()
+      return value
+    }, (error: unknown) => {
+      this.#failed(operation, error)
+      throw error
+    })
+  }
+
+  #failed (operation: string, error: unknown): void {
+    this.breaker.failure()
+    this.trouble.report(operation, error)
   }
 }

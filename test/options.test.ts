@@ -74,8 +74,21 @@ t.test('a custom store must have the methods the plugin calls', async (t) => {
   })
 })
 
-t.test('store redis is refused clearly until the Redis store ships', async (t) => {
-  await t.rejects(readyWith({ store: 'redis' }), { code: 'FST_RESPONSE_CACHE_STORE_UNAVAILABLE', message: /redis store/ })
+t.test("store 'redis' without a client fails ready() saying how to give one", async (t) => {
+  await t.rejects(readyWith({ store: 'redis' }), {
+    code: 'FST_RESPONSE_CACHE_NO_REDIS_CLIENT',
+    message: /"redis": store 'redis' needs an ioredis client: pass one as "redis" or register @fastify\/redis/
+  })
+  await t.rejects(readyWith({ store: 'redis', redis: { getBuffer () {} } }), {
+    code: 'FST_RESPONSE_CACHE_NO_REDIS_CLIENT',
+    message: /expected an ioredis Redis or Cluster client, which has set\(\)/
+  })
+})
+
+t.test('credentials in a string option are masked in the error', async (t) => {
+  const err = await readyWith({ redis: 'redis://user:pw@h' }).catch((e: Error) => e)
+  t.match(String((err as Error).message), /redis:\/\/\*\*\*@h/)
+  t.notMatch(String((err as Error).message), /pw/)
 })
 
 t.test('good options register', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { CacheEntry } from '../lib/entry.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { CacheStore, StoreSetOptions } from '../lib/stores/store.js'
-import { TroubleLog } from '../lib/store-guard.js'
+import { BREAKER_MIN_OPEN_MS, TroubleLog } from '../lib/store-guard.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
 
 /** A store that answers through promises, and can be made to fail or hang on demand. */
@@ -19,7 +19,10 @@ class FlakyStore implements CacheStore {
     return fn()
   }
 
+  calls = 0
+
   get (key: string): Promise<CacheEntry | undefined> {
+    this.calls++
     if (this.mode === 'throw') throw new Error('sync failure')
     return this.#run(() => this.inner.get(key))
   }
@@ -54,6 +57,7 @@ for (const mode of ['throw', 'reject', 'hang'] as const) {
     const runs = counter()
     app.get('/a', { config: { cache: true } }, async () => ({ run: runs.next() }))
     await app.inject('/a')
+    store.calls = 0
     store.mode = mode
     const responses = await Promise.all(Array.from({ length: 20 }, async () => await app.inject('/a')))
     for (const r of responses) {
@@ -66,7 +70,12 @@ for (const mode of ['throw', 'reject', 'hang'] as const) {
     t.equal(stats.bypasses, 20)
     const warnings = lines.filter((l) => l.msg?.toString().startsWith('response cache store trouble'))
     t.equal(warnings.length, 1, 'store trouble is logged once, not per request')
+    const callsDuringBurst = store.calls
+    for (let i = 0; i < 10; i++) t.equal((await app.inject('/a')).headers['x-cache'], 'BYPASS')
+    t.equal(store.calls, callsDuringBurst, 'after repeated failures the store is not asked at all')
     store.mode = 'ok'
+    // The circuit breaker pauses the store for a second before it tries again.
+    await new Promise((resolve) => setTimeout(resolve, BREAKER_MIN_OPEN_MS + 50))
     await app.inject('/a')
     t.equal((await app.inject('/a')).headers['x-cache'], 'HIT', 'back to normal once the store answers')
   })

@@ -63,6 +63,10 @@ export class MemoryStore implements CacheStore {
     this.#keysByTag.clear()
   }
 
+  close (): void {
+    this.clear()
+  }
+
   stats (): StoreStats {
     return { entries: this.#lru.size, bytes: this.#lru.calculatedSize, evictions: this.#evictions }
   }

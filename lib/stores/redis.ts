@@ -1,0 +1,179 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
+import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE } from '../errors.js'
+import { encodeSegment } from '../key.js'
+import type { CacheStore, StoreSetOptions } from './store.js'
+
+/** The parts of an ioredis `Redis` or `Cluster` the store uses. */
+export interface RedisClientLike {
+  status: string
+  isCluster?: boolean
+  getBuffer: (key: string) => Promise<Buffer | null>
+  set: (key: string, value: Buffer, px: 'PX', ms: number) => Promise<unknown>
+  unlink: (...keys: string[]) => Promise<number>
+  scan: (cursor: string, match: 'MATCH', pattern: string, count: 'COUNT', n: number) => Promise<[string, string[]]>
+  defineCommand: (name: string, definition: { numberOfKeys?: number, lua: string }) => void
+  nodes?: (role: 'master') => RedisClientLike[]
+}
+
+interface ScriptedClient extends RedisClientLike {
+  responseCacheSetTagged: (...args: Array<string | Buffer | number>) => Promise<number>
+  responseCacheDropTags: (...args: Array<string | number>) => Promise<number>
+}
+
+/** Entries spread over this many hash slots; an entry and its tag records always share one. */
+export const SHARDS = 16
+const UNLINK_BATCH = 500
+const MAX_CORRUPT_REPORTS = 1000
+
+// Stores the entry and adds it to each tag set; a tag set lives as long as its longest-lived entry.
+const SET_TAGGED = `
+local ms = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ms)
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
+end
+return 1`
+
+// Drops every entry named in the tag sets (all in this script's slot) and the sets themselves.
+const DROP_TAGS = `
+local dropped = 0
+for i = 1, #KEYS do
+  local members = redis.call('SMEMBERS', KEYS[i])
+  for j = 1, #members, ${UNLINK_BATCH} do
+    dropped = dropped + redis.call('UNLINK', unpack(members, j, math.min(j + ${UNLINK_BATCH - 1}, #members)))
+  end
+  redis.call('UNLINK', KEYS[i])
+end
+return dropped`
+
+/** FNV-1a: a cheap, stable spread of keys over the shards. */
+function shardOf (key: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
+  return (hash >>> 0) % SHARDS
+}
+
+const shardTag = (shard: number): string => '{' + shard.toString(16).padStart(2, '0') + '}'
+
+/**
+ * One Redis value per entry, in the binary form of entry.ts. Keys are
+ * `namespace:{shard}:rest-of-key`: the `{shard}` hash tag puts an entry and its tag sets in one
+ * Cluster slot, so they are written and dropped together by one script.
+ */
+export class RedisStore implements CacheStore {
+  readonly name = 'redis'
+  readonly #client: ScriptedClient
+  readonly #namespace: string
+  readonly #log: FastifyBaseLogger
+  readonly #reported = new Set<string>()
+
+  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger }) {
+    this.#client = options.client as ScriptedClient
+    this.#namespace = options.namespace
+    this.#log = options.log
+    if (typeof this.#client.responseCacheSetTagged !== 'function') {
+      this.#client.defineCommand('responseCacheSetTagged', { lua: SET_TAGGED })
+      this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
+    }
+  }
+
+  /** `ns:rest` becomes `ns:{shard}:rest`; a key from elsewhere is put under the namespace too. */
+  redisKey (key: string): string {
+    const rest = key.startsWith(this.#namespace + ':') ? key.slice(this.#namespace.length + 1) : key
+    return this.#namespace + ':' + shardTag(shardOf(key)) + ':' + rest
+  }
+
+  #tagKey (shard: number, tag: string): string {
+    return this.#namespace + ':' + shardTag(shard) + ':tag:' + encodeSegment(tag)
+  }
+
+  #ready (): void {
+    // Fail at once rather than wait in ioredis's offline queue: the request must not queue behind Redis.
+    if (this.#client.status !== 'ready') throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE('redis', `client is ${this.#client.status}`)
+  }
+
+  async get (key: string): Promise<CacheEntry | undefined> {
+    this.#ready()
+    const redisKey = this.redisKey(key)
+    let data: Buffer | null
+    try {
+      data = await this.#client.getBuffer(redisKey)
+    } catch (error) {
+      // A set or hash under our key is someone else's value: a miss, not a store failure.
+      if (String((error as Error).message).startsWith('WRONGTYPE')) return this.#corrupt(redisKey, error)
+      throw error
+    }
+    if (data === null) return undefined
+    try {
+      return decodeEntry(data)
+    } catch (error) {
+      if (error instanceof CorruptEntryError) return this.#corrupt(redisKey, error)
+      /* c8 ignore next 2 */
+      throw error
+    }
+  }
+
+  async set (key: string, entry: CacheEntry, options: StoreSetOptions): Promise<void> {
+    this.#ready()
+    const redisKey = this.redisKey(key)
+    const value = encodeEntry(entry)
+    const ms = Math.max(1, Math.ceil(options.ttl * 1000))
+    if (options.tags === undefined || options.tags.length === 0) {
+      await this.#client.set(redisKey, value, 'PX', ms)
+      return
+    }
+    const shard = shardOf(key)
+    const tagKeys = [...new Set(options.tags)].map((tag) => this.#tagKey(shard, tag))
+    await this.#client.responseCacheSetTagged(1 + tagKeys.length, redisKey, ...tagKeys, value, ms)
+  }
+
+  async delete (key: string): Promise<boolean> {
+    this.#ready()
+    return await this.#client.unlink(this.redisKey(key)) > 0
+  }
+
+  async invalidateTags (tags: readonly string[]): Promise<number> {
+    this.#ready()
+    const unique = [...new Set(tags)]
+    if (unique.length === 0) return 0
+    const perShard = await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => {
+      const keys = unique.map((tag) => this.#tagKey(shard, tag))
+      return await this.#client.responseCacheDropTags(keys.length, ...keys)
+    }))
+    return perShard.reduce((sum, n) => sum + n, 0)
+  }
+
+  /** SCAN and UNLINK this namespace only, node by node, in batches that share a slot. */
+  async clear (): Promise<void> {
+    this.#ready()
+    const nodes = this.#client.isCluster === true && this.#client.nodes !== undefined ? this.#client.nodes('master') : [this.#client]
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', this.#namespace + ':*', 'COUNT', 1000)
+        cursor = next
+        const bySlot = new Map<string, string[]>()
+        for (const key of keys) {
+          const tag = /\{[^}]*\}/.exec(key)?.[0] ?? key
+          const group = bySlot.get(tag)
+          if (group === undefined) bySlot.set(tag, [key])
+          else group.push(key)
+        }
+        for (const group of bySlot.values()) {
+          for (let i = 0; i < group.length; i += UNLINK_BATCH) await node.unlink(...group.slice(i, i + UNLINK_BATCH))
+        }
+      } while (cursor !== '0')
+    }
+  }
+
+  #corrupt (redisKey: string, error: unknown): undefined {
+    // Logged once per key: a bad value must not write a line on every request that reads it.
+    if (!this.#reported.has(redisKey) && this.#reported.size < MAX_CORRUPT_REPORTS) {
+      this.#reported.add(redisKey)
+      this.#log.warn({ responseCache: { key: redisKey, problem: String((error as Error).message) } }, 'response cache: unreadable entry treated as a miss')
+    }
+    return undefined
+  }
+}

@@ -1,0 +1,65 @@
+import { execFileSync } from 'node:child_process'
+import { Redis, type RedisOptions } from 'ioredis'
+import { RedisMemoryServer } from 'redis-memory-server'
+
+// redis-memory-server runs the machine's own redis-server (no download, which CI cannot do).
+process.env.REDISMS_SYSTEM_BINARY ??= execFileSync('sh', ['-c', 'command -v redis-server']).toString().trim()
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+/** Client options the plugin's docs recommend: fail fast instead of queueing while Redis is away. */
+export const CLIENT_OPTIONS: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  retryStrategy: () => 50,
+  lazyConnect: false
+}
+
+/** A real redis-server for one test file, stopped when the file's tests end. */
+export async function startRedis (t: Teardown): Promise<RedisMemoryServer> {
+  const server = await RedisMemoryServer.create()
+  t.teardown(async () => { await server.stop() })
+  return server
+}
+
+/** A connected client to `server`, closed at teardown. */
+export async function connect (t: Teardown, server: RedisMemoryServer, options: RedisOptions = {}): Promise<Redis> {
+  const client = new Redis({ host: await server.getHost(), port: await server.getPort(), ...CLIENT_OPTIONS, ...options })
+  t.teardown(() => { client.disconnect() })
+  if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve))
+  return client
+}
+
+/** A free loopback port, for a redis-server the test starts and kills itself. */
+export async function freePort (): Promise<number> {
+  const { createServer } = await import('node:net')
+  return await new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => { resolve(port) })
+    })
+  })
+}
+
+/** A redis-server on `port` that the test can SIGKILL and start again on the same port. */
+export async function spawnRedis (port: number, args: string[] = []): Promise<{ kill: () => Promise<void> }> {
+  const { spawn } = await import('node:child_process')
+  const child = spawn(process.env.REDISMS_SYSTEM_BINARY as string, [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args
+  ], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => { reject(new Error(`redis-server exited with ${String(code)}`)) })
+    child.stdout.on('data', (chunk: Buffer) => { if (chunk.toString().includes('Ready to accept connections')) resolve() })
+  })
+  child.removeAllListeners('exit')
+  return {
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGKILL')
+      await exited
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import responseCache from '../lib/index.js'
+import { RedisStore } from '../lib/stores/redis.js'
+import { counter } from './helpers/app.js'
+import { startCluster } from './helpers/cluster.js'
+import { makeEntry, storeContract } from './stores/contract.js'
+
+const cluster = await startCluster(t)
+let namespaces = 0
+
+t.test('redis store contract through a three-master Cluster', async (t) => {
+  storeContract(t, () => new RedisStore({ client: cluster, namespace: `c${++namespaces}`, log: Fastify().log }))
+})
+
+t.test('entries spread over the masters; an entry and its tag sets share a slot', async (t) => {
+  const store = new RedisStore({ client: cluster, namespace: 'spread', log: Fastify().log })
+  for (let i = 0; i < 64; i++) await store.set(`spread:-:GET:%2F:${i}`, makeEntry(String(i)), { ttl: 60, tags: ['all', `i${i}`] })
+  const perMaster = await Promise.all(cluster.nodes('master').map(async (node) => (await node.keys('spread:*')).length))
+  t.equal(perMaster.length, 3)
+  t.ok(perMaster.filter((n) => n > 0).length >= 2, `keys per master: ${perMaster.join(', ')}`)
+  t.equal(await store.invalidateTags(['all']), 64)
+})
+
+t.test('the plugin on a Cluster: MISS, HIT, tag invalidation and clear()', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(responseCache, { store: 'redis', redis: cluster, namespace: 'app' })
+  const runs = counter()
+  app.get('/items/:id', {
+    config: { cache: { tags: (request) => [`item:${(request.params as { id: string }).id}`, 'items'] } }
+  }, async (request) => ({ id: (request.params as { id: string }).id, run: runs.next() }))
+  for (let i = 0; i < 20; i++) t.equal((await app.inject(`/items/${i}`)).headers['x-cache'], 'MISS')
+  for (let i = 0; i < 20; i++) t.equal((await app.inject(`/items/${i}`)).headers['x-cache'], 'HIT')
+  t.equal(await app.cache.invalidate({ tags: ['item:3'] }), 1)
+  t.equal((await app.inject('/items/3')).headers['x-cache'], 'MISS')
+  t.equal(await app.cache.invalidate({ tags: ['items'] }), 20)
+  await app.inject('/items/1')
+  await app.cache.clear()
+  const left = await Promise.all(cluster.nodes('master').map(async (node) => await node.keys('app:*')))
+  t.same(left.flat(), [])
+  t.equal(runs.runs, 22)
+})

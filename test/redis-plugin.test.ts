@@ -1,0 +1,121 @@
+import fastifyRedis from '@fastify/redis'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
+import { counter } from './helpers/app.js'
+import { CLIENT_OPTIONS, connect, startRedis } from './helpers/redis.js'
+
+const server = await startRedis(t)
+const client = await connect(t, server)
+
+async function instance (t: Tap.Test, options: ResponseCacheOptions, runs = counter()): Promise<FastifyInstance> {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(responseCache, { store: 'redis', redis: client, ...options })
+  app.get('/items/:id', {
+    config: { cache: { tags: (request) => [`item:${(request.params as { id: string }).id}`] } }
+  }, async (request) => ({ id: (request.params as { id: string }).id, run: runs.next() }))
+  app.post('/search', { config: { cache: true } }, async (request) => ({ body: request.body, run: runs.next() }))
+  await app.ready()
+  return app
+}
+declare namespace Tap { type Test = import('tap').Test }
+
+t.test('MISS then HIT through Redis, POST keyed by body, HEAD from the GET entry, 304', async (t) => {
+  const runs = counter()
+  const app = await instance(t, { namespace: 'basic' }, runs)
+  t.equal((await app.inject('/items/1')).headers['x-cache'], 'MISS')
+  const hit = await app.inject('/items/1')
+  t.equal(hit.headers['x-cache'], 'HIT')
+  t.same(JSON.parse(hit.body), { id: '1', run: 1 })
+  t.equal((await app.inject({ method: 'HEAD', url: '/items/1' })).headers['x-cache'], 'HIT')
+  t.equal((await app.inject({ url: '/items/1', headers: { 'if-none-match': hit.headers.etag as string } })).statusCode, 304)
+  await app.inject({ method: 'POST', url: '/search', payload: { a: 1, b: [1, 2] } })
+  t.equal((await app.inject({ method: 'POST', url: '/search', payload: { b: [1, 2], a: 1 } })).headers['x-cache'], 'HIT')
+  t.equal(runs.runs, 2)
+  t.equal(app.cache.stats().store.name, 'redis')
+})
+
+t.test('two instances on one Redis: one stores, the other hits; invalidation from one is seen by the other', async (t) => {
+  const runsA = counter()
+  const runsB = counter()
+  const a = await instance(t, { namespace: 'shared' }, runsA)
+  const b = await instance(t, { namespace: 'shared' }, runsB)
+  t.equal((await a.inject('/items/7')).headers['x-cache'], 'MISS')
+  const fromB = await b.inject('/items/7')
+  t.equal(fromB.headers['x-cache'], 'HIT')
+  t.equal(runsB.runs, 0)
+  t.equal(await b.cache.invalidate({ tags: ['item:7'] }), 1)
+  t.equal((await a.inject('/items/7')).headers['x-cache'], 'MISS')
+  t.equal(await a.cache.invalidate({ tags: ['item:nothing'] }), 0)
+})
+
+t.test('namespaces keep two apps apart, and clear() empties one namespace only', async (t) => {
+  const one = await instance(t, { namespace: 'one' })
+  const two = await instance(t, { namespace: 'two' })
+  await one.inject('/items/1')
+  await two.inject('/items/1')
+  await one.cache.clear()
+  t.equal((await one.inject('/items/1')).headers['x-cache'], 'MISS')
+  t.equal((await two.inject('/items/1')).headers['x-cache'], 'HIT')
+})
+
+t.test('entries survive a restart of the app', async (t) => {
+  const first = await instance(t, { namespace: 'restart' })
+  await first.inject('/items/3')
+  await first.close()
+  const second = await instance(t, { namespace: 'restart' })
+  t.equal((await second.inject('/items/3')).headers['x-cache'], 'HIT')
+})
+
+t.test('the client from @fastify/redis is used, and closing the app leaves closing it to @fastify/redis', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyRedis, { host: await server.getHost(), port: await server.getPort(), ...CLIENT_OPTIONS })
+  await app.register(responseCache, { store: 'redis', namespace: 'decorated' })
+  app.get('/x', { config: { cache: true } }, async () => 'x')
+  await app.inject('/x')
+  t.equal((await app.inject('/x')).headers['x-cache'], 'HIT')
+  t.ok((await client.keys('decorated:*')).length > 0)
+})
+
+t.test('a client passed in is never closed by the plugin', async (t) => {
+  const own = await connect(t, server)
+  const app = Fastify()
+  await app.register(responseCache, { store: 'redis', redis: own })
+  await app.ready()
+  await app.close()
+  t.equal(own.status, 'ready')
+  t.equal(await own.ping(), 'PONG')
+})
+
+t.test('a corrupt value under a key is a miss, never a 5xx', async (t) => {
+  const app = await instance(t, { namespace: 'corrupt' })
+  await app.inject('/items/9')
+  const [key] = (await client.keys('corrupt:*')).filter((k) => !k.includes(':tag:'))
+  await client.set(key, Buffer.from([1, 0, 0xc8, 0, 1, 2]))
+  const r = await app.inject('/items/9')
+  t.equal(r.statusCode, 200)
+  t.equal(r.headers['x-cache'], 'MISS')
+  t.equal((await app.inject('/items/9')).headers['x-cache'], 'HIT', 'the miss stored a good entry over it')
+})
+
+t.test('stats and logs never hold the Redis password', async (t) => {
+  const secretServer = await startRedis(t)
+  const port = await secretServer.getPort()
+  const admin = await connect(t, secretServer)
+  await admin.config('SET', 'requirepass', 'hunter2-secret')
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  const wrong = new Redis({ port, password: 'wrong-secret-pw', ...CLIENT_OPTIONS, retryStrategy: () => null })
+  wrong.on('error', () => {})
+  t.teardown(() => { wrong.disconnect() })
+  await app.register(responseCache, { store: 'redis', redis: wrong, timeout: 50 })
+  app.get('/x', { config: { cache: true } }, async () => 'x')
+  for (let i = 0; i < 3; i++) t.equal((await app.inject('/x')).statusCode, 200)
+  const text = lines.join('') + JSON.stringify(app.cache.stats())
+  t.notMatch(text, /hunter2-secret|wrong-secret-pw/)
+  t.ok(port > 0)
+})

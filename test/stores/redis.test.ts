@@ -1,0 +1,90 @@
+import t from 'tap'
+import { encodeEntry } from '../../lib/entry.js'
+import { RedisStore, SHARDS } from '../../lib/stores/redis.js'
+import { logCapture } from '../helpers/app.js'
+import { connect, startRedis } from '../helpers/redis.js'
+import { makeEntry, storeContract } from './contract.js'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+
+const server = await startRedis(t)
+const client = await connect(t, server)
+let namespaces = 0
+
+/** A store on the shared server with a namespace of its own, so subtests never see each other. */
+function makeStore (): RedisStore {
+  return new RedisStore({ client, namespace: `ns${++namespaces}`, log: Fastify().log })
+}
+
+t.test('redis store contract', async (t) => {
+  storeContract(t, () => makeStore())
+})
+
+t.test('one Redis value per entry, binary, with a TTL covering the stale windows', async (t) => {
+  const store = makeStore()
+  const ns = `ns${namespaces}`
+  const entry = makeEntry('{"a":1}')
+  await store.set(`${ns}:-:GET:%2Fa:hash`, entry, { ttl: 90 })
+  const key = store.redisKey(`${ns}:-:GET:%2Fa:hash`)
+  t.match(key, new RegExp(`^${ns}:\\{[0-9a-f]{2}\\}:-:GET:%2Fa:hash$`))
+  const raw = await client.getBuffer(key)
+  t.ok(raw?.equals(encodeEntry(entry)))
+  const ttl = await client.pttl(key)
+  t.ok(ttl > 89_000 && ttl <= 90_000, `pttl ${ttl}`)
+})
+
+t.test('tag sets share the hash tag of their entries and expire with them', async (t) => {
+  const store = makeStore()
+  const ns = `ns${namespaces}`
+  await store.set(`${ns}:-:GET:%2Fx:h1`, makeEntry('x'), { ttl: 30, tags: ['item:1'] })
+  const keys = await client.keys(`${ns}:*`)
+  t.equal(keys.length, 2)
+  const tags = keys.map((k) => /\{..\}/.exec(k)?.[0])
+  t.equal(tags[0], tags[1], 'entry and tag set in one slot')
+  const tagKey = keys.find((k) => k.includes(':tag:')) as string
+  t.match(tagKey, /:tag:item%3A1$/)
+  t.ok(await client.pttl(tagKey) > 29_000)
+})
+
+t.test('keys spread over the shards', async (t) => {
+  const store = makeStore()
+  const seen = new Set<string>()
+  for (let i = 0; i < 400; i++) seen.add(/\{..\}/.exec(store.redisKey(`rc:-:GET:%2F:${i}`))?.[0] ?? '')
+  t.equal(seen.size, SHARDS)
+})
+
+t.test('a corrupt or foreign value is a miss, logged once per key', async (t) => {
+  const { lines, logger } = logCapture('warn')
+  const store = new RedisStore({ client, namespace: 'corrupt', log: Fastify({ logger }).log })
+  const key = 'corrupt:-:GET:%2F:h'
+  await client.set(store.redisKey(key), 'not an entry')
+  t.equal(await store.get(key), undefined)
+  t.equal(await store.get(key), undefined)
+  await client.del(store.redisKey(key))
+  await client.sadd(store.redisKey(key), 'a set')
+  t.equal(await store.get(key), undefined, 'WRONGTYPE is a miss too')
+  const warnings = lines.filter((l) => l.msg === 'response cache: unreadable entry treated as a miss')
+  t.equal(warnings.length, 1, 'one line for the key, however often it is read')
+  await client.del(store.redisKey(key))
+  await store.set(key, makeEntry('fixed'), { ttl: 10 })
+  t.equal((await store.get(key))?.body.toString(), 'fixed', 'a new store overwrites it')
+})
+
+t.test('clear drops this namespace only, and never runs FLUSHDB', async (t) => {
+  const mine = makeStore()
+  const ns = `ns${namespaces}`
+  for (let i = 0; i < 1200; i++) await mine.set(`${ns}:-:GET:%2F:${i}`, makeEntry('x'), { ttl: 60, tags: [`t${i % 3}`] })
+  await client.set('other-app:key', 'keep')
+  await client.set(`${ns}x:key`, 'keep too')
+  await mine.clear()
+  t.same(await client.keys(`${ns}:*`), [])
+  t.equal(await client.get('other-app:key'), 'keep')
+  t.equal(await client.get(`${ns}x:key`), 'keep too')
+})
+
+t.test('a client that is not ready fails at once instead of queueing', async (t) => {
+  const offline = new Redis({ port: await server.getPort(), lazyConnect: true })
+  const store = new RedisStore({ client: offline, namespace: 'off', log: Fastify().log })
+  await t.rejects(store.get('off:-:GET:%2F:h'), { code: 'FST_RESPONSE_CACHE_STORE_UNAVAILABLE', message: /client is wait/ })
+  await t.rejects(store.set('off:-:GET:%2F:h', makeEntry('x'), { ttl: 1 }), { code: 'FST_RESPONSE_CACHE_STORE_UNAVAILABLE' })
+})
