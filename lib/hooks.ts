@@ -155,13 +155,18 @@ export function createHooks (ctx: HookContext): {
     const storeTtl = verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
     const stored = (): void => { route.counters.stores++ }
     const failed = (): void => { route.counters.errors++ }
-    try {
-      const result = store.set(key, entry, { ttl: storeTtl, tags })
-      if (isPromise(result)) result.then(stored, failed)
-      else stored()
-    } catch {
-      failed()
+    const write = (): void => {
+      try {
+        const result = store.set(key, entry, { ttl: storeTtl, tags })
+        if (isPromise(result)) result.then(stored, failed)
+        else stored()
+      } catch {
+        failed()
+      }
     }
+    // A remote store is written after the response has gone out: the client does not wait for it.
+    if (store.remote) process.nextTick(write)
+    else write()
   }
 
   return {

@@ -86,8 +86,12 @@ export class CircuitBreaker {
  */
 export class GuardedStore {
   readonly breaker = new CircuitBreaker()
+  /** Every store but the embedded memory one answers over the network or at least asynchronously. */
+  readonly remote: boolean
 
-  constructor (readonly store: CacheStore, private readonly timeoutMs: number, private readonly trouble: TroubleLog) {}
+  constructor (readonly store: CacheStore, private readonly timeoutMs: number, private readonly trouble: TroubleLog) {
+    this.remote = store.name !== 'memory'
+  }
 
   get (key: string): MaybePromise<CacheEntry | undefined> {
     return this.run('get', () => this.store.get(key))
