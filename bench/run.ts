@@ -12,8 +12,11 @@ import { measureCodecs } from './codecs.js'
 
 const quick = process.argv.includes('--quick')
 const CONNECTIONS = 100
-const WARMUP_SECONDS = quick ? 1 : 3
-const DURATION_SECONDS = quick ? 3 : 10
+const WARMUP_SECONDS = quick ? 1 : 2
+const DURATION_SECONDS = quick ? 3 : 5
+// This machine's noise between two runs of the same server is about ±10%: every scenario runs in
+// several rounds, interleaved with the others, and the median round is reported.
+const ROUNDS = quick ? 1 : 3
 
 interface Scenario {
   name: string
@@ -114,9 +117,17 @@ function versionOf (pkg: string): string {
 
 const redis = await startRedis()
 const results: Measured[] = []
-console.log(`bench: ${scenarios.length} scenarios, ${CONNECTIONS} connections, ${WARMUP_SECONDS}s warm-up + ${DURATION_SECONDS}s each${quick ? ' (quick)' : ''}`)
+console.log(`bench: ${scenarios.length} scenarios × ${ROUNDS} rounds, ${CONNECTIONS} connections, ${WARMUP_SECONDS}s warm-up + ${DURATION_SECONDS}s each${quick ? ' (quick)' : ''}`)
 try {
-  for (const scenario of scenarios) results.push(await measure(scenario))
+  const rounds = new Map<Scenario, Measured[]>(scenarios.map((scenario) => [scenario, []]))
+  for (let round = 1; round <= ROUNDS; round++) {
+    if (ROUNDS > 1) console.log(`round ${round} of ${ROUNDS}`)
+    for (const scenario of scenarios) rounds.get(scenario)?.push(await measure(scenario))
+  }
+  for (const measured of rounds.values()) {
+    const sorted = [...measured].sort((a, b) => a.rps - b.rps)
+    results.push(sorted[Math.floor(sorted.length / 2)])
+  }
 } finally {
   redis.stop()
 }
@@ -135,7 +146,8 @@ const lines = [
   '# Benchmark results',
   '',
   `Command: \`npm run bench${quick ? ' -- --quick' : ''}\` (autocannon, ${CONNECTIONS} connections, pipelining 1, ` +
-    `${WARMUP_SECONDS} s warm-up then ${DURATION_SECONDS} s measured per scenario; each server in its own process).`,
+    `${WARMUP_SECONDS} s warm-up then ${DURATION_SECONDS} s measured per scenario; each server in its own process; ` +
+    `${ROUNDS} interleaved round${ROUNDS > 1 ? 's' : ''}, the median round reported).`,
   '',
   `Machine: ${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB; ${os.type()} ${os.release()}.`,
   `Node ${process.version}, Fastify ${versionOf('fastify')}, ioredis ${versionOf('ioredis')}, Redis ${redis.version}, ` +

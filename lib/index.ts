@@ -46,7 +46,7 @@ function isInvalidateOnly (config: unknown): boolean {
 const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts) => {
   const options = resolveOptions(opts)
   const store = createStore(options, app)
-  const guarded = new GuardedStore(store, options.timeoutMs, new TroubleLog(app.log))
+  const guarded = new GuardedStore(store, options.timeoutMs, new TroubleLog(app.log), options.store !== 'memory')
   const stats = new Stats()
   const hooks = createHooks({ store: guarded, options })
   const routeErrors: Error[] = []

@@ -86,15 +86,33 @@ export class CircuitBreaker {
  */
 export class GuardedStore {
   readonly breaker = new CircuitBreaker()
-  /** Every store but the embedded memory one answers over the network or at least asynchronously. */
-  readonly remote: boolean
 
-  constructor (readonly store: CacheStore, private readonly timeoutMs: number, private readonly trouble: TroubleLog) {
-    this.remote = store.name !== 'memory'
-  }
+  /**
+   * `remote` is false only for the embedded memory store, which answers in place and cannot be slow
+   * or gone; every other store (Redis, or a custom one) gets the full guard.
+   */
+  constructor (
+    readonly store: CacheStore,
+    private readonly timeoutMs: number,
+    private readonly trouble: TroubleLog,
+    readonly remote = true
+  ) {}
 
+  readonly #reading = new Map<string, Promise<CacheEntry | undefined>>()
+
+  /**
+   * Concurrent reads of one key from a remote store share one call: a hot key under load costs one
+   * round trip per batch of requests, not one per request.
+   */
   get (key: string): MaybePromise<CacheEntry | undefined> {
-    return this.run('get', () => this.store.get(key))
+    if (!this.remote) return this.store.get(key)
+    const pending = this.#reading.get(key)
+    if (pending !== undefined) return pending
+    const read = this.run('get', () => this.store.get(key))
+    if (!isPromise(read)) return read
+    const shared = read.finally(() => { this.#reading.delete(key) })
+    this.#reading.set(key, shared)
+    return shared
   }
 
   set (key: string, entry: CacheEntry, options: StoreSetOptions): MaybePromise<void> {
