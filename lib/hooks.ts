@@ -95,35 +95,42 @@ export function createHooks (ctx: HookContext): {
     }
     const state: RequestState = { route, status: 'MISS', key }
     request[kRequestState] = state
-
-    const answer = (entry: CacheEntry | undefined): void => {
-      const now = Date.now()
-      if (entry === undefined || !isFresh(entry, now)) {
-        route.counters.misses++
-        done()
-        return
-      }
-      route.counters.hits++
-      state.status = 'HIT'
-      sendEntry(request, reply, entry, now)
-    }
-    const failed = (): void => {
-      route.counters.errors++
-      state.status = 'BYPASS'
-      state.key = undefined
-      route.counters.bypasses++
-      done()
-    }
-
     let result: MaybePromise<CacheEntry | undefined>
     try {
       result = store.get(key)
     } catch {
-      failed()
+      storeFailed(route, state, done)
       return
     }
-    if (isPromise(result)) result.then(answer, failed)
-    else answer(result)
+    // The memory store answers in place: no closures, no promise on the hot path.
+    if (!isPromise(result)) {
+      answer(route, state, request, reply, done, result)
+      return
+    }
+    result.then(
+      (entry) => { answer(route, state, request, reply, done, entry) },
+      () => { storeFailed(route, state, done) }
+    )
+  }
+
+  function answer (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry | undefined): void {
+    const now = Date.now()
+    if (entry === undefined || !isFresh(entry, now)) {
+      route.counters.misses++
+      done()
+      return
+    }
+    route.counters.hits++
+    state.status = 'HIT'
+    sendEntry(request, reply, entry, now)
+  }
+
+  function storeFailed (route: RouteState, state: RequestState, done: HookHandlerDoneFunction): void {
+    route.counters.errors++
+    route.counters.bypasses++
+    state.status = 'BYPASS'
+    state.key = undefined
+    done()
   }
 
   function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown): void {
