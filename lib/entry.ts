@@ -37,10 +37,6 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
   return Math.max(0, Math.floor((now - entry.storedAt) / 1000))
 }
 
-export function isFresh (entry: CacheEntry, now: number): boolean {
-  return now - entry.storedAt < entry.ttl * 1000
-}
-
 // The binary form Redis holds: one value per entry, no JSON or base64 around the body.
 //
 //   u8  format version (ENTRY_FORMAT_VERSION)

@@ -1,17 +1,21 @@
 import type {
   FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preValidationHookHandler
 } from 'fastify'
-import { ageSeconds, isFresh, type CacheEntry } from './entry.js'
+import type { InFlight } from './coalesce.js'
+import { ageSeconds, type CacheEntry } from './entry.js'
 import { sha256, type KeySource, requestKey } from './key.js'
 import type { ResolvedOptions, ResolvedRouteOptions } from './options.js'
-import { etagMatches, NOT_MODIFIED_HEADERS, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
+import {
+  clientAsksNoCache, etagMatches, NOT_MODIFIED_HEADERS, payloadBytes, requestBypassReason, storableTtl, storedHeaders
+} from './policy.js'
+import type { Refresher } from './refresh.js'
 import type { RouteCounters } from './stats.js'
 import { isPromise, type GuardedStore } from './store-guard.js'
 import type { MaybePromise } from './stores/store.js'
 
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 
-export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS'
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
 
 /** What the lookup decided, for the onSend hook of the same request. */
 export interface RequestState {
@@ -19,6 +23,10 @@ export interface RequestState {
   status: CacheStatus
   /** Set when the response may be stored under it. */
   key: string | undefined
+  /** This request runs the handler for its key while others wait for what it stores. */
+  leader: boolean
+  /** A stale entry to answer with if the handler fails (stale-if-error). */
+  stale: CacheEntry | undefined
 }
 
 declare module 'fastify' {
@@ -46,17 +54,19 @@ export type StateFor = (request: FastifyRequest) => RouteState | undefined
 export interface HookContext {
   store: GuardedStore
   options: ResolvedOptions
+  inFlight: InFlight
+  refresher: Refresher
 }
 
 function bypass (request: FastifyRequest, route: RouteState, reason: string): void {
   route.counters.bypasses++
-  request[kRequestState] = { route, status: 'BYPASS', key: undefined }
+  request[kRequestState] = { route, status: 'BYPASS', key: undefined, leader: false, stale: undefined }
   request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
 }
 
-function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, now: number): void {
+function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, now: number, status: 'HIT' | 'STALE'): void {
   reply.header('age', ageSeconds(entry, now))
-  reply.header('x-cache', 'HIT')
+  reply.header('x-cache', status)
   if (etagMatches(request.headers['if-none-match'], entry.etag)) {
     for (const name of NOT_MODIFIED_HEADERS) {
       const value = entry.headers[name]
@@ -69,12 +79,26 @@ function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEn
   reply.code(entry.status).send(entry.body)
 }
 
+/** Replaces a failed response (a 5xx or a thrown error) by a stale entry, from within onSend. */
+function staleInsteadOfError (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry): Buffer {
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+  reply.headers(entry.headers)
+  reply.header('age', ageSeconds(entry, Date.now()))
+  reply.header('x-cache', 'STALE')
+  if (etagMatches(request.headers['if-none-match'], entry.etag)) {
+    reply.code(304)
+    return Buffer.alloc(0)
+  }
+  reply.code(entry.status)
+  return entry.body
+}
+
 export function createHooks (ctx: HookContext): {
   /** For onRequest (GET, HEAD) and preValidation (routes keyed by their body) alike. */
   lookup: (stateFor: StateFor) => onRequestHookHandler & preValidationHookHandler
   storeOnSend: (stateFor: StateFor) => onSendHookHandler
 } {
-  const { store, options } = ctx
+  const { store, options, inFlight, refresher } = ctx
 
   function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const reason = requestBypassReason(route.options, request, route.withBody)
@@ -93,8 +117,15 @@ export function createHooks (ctx: HookContext): {
       done()
       return
     }
-    const state: RequestState = { route, status: 'MISS', key }
+    const state: RequestState = { route, status: 'MISS', key, leader: false, stale: undefined }
     request[kRequestState] = state
+    // A background refresh, or a client allowed to ask for a fresh copy, goes straight to the handler.
+    if (refresher.isRefreshOf(request, key) || (options.honorClientNoCache && clientAsksNoCache(request))) {
+      route.counters.misses++
+      state.leader = inFlight.lead(key)
+      done()
+      return
+    }
     let result: MaybePromise<CacheEntry | undefined>
     try {
       result = store.get(key)
@@ -115,14 +146,47 @@ export function createHooks (ctx: HookContext): {
 
   function answer (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry | undefined): void {
     const now = Date.now()
-    if (entry === undefined || !isFresh(entry, now)) {
+    if (entry !== undefined) {
+      const age = now - entry.storedAt
+      const freshMs = entry.ttl * 1000
+      if (age < freshMs) {
+        route.counters.hits++
+        state.status = 'HIT'
+        sendEntry(request, reply, entry, now, 'HIT')
+        return
+      }
+      if (age < freshMs + route.options.staleWhileRevalidate * 1000) {
+        route.counters.stale++
+        state.status = 'STALE'
+        sendEntry(request, reply, entry, now, 'STALE')
+        refresher.start(state.key as string, request)
+        return
+      }
+      if (age < freshMs + route.options.staleIfError * 1000) state.stale = entry
+    }
+    miss(route, state, request, reply, done)
+  }
+
+  function miss (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const key = state.key as string
+    if (inFlight.lead(key)) {
       route.counters.misses++
+      state.leader = true
       done()
       return
     }
-    route.counters.hits++
-    state.status = 'HIT'
-    sendEntry(request, reply, entry, now)
+    // Another request of this process is running the handler for this key: answer from what it stores.
+    const shared = inFlight.wait(key) as Promise<CacheEntry | undefined>
+    shared.then((entry) => {
+      if (entry === undefined) {
+        route.counters.misses++
+        done()
+        return
+      }
+      route.counters.hits++
+      state.status = 'HIT'
+      sendEntry(request, reply, entry, Date.now(), 'HIT')
+    }, /* c8 ignore next */ () => { done() })
   }
 
   function storeFailed (route: RouteState, state: RequestState, done: HookHandlerDoneFunction): void {
@@ -133,14 +197,15 @@ export function createHooks (ctx: HookContext): {
     done()
   }
 
-  function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown): void {
+  /** Stores the response if it may be stored; answers the entry, for the requests waiting on it. */
+  function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown): CacheEntry | undefined {
     const { route } = state
     const key = state.key as string
     const body = payloadBytes(payload)
     const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes)
     if (typeof verdict === 'string') {
       request.log.debug({ responseCache: { route: route.id, reason: verdict } }, 'response cache: not stored')
-      return
+      return undefined
     }
     const bytes = body as Buffer
     let etag = reply.getHeader('etag')
@@ -174,6 +239,7 @@ export function createHooks (ctx: HookContext): {
     // A remote store is written after the response has gone out: the client does not wait for it.
     if (store.remote) process.nextTick(write)
     else write()
+    return entry
   }
 
   return {
@@ -190,16 +256,27 @@ export function createHooks (ctx: HookContext): {
         done(null, payload)
         return
       }
-      if (state.status !== 'HIT') {
-        reply.header('x-cache', state.status)
-        if (state.key !== undefined && !state.route.readOnly) {
-          try {
-            save(state, request, reply, payload)
-          } catch (error) {
-            request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
-          }
+      if (state.status === 'HIT' || state.status === 'STALE') {
+        done(null, payload)
+        return
+      }
+      if (state.stale !== undefined && reply.statusCode >= 500) {
+        // stale-if-error: the error has been logged by Fastify; the client gets the last good answer.
+        state.route.counters.stale++
+        if (state.leader) inFlight.settle(state.key as string, undefined)
+        done(null, staleInsteadOfError(request, reply, state.stale))
+        return
+      }
+      reply.header('x-cache', state.status)
+      let entry: CacheEntry | undefined
+      if (state.key !== undefined && !state.route.readOnly) {
+        try {
+          entry = save(state, request, reply, payload)
+        } catch (error) {
+          request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
         }
       }
+      if (state.leader) inFlight.settle(state.key as string, entry)
       done(null, payload)
     }
   }

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsync, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { createClient, type ResponseCacheClient } from './client.js'
+import { InFlight } from './coalesce.js'
 import { createHooks, kRequestState, type RouteState } from './hooks.js'
+import { Refresher } from './refresh.js'
 import { routeSegment } from './key.js'
 import { resolveOptions, resolveRouteOptions, type ResponseCacheOptions, type RouteCacheOptions } from './options.js'
 import { BODYLESS_METHODS, CACHEABLE_METHODS } from './policy.js'
@@ -48,7 +50,12 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
   const store = createStore(options, app)
   const guarded = new GuardedStore(store, options.timeoutMs, new TroubleLog(app.log), options.store !== 'memory')
   const stats = new Stats()
-  const hooks = createHooks({ store: guarded, options })
+  const hooks = createHooks({
+    store: guarded,
+    options,
+    inFlight: new InFlight(options.coalesceTimeoutMs),
+    refresher: new Refresher(app)
+  })
   const routeErrors: Error[] = []
 
   app.decorateRequest(kRequestState, null)

@@ -9,6 +9,7 @@ export const DEFAULT_TTL = 60
 export const DEFAULT_MAX_ENTRY_BYTES = 1_048_576
 export const DEFAULT_MEMORY_MAX_BYTES = 67_108_864
 export const DEFAULT_TIMEOUT_MS = 100
+export const DEFAULT_COALESCE_TIMEOUT_MS = 5000
 export const DEFAULT_STATS_PATH = '/cache/stats'
 export const DEFAULT_STATUS_CODES = [200]
 
@@ -46,6 +47,16 @@ export interface ResponseCacheOptions {
   }
   /** Milliseconds a store call may take before the request goes on without the cache. @defaultValue `100` */
   timeout?: number
+  /**
+   * Milliseconds a request waits for another request of the same key that is already running the
+   * handler, before it runs the handler itself. @defaultValue `5000`
+   */
+  coalesceTimeout?: number
+  /**
+   * Let a client's `cache-control: no-cache` (or `max-age=0`, or `pragma: no-cache`) skip the stored
+   * entry and refresh it. Off by default: a client must not reach the origin at will. @defaultValue `false`
+   */
+  honorClientNoCache?: boolean
   /** Expose counters over HTTP: `true`, or `{ path, onRequest }`. @defaultValue `false` */
   statsRoute?: boolean | { path?: string, onRequest?: onRequestHookHandler | onRequestHookHandler[] }
 }
@@ -98,6 +109,8 @@ const optionsSchema = Type.Object({
     maxBytes: Type.Integer({ minimum: 1024, description: 'a whole number of bytes, 1024 or more' })
   }, { description: 'an object { maxBytes }' }),
   timeout: Type.Number({ exclusiveMinimum: 0, maximum: 60_000, description: 'milliseconds, more than 0 and at most 60000' }),
+  coalesceTimeout: Type.Number({ minimum: 0, maximum: 600_000, description: 'milliseconds, 0 to 600000' }),
+  honorClientNoCache: Type.Boolean({ description: 'a boolean' }),
   statsRoute: Type.Union([
     Type.Boolean(),
     Type.Object({}, { description: 'an object { path, onRequest }' })
@@ -179,6 +192,8 @@ export interface ResolvedOptions {
   maxEntryBytes: number
   memoryMaxBytes: number
   timeoutMs: number
+  coalesceTimeoutMs: number
+  honorClientNoCache: boolean
   statsRoute: false | { path: string, onRequest: onRequestHookHandler[] }
 }
 
@@ -214,6 +229,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxEntryBytes: o.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
     memoryMaxBytes: memory?.maxBytes as number | undefined ?? DEFAULT_MEMORY_MAX_BYTES,
     timeoutMs: o.timeout ?? DEFAULT_TIMEOUT_MS,
+    coalesceTimeoutMs: o.coalesceTimeout ?? DEFAULT_COALESCE_TIMEOUT_MS,
+    honorClientNoCache: o.honorClientNoCache ?? false,
     statsRoute
   }
 }

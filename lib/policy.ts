@@ -19,6 +19,16 @@ export function requestBypassReason (route: ResolvedRouteOptions, request: Fasti
   return undefined
 }
 
+/** `cache-control: no-cache` or `max-age=0`, or `pragma: no-cache`: honoured only with `honorClientNoCache`. */
+export function clientAsksNoCache (request: FastifyRequest): boolean {
+  const cacheControl = request.headers['cache-control']
+  if (cacheControl !== undefined) {
+    const directives = parseCacheControl(cacheControl)
+    if (directives.noCache === true || directives.maxAge === 0) return true
+  }
+  return request.headers.pragma?.includes('no-cache') === true
+}
+
 /** The payload as bytes to store, or undefined for streams and anything else not held in memory. */
 export function payloadBytes (payload: unknown): Buffer | undefined {
   if (typeof payload === 'string') return Buffer.from(payload)

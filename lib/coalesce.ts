@@ -1,0 +1,42 @@
+import type { CacheEntry } from './entry.js'
+
+interface Flight {
+  promise: Promise<CacheEntry | undefined>
+  resolve: (entry: CacheEntry | undefined) => void
+  timer: NodeJS.Timeout
+}
+
+/**
+ * Concurrent misses of one key in this process: the first request (the leader) runs the handler, the
+ * others wait for what it stores. A leader that never reports (aborted, crashed) is given up after
+ * `timeoutMs`, and its waiters go to the handler themselves.
+ */
+export class InFlight {
+  readonly #flights = new Map<string, Flight>()
+
+  constructor (private readonly timeoutMs: number) {}
+
+  /** True when the caller is now the leader for `key`; false when someone else already is. */
+  lead (key: string): boolean {
+    if (this.#flights.has(key)) return false
+    let settle!: (entry: CacheEntry | undefined) => void
+    const promise = new Promise<CacheEntry | undefined>((resolve) => { settle = resolve })
+    // Not unref'd: waiting requests depend on it, and it is cleared as soon as the leader reports.
+    const timer = setTimeout(() => { this.settle(key, undefined) }, this.timeoutMs)
+    this.#flights.set(key, { promise, resolve: settle, timer })
+    return true
+  }
+
+  /** What the leader stored, or undefined when it stored nothing or gave up. */
+  wait (key: string): Promise<CacheEntry | undefined> | undefined {
+    return this.#flights.get(key)?.promise
+  }
+
+  settle (key: string, entry: CacheEntry | undefined): void {
+    const flight = this.#flights.get(key)
+    if (flight === undefined) return
+    this.#flights.delete(key)
+    clearTimeout(flight.timer)
+    flight.resolve(entry)
+  }
+}

@@ -1,0 +1,18 @@
+import type { ResponseCacheOptions } from '../../lib/index.js'
+import { connect, startRedis } from './redis.js'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+/**
+ * The plugin options for each store a feature must hold on: memory, and Redis on a server started
+ * for the test file. Each call gets its own namespace.
+ */
+export async function storeKinds (t: Teardown): Promise<Array<[string, () => ResponseCacheOptions]>> {
+  const server = await startRedis(t)
+  const client = await connect(t, server)
+  let n = 0
+  return [
+    ['memory', () => ({ store: 'memory' })],
+    ['redis', () => ({ store: 'redis', redis: client, namespace: `t${++n}` })]
+  ]
+}

@@ -1,0 +1,126 @@
+import t from 'tap'
+import { cachedApp, counter } from './helpers/app.js'
+import { storeKinds } from './helpers/stores.js'
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/** Until `check` holds, at most `attempts` times 20 ms apart. */
+async function eventually (check: () => Promise<boolean>, attempts = 100): Promise<boolean> {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return true
+    await sleep(20)
+  }
+  return false
+}
+
+for (const [kind, options] of await storeKinds(t)) {
+  t.test(`${kind}: staleWhileRevalidate serves the stale entry at once and refreshes it once in the background`, async (t) => {
+    const app = await cachedApp(t, options())
+    const runs = counter()
+    app.get('/swr', { config: { cache: { ttl: 0.2, staleWhileRevalidate: 30 } } }, async () => {
+      await sleep(50)
+      return { run: runs.next() }
+    })
+    await app.inject('/swr')
+    await sleep(300)
+    const stale = await Promise.all(Array.from({ length: 10 }, async () => await app.inject('/swr')))
+    for (const r of stale) {
+      t.equal(r.headers['x-cache'], 'STALE')
+      t.same(JSON.parse(r.body), { run: 1 })
+      t.ok(Number(r.headers.age) >= 0)
+    }
+    t.ok(await eventually(async () => JSON.parse((await app.inject('/swr')).body).run === 2), 'the refresh stored a new entry')
+    t.equal(runs.runs, 2, 'ten stale answers, one refresh')
+    t.equal((await app.inject('/swr')).headers['x-cache'], 'HIT')
+    t.ok(app.cache.stats().routes['GET /swr'].stale >= 10)
+  })
+
+  t.test(`${kind}: no header or query parameter can trigger or forge a refresh`, async (t) => {
+    const app = await cachedApp(t, options())
+    const runs = counter()
+    app.get('/fixed', { config: { cache: { ttl: 60, staleWhileRevalidate: 60 } } }, async () => ({ run: runs.next() }))
+    await app.inject('/fixed')
+    const tricks = [
+      { headers: { 'cache-control': 'no-cache' } }, { headers: { pragma: 'no-cache' } },
+      { headers: { 'x-response-cache-refresh': '1', 'x-refresh': '1', 'x-cache': 'MISS' } },
+      { headers: { 'cache-control': 'max-age=0, must-revalidate' } }
+    ]
+    for (const trick of tricks) t.equal((await app.inject({ url: '/fixed', ...trick })).headers['x-cache'], 'HIT')
+    await sleep(50)
+    t.equal(runs.runs, 1)
+  })
+
+  t.test(`${kind}: staleIfError serves the stale entry when the handler throws or answers 5xx`, async (t) => {
+    const app = await cachedApp(t, options())
+    let mode: 'ok' | 'throw' | '503' = 'ok'
+    app.get('/sie', { config: { cache: { ttl: 0.1, staleIfError: 60 } } }, async (_request, reply) => {
+      if (mode === 'throw') throw new Error('database down')
+      if (mode === '503') return await reply.code(503).header('retry-after', '5').send({ error: 'busy' })
+      return { good: true }
+    })
+    const good = await app.inject('/sie')
+    await sleep(200)
+    mode = 'throw'
+    const thrown = await app.inject('/sie')
+    t.equal(thrown.statusCode, 200)
+    t.equal(thrown.headers['x-cache'], 'STALE')
+    t.equal(thrown.body, good.body)
+    t.equal(thrown.headers['content-type'], good.headers['content-type'])
+    mode = '503'
+    const busy = await app.inject('/sie')
+    t.equal(busy.statusCode, 200)
+    t.equal(busy.headers['x-cache'], 'STALE')
+    t.equal(busy.headers['retry-after'], undefined, 'headers of the failed answer are dropped')
+    const conditional = await app.inject({ url: '/sie', headers: { 'if-none-match': good.headers.etag as string } })
+    t.equal(conditional.statusCode, 304)
+    mode = 'ok'
+    const fresh = await app.inject('/sie')
+    t.equal(fresh.headers['x-cache'], 'MISS', 'a good answer replaces the stale entry')
+  })
+
+  t.test(`${kind}: past the staleIfError window the error reaches the client`, async (t) => {
+    const app = await cachedApp(t, options())
+    let fail = false
+    app.get('/late', { config: { cache: { ttl: 0.1, staleIfError: 0.2 } } }, async () => {
+      if (fail) throw new Error('down')
+      return 'ok'
+    })
+    await app.inject('/late')
+    await sleep(400)
+    fail = true
+    const r = await app.inject('/late')
+    t.equal(r.statusCode, 500)
+    t.equal(r.headers['x-cache'], 'MISS')
+  })
+
+  t.test(`${kind}: the error behind a stale answer is still logged`, async (t) => {
+    const lines: string[] = []
+    const app = await cachedApp(t, options(), { logger: { level: 'error', stream: { write: (line: string) => { lines.push(line) } } } })
+    let fail = false
+    app.get('/logged', { config: { cache: { ttl: 0.05, staleIfError: 60 } } }, async () => {
+      if (fail) throw new Error('upstream exploded')
+      return 'ok'
+    })
+    await app.inject('/logged')
+    await sleep(100)
+    fail = true
+    t.equal((await app.inject('/logged')).headers['x-cache'], 'STALE')
+    t.match(lines.join(''), /upstream exploded/)
+  })
+}
+
+t.test('honorClientNoCache: off by default; when on, no-cache refreshes the entry', async (t) => {
+  const app = await cachedApp(t, { honorClientNoCache: true })
+  const runs = counter()
+  app.get('/n', { config: { cache: true } }, async () => ({ run: runs.next() }))
+  await app.inject('/n')
+  for (const headers of [{ 'cache-control': 'no-cache' }, { 'cache-control': 'max-age=0' }, { pragma: 'no-cache' }]) {
+    const r = await app.inject({ url: '/n', headers })
+    t.equal(r.headers['x-cache'], 'MISS')
+  }
+  t.equal(runs.runs, 4)
+  const after = await app.inject('/n')
+  t.equal(after.headers['x-cache'], 'HIT')
+  t.same(JSON.parse(after.body), { run: 4 }, 'the refreshed answer was stored')
+  t.equal((await app.inject({ url: '/n', headers: { 'cache-control': 'max-age=60' } })).headers['x-cache'], 'HIT')
+})
