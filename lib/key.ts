@@ -2,6 +2,9 @@ import { createHash, hash as nodeHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import stableStringify from 'safe-stable-stringify'
 
+/** Keeps key order: a handler that serialises request.query answers ?a=1&b=2 and ?b=2&a=1 differently. */
+const orderedStringify = stableStringify.configure({ deterministic: false })
+
 /** SHA-256 in base64url (43 characters); one-shot crypto.hash where Node has it (20.12+). */
 export const sha256: (data: string | Buffer) => string = typeof nodeHash === 'function'
   ? (data) => nodeHash('sha256', data, 'base64url')
@@ -62,12 +65,18 @@ function bodyPart (body: unknown): unknown {
  * array, so no arrangement of delimiters in one part can imitate another part.
  */
 export function requestKey (source: KeySource, request: FastifyRequest, withBody: boolean): string {
-  const query = request.url.includes('?') ? stableStringify(request.query) : null
+  const url = request.url
+  const mark = url.indexOf('?')
+  // The raw path as well as the parsed parameters: /items/%31 and /items/1 route alike, but a handler
+  // that reflects request.url would tell them apart, so they must not share an entry.
+  const path = mark === -1 ? url : url.slice(0, mark)
+  const query = mark === -1 ? null : orderedStringify(request.query)
   const vary = source.vary.length === 0 ? null : source.vary.map((name) => request.headers[name] ?? null)
   const extra = source.key === undefined ? null : source.key(request)
   const material = JSON.stringify([
     request.protocol,
     request.host,
+    path,
     request.params ?? null,
     query ?? null,
     withBody ? bodyPart(request.body) : null,

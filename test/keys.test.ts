@@ -53,8 +53,9 @@ t.test('delimiter tricks in path parameters, queries, vary values and key parts 
   for (const v of variants) t.equal((await app.inject(v)).headers['x-cache'], 'MISS', JSON.stringify(v).slice(0, 80))
   for (const v of variants) t.equal((await app.inject(v)).headers['x-cache'], 'HIT', JSON.stringify(v).slice(0, 80))
   t.equal(runs.runs, variants.length)
-  // Fastify decodes parameters: an encoded colon is the same parameter value, so the same entry.
-  t.equal((await app.inject('/p/a%3Ab/c')).headers['x-cache'], 'HIT')
+  // Fastify decodes an encoded colon to the same parameter value, but the raw path differs (a handler
+  // may reflect request.url), so it is an entry of its own.
+  t.equal((await app.inject('/p/a%3Ab/c')).headers['x-cache'], 'MISS')
 })
 
 t.test('tenants never read each other, however their ids are crafted', async (t) => {
