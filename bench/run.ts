@@ -35,7 +35,8 @@ const allScenarios: Scenario[] = [
   { name: 'redis-hit', server: 'redis-hit.ts', path: '/product', what: 'the 20 ms handler behind the plugin, Redis-store hits' },
   { name: 'no-cache-unique', server: 'no-cache.ts', path: '/product', unique: true, what: 'no plugin, a new query string on every request' },
   { name: 'memory-miss', server: 'memory-hit.ts', path: '/product', unique: true, what: 'memory store, every request a miss (looked up, handled, stored)' },
-  { name: 'redis-miss', server: 'redis-hit.ts', path: '/product', unique: true, what: 'Redis store, every request a miss (looked up, handled, stored)' }
+  { name: 'redis-miss', server: 'redis-hit.ts', path: '/product', unique: true, what: 'Redis store, every request a miss (looked up, handled, stored)' },
+  { name: 'memory-stale', server: 'stale.ts', path: '/product', what: 'memory store, entries always stale: STALE answers while one refresh runs' }
 ]
 
 const scenarios = only === undefined ? allScenarios : allScenarios.filter((s) => s.name === 'bare' || only.includes(s.name))
@@ -64,11 +65,11 @@ async function startRedis (): Promise<{ port: number, version: string, stop: () 
 
 interface Measured { scenario: Scenario, rps: number, p50: number, p99: number, errors: number, non2xx: number }
 
-async function start (scenario: Scenario): Promise<{ child: ChildProcess, address: string }> {
+async function start (scenario: { server: string }, env: Record<string, string> = {}): Promise<{ child: ChildProcess, address: string }> {
   const child = fork(fileURLToPath(new URL(`./servers/${scenario.server}`, import.meta.url)), {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, BENCH_REDIS_PORT: String(redis.port) }
+    env: { ...process.env, BENCH_REDIS_PORT: String(redis.port), ...env }
   })
   const [message] = await once(child, 'message') as [{ address: string }]
   return { child, address: message.address }
@@ -110,6 +111,32 @@ async function measure (scenario: Scenario): Promise<Measured> {
   }
 }
 
+const STAMPEDE_REQUESTS = 1000
+
+interface Stampede { store: string, runs: number, statuses: Record<string, number>, ms: number }
+
+/** 1,000 concurrent requests on a cold key with a 50 ms handler: how often did the handler run? */
+async function stampede (store: string): Promise<Stampede> {
+  const { child, address } = await start({ server: 'stampede.ts' }, { BENCH_STORE: store })
+  try {
+    const started = performance.now()
+    const responses = await Promise.all(Array.from({ length: STAMPEDE_REQUESTS }, async () => {
+      const response = await fetch(address + '/product')
+      await response.arrayBuffer()
+      return response.headers.get('x-cache') ?? 'none'
+    }))
+    const ms = performance.now() - started
+    const statuses: Record<string, number> = {}
+    for (const status of responses) statuses[status] = (statuses[status] ?? 0) + 1
+    const { runs } = await (await fetch(address + '/runs')).json() as { runs: number }
+    console.log(`  stampede ${store.padEnd(6)} ${STAMPEDE_REQUESTS} requests, handler ran ${runs}x, ${JSON.stringify(statuses)}, ${Math.round(ms)} ms`)
+    return { store, runs, statuses, ms }
+  } finally {
+    child.disconnect()
+    await once(child, 'exit')
+  }
+}
+
 function versionOf (pkg: string): string {
   const json = JSON.parse(readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url), 'utf8')) as { version: string }
   return json.version
@@ -117,6 +144,7 @@ function versionOf (pkg: string): string {
 
 const redis = await startRedis()
 const results: Measured[] = []
+const stampedes: Stampede[] = []
 console.log(`bench: ${scenarios.length} scenarios × ${ROUNDS} rounds, ${CONNECTIONS} connections, ${WARMUP_SECONDS}s warm-up + ${DURATION_SECONDS}s each${quick ? ' (quick)' : ''}`)
 try {
   const rounds = new Map<Scenario, Measured[]>(scenarios.map((scenario) => [scenario, []]))
@@ -128,6 +156,7 @@ try {
     const sorted = [...measured].sort((a, b) => a.rps - b.rps)
     results.push(sorted[Math.floor(sorted.length / 2)])
   }
+  if (only === undefined) for (const store of ['none', 'memory', 'redis']) stampedes.push(await stampede(store))
 } finally {
   redis.stop()
 }
@@ -182,6 +211,21 @@ const lines = [
   '  at 2.6 ms on average, which is what the miss scenario shows against a 20 ms handler. The write after',
   '  the handler is not waited for. Concurrent reads of one hot key share a single GET, which is what',
   '  keeps Redis hits close to memory hits.',
+  '',
+  '## Stampede',
+  '',
+  `${STAMPEDE_REQUESTS} concurrent requests (fetch, one connection each) on a cold key whose handler takes 50 ms:`,
+  '',
+  '| store | handler runs | x-cache | all answered in |',
+  '| --- | ---: | --- | ---: |',
+  ...stampedes.map((s) => `| ${s.store === 'none' ? 'no plugin' : s.store} | ${s.runs} | ${Object.entries(s.statuses).map(([k, v]) => `${k} ${v}`).join(', ')} | ${Math.round(s.ms)} ms |`),
+  '',
+  'Coalescing is per process: the first request runs the handler, the others wait for its entry.',
+  '',
+  '## Stale serving under load',
+  '',
+  `memory-stale (every answer but the refresh is STALE) runs at **${(byName('memory-stale').rps / byName('memory-hit').rps).toFixed(2)}x** ` +
+    'memory hits in the same run: stale answers are served at hit speed while one refresh per key runs.',
   '',
   '## Compression of Redis entries',
   '',

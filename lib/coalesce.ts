@@ -13,6 +13,8 @@ interface Flight {
  */
 export class InFlight {
   readonly #flights = new Map<string, Flight>()
+  /** Entries a leader produced whose write to a remote store has not completed yet. */
+  readonly #unwritten = new Map<string, CacheEntry>()
 
   constructor (private readonly timeoutMs: number) {}
 
@@ -38,5 +40,21 @@ export class InFlight {
     this.#flights.delete(key)
     clearTimeout(flight.timer)
     flight.resolve(entry)
+  }
+
+  /**
+   * A read that was on its way to a remote store before the leader's write landed finds nothing
+   * there: it is answered from here instead of running the handler a second time.
+   */
+  writing (key: string, entry: CacheEntry): void {
+    this.#unwritten.set(key, entry)
+  }
+
+  written (key: string, entry: CacheEntry): void {
+    if (this.#unwritten.get(key) === entry) this.#unwritten.delete(key)
+  }
+
+  unwritten (key: string): CacheEntry | undefined {
+    return this.#unwritten.get(key)
   }
 }

@@ -169,6 +169,13 @@ export function createHooks (ctx: HookContext): {
 
   function miss (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const key = state.key as string
+    const landing = inFlight.unwritten(key)
+    if (landing !== undefined) {
+      route.counters.hits++
+      state.status = 'HIT'
+      sendEntry(request, reply, landing, Date.now(), 'HIT')
+      return
+    }
     if (inFlight.lead(key)) {
       route.counters.misses++
       state.leader = true
@@ -225,8 +232,14 @@ export function createHooks (ctx: HookContext): {
       ? undefined
       : typeof route.options.tags === 'function' ? route.options.tags(request) : route.options.tags
     const storeTtl = verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
-    const stored = (): void => { route.counters.stores++ }
-    const failed = (): void => { route.counters.errors++ }
+    const stored = (): void => {
+      route.counters.stores++
+      inFlight.written(key, entry)
+    }
+    const failed = (): void => {
+      route.counters.errors++
+      inFlight.written(key, entry)
+    }
     const write = (): void => {
       try {
         const result = store.set(key, entry, { ttl: storeTtl, tags })
@@ -237,8 +250,12 @@ export function createHooks (ctx: HookContext): {
       }
     }
     // A remote store is written after the response has gone out: the client does not wait for it.
-    if (store.remote) process.nextTick(write)
-    else write()
+    if (store.remote) {
+      inFlight.writing(key, entry)
+      process.nextTick(write)
+    } else {
+      write()
+    }
     return entry
   }
 
