@@ -51,7 +51,8 @@ export class InFlight {
   }
 
   written (key: string, entry: CacheEntry): void {
-    if (this.#unwritten.get(key) === entry) this.#unwritten.delete(key)
+    // Reads answered in the same chunk as the write's reply may finish their promise chains after it.
+    setImmediate(() => { if (this.#unwritten.get(key) === entry) this.#unwritten.delete(key) })
   }
 
   unwritten (key: string): CacheEntry | undefined {

@@ -120,7 +120,7 @@ export function createHooks (ctx: HookContext): {
     const state: RequestState = { route, status: 'MISS', key, leader: false, stale: undefined }
     request[kRequestState] = state
     // A background refresh, or a client allowed to ask for a fresh copy, goes straight to the handler.
-    if (refresher.isRefreshOf(request, key) || (options.honorClientNoCache && clientAsksNoCache(request))) {
+    if (refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
       route.counters.misses++
       state.leader = inFlight.lead(key)
       done()
