@@ -15,6 +15,9 @@ import type { MaybePromise } from './stores/store.js'
 
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 
+/** How often a process waiting on another process's lock looks for its entry. */
+export const LOCK_POLL_MS = 25
+
 export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
 
 /** What the lookup decided, for the onSend hook of the same request. */
@@ -27,6 +30,8 @@ export interface RequestState {
   leader: boolean
   /** A stale entry to answer with if the handler fails (stale-if-error). */
   stale: CacheEntry | undefined
+  /** The cross-process lock this request holds while it computes its key. */
+  lockToken?: string
 }
 
 declare module 'fastify' {
@@ -177,9 +182,12 @@ export function createHooks (ctx: HookContext): {
       return
     }
     if (inFlight.lead(key)) {
-      route.counters.misses++
       state.leader = true
-      done()
+      if (store.canLock) lockOrWait(route, state, request, reply, done)
+      else {
+        route.counters.misses++
+        done()
+      }
       return
     }
     // Another request of this process is running the handler for this key: answer from what it stores.
@@ -194,6 +202,62 @@ export function createHooks (ctx: HookContext): {
       state.status = 'HIT'
       sendEntry(request, reply, entry, Date.now(), 'HIT')
     }, /* c8 ignore next */ () => { done() })
+  }
+
+  /**
+   * Across processes sharing Redis: the leader of this process takes a short lock for the key. If
+   * another process holds it, this one polls the store for that process's entry, for at most
+   * coalesceTimeout, then runs the handler itself.
+   */
+  function lockOrWait (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const key = state.key as string
+    const runHandler = (): void => {
+      route.counters.misses++
+      done()
+    }
+    const deadline = Date.now() + options.coalesceTimeoutMs
+    const poll = (): void => {
+      setTimeout(() => {
+        let read: MaybePromise<CacheEntry | undefined>
+        try {
+          read = store.get(key)
+        } catch {
+          runHandler()
+          return
+        }
+        Promise.resolve(read).then((entry) => {
+          if (entry !== undefined && Date.now() - entry.storedAt < entry.ttl * 1000) {
+            route.counters.hits++
+            state.status = 'HIT'
+            state.leader = false
+            inFlight.settle(key, entry)
+            sendEntry(request, reply, entry, Date.now(), 'HIT')
+          } else if (Date.now() >= deadline) runHandler()
+          else poll()
+        }, runHandler)
+      }, LOCK_POLL_MS)
+    }
+    let locked: MaybePromise<string | undefined>
+    try {
+      locked = store.lock(key, options.coalesceTimeoutMs)
+    } catch {
+      runHandler()
+      return
+    }
+    Promise.resolve(locked).then((token) => {
+      if (token === undefined) {
+        poll()
+        return
+      }
+      state.lockToken = token
+      runHandler()
+    }, runHandler)
+  }
+
+  function release (state: RequestState): void {
+    if (state.lockToken === undefined) return
+    store.unlock(state.key as string, state.lockToken)
+    state.lockToken = undefined
   }
 
   function storeFailed (route: RouteState, state: RequestState, done: HookHandlerDoneFunction): void {
@@ -232,13 +296,16 @@ export function createHooks (ctx: HookContext): {
       ? undefined
       : typeof route.options.tags === 'function' ? route.options.tags(request) : route.options.tags
     const storeTtl = verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
+    // The lock is released once the entry can be read by the other processes, or will not be.
     const stored = (): void => {
       route.counters.stores++
       inFlight.written(key, entry)
+      release(state)
     }
     const failed = (): void => {
       route.counters.errors++
       inFlight.written(key, entry)
+      release(state)
     }
     const write = (): void => {
       try {
@@ -281,6 +348,7 @@ export function createHooks (ctx: HookContext): {
         // stale-if-error: the error has been logged by Fastify; the client gets the last good answer.
         state.route.counters.stale++
         if (state.leader) inFlight.settle(state.key as string, undefined)
+        release(state)
         done(null, staleInsteadOfError(request, reply, state.stale))
         return
       }
@@ -294,6 +362,7 @@ export function createHooks (ctx: HookContext): {
         }
       }
       if (state.leader) inFlight.settle(state.key as string, entry)
+      if (entry === undefined) release(state)
       done(null, payload)
     }
   }

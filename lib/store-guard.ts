@@ -120,6 +120,23 @@ export class GuardedStore {
   }
 
   /** `timeoutMs` may be raised for calls that walk the keyspace (clear), never for the request path. */
+  /** The store takes locks shared by every process (Redis): cold keys are computed once across them. */
+  get canLock (): boolean {
+    return this.remote && typeof this.store.lock === 'function' && typeof this.store.unlock === 'function'
+  }
+
+  lock (key: string, ttlMs: number): MaybePromise<string | undefined> {
+    return this.run('lock', () => (this.store.lock as NonNullable<CacheStore['lock']>)(key, ttlMs))
+  }
+
+  /** Best effort: a lock that is not released expires by itself. */
+  unlock (key: string, token: string): void {
+    try {
+      const done = this.run('unlock', () => (this.store.unlock as NonNullable<CacheStore['unlock']>)(key, token))
+      if (isPromise(done)) done.catch(() => {})
+    } catch {}
+  }
+
   run<T> (operation: string, call: () => MaybePromise<T>, timeoutMs = this.timeoutMs): MaybePromise<T> {
     if (!this.breaker.allow()) throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE(this.store.name, 'paused after repeated failures')
     let result: MaybePromise<T>

@@ -41,6 +41,7 @@ const requests: Array<[string, InjectOptions]> = [
   ['a very long URL', { url: '/echo/1?x=' + 'a'.repeat(60_000) }],
   ['a parameter over maxParamLength', { url: '/echo/' + 'a'.repeat(300) }],
   ['many query parameters', { url: '/echo/1?' + Array.from({ length: 2000 }, (_, i) => `p${i}=${i}`).join('&') }],
+  ['huge headers', { url: '/echo/1', headers: { 'x-big': 'a'.repeat(15_000), 'x-many': Array.from({ length: 200 }, (_, i) => `v${i}`).join(',') } }],
   ['odd header values', { url: '/echo/1', headers: { 'x-odd': ' \t', accept: '*/*;;;', 'if-none-match': ',,,', 'content-length': '0' } }],
   ['percent-encoding that does not decode', { url: '/echo/%E0%A4%A' }],
   ['a response over maxEntryBytes', { url: '/big' }]

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { randomBytes } from 'node:crypto'
 import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE } from '../errors.js'
 import { encodeSegment } from '../key.js'
@@ -9,7 +10,10 @@ export interface RedisClientLike {
   status: string
   isCluster?: boolean
   getBuffer: (key: string) => Promise<Buffer | null>
-  set: (key: string, value: Buffer, px: 'PX', ms: number) => Promise<unknown>
+  set: {
+    (key: string, value: Buffer, px: 'PX', ms: number): Promise<unknown>
+    (key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<unknown>
+  }
   unlink: (...keys: string[]) => Promise<number>
   scan: (cursor: string, match: 'MATCH', pattern: string, count: 'COUNT', n: number) => Promise<[string, string[]]>
   defineCommand: (name: string, definition: { numberOfKeys?: number, lua: string }) => void
@@ -19,6 +23,7 @@ export interface RedisClientLike {
 interface ScriptedClient extends RedisClientLike {
   responseCacheSetTagged: (...args: Array<string | Buffer | number>) => Promise<number>
   responseCacheDropTags: (...args: Array<string | number>) => Promise<number>
+  responseCacheUnlock: (...args: string[]) => Promise<number>
 }
 
 /** Entries spread over this many hash slots; an entry and its tag records always share one. */
@@ -48,6 +53,12 @@ for i = 1, #KEYS do
 end
 return dropped`
 
+// Deletes the lock only while it still holds the caller's token: a lock that expired and was taken
+// by another process is never released by the first.
+const UNLOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`
+
 /** FNV-1a: a cheap, stable spread of keys over the shards. */
 function shardOf (key: string): number {
   let hash = 0x811c9dc5
@@ -76,6 +87,7 @@ export class RedisStore implements CacheStore {
     if (typeof this.#client.responseCacheSetTagged !== 'function') {
       this.#client.defineCommand('responseCacheSetTagged', { lua: SET_TAGGED })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
+      this.#client.defineCommand('responseCacheUnlock', { numberOfKeys: 1, lua: UNLOCK })
     }
   }
 
@@ -127,6 +139,25 @@ export class RedisStore implements CacheStore {
     const shard = shardOf(key)
     const tagKeys = [...new Set(options.tags)].map((tag) => this.#tagKey(shard, tag))
     await this.#client.responseCacheSetTagged(1 + tagKeys.length, redisKey, ...tagKeys, value, ms)
+  }
+
+  /** `SET lock token NX PX ttl`, in the entry's slot. */
+  async lock (key: string, ttlMs: number): Promise<string | undefined> {
+    this.#ready()
+    const token = randomBytes(16).toString('base64url')
+    const answer = await this.#client.set(this.#lockKey(key), token, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')
+    return answer === 'OK' ? token : undefined
+  }
+
+  async unlock (key: string, token: string): Promise<void> {
+    this.#ready()
+    await this.#client.responseCacheUnlock(this.#lockKey(key), token)
+  }
+
+  #lockKey (key: string): string {
+    const redisKey = this.redisKey(key)
+    const tagEnd = redisKey.indexOf('}') + 1
+    return redisKey.slice(0, tagEnd) + ':lock' + redisKey.slice(tagEnd)
   }
 
   async delete (key: string): Promise<boolean> {

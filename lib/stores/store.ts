@@ -29,6 +29,13 @@ export interface CacheStore {
   invalidateTags: (tags: readonly string[]) => MaybePromise<number>
   /** Drops every entry of this store's namespace. */
   clear: () => MaybePromise<void>
+  /**
+   * Takes a short lock for computing `key`, shared by every process using the store; answers a token,
+   * or undefined when another holder has it. Stores shared across processes implement it.
+   */
+  lock?: (key: string, ttlMs: number) => MaybePromise<string | undefined>
+  /** Releases the lock if `token` still holds it. */
+  unlock?: (key: string, token: string) => MaybePromise<void>
   stats?: () => MaybePromise<StoreStats>
   close?: () => MaybePromise<void>
 }
