@@ -2,13 +2,12 @@ import type {
   FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preValidationHookHandler
 } from 'fastify'
 import type { InFlight } from './coalesce.js'
-import { ageSeconds, type CacheEntry } from './entry.js'
+import type { CacheEntry } from './entry.js'
 import { sha256, type KeySource, requestKey } from './key.js'
 import type { ResolvedOptions, ResolvedRouteOptions } from './options.js'
-import {
-  clientAsksNoCache, etagMatches, NOT_MODIFIED_HEADERS, payloadBytes, requestBypassReason, storableTtl, storedHeaders
-} from './policy.js'
+import { clientAsksNoCache, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
 import type { Refresher } from './refresh.js'
+import { sendEntry, staleInsteadOfError } from './respond.js'
 import type { RouteCounters } from './stats.js'
 import { isPromise, type GuardedStore } from './store-guard.js'
 import type { MaybePromise } from './stores/store.js'
@@ -67,35 +66,6 @@ function bypass (request: FastifyRequest, route: RouteState, reason: string): vo
   route.counters.bypasses++
   request[kRequestState] = { route, status: 'BYPASS', key: undefined, leader: false, stale: undefined }
   request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
-}
-
-function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, now: number, status: 'HIT' | 'STALE'): void {
-  reply.header('age', ageSeconds(entry, now))
-  reply.header('x-cache', status)
-  if (etagMatches(request.headers['if-none-match'], entry.etag)) {
-    for (const name of NOT_MODIFIED_HEADERS) {
-      const value = entry.headers[name]
-      if (value !== undefined) reply.header(name, value)
-    }
-    reply.code(304).send()
-    return
-  }
-  reply.headers(entry.headers)
-  reply.code(entry.status).send(entry.body)
-}
-
-/** Replaces a failed response (a 5xx or a thrown error) by a stale entry, from within onSend. */
-function staleInsteadOfError (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry): Buffer {
-  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
-  reply.headers(entry.headers)
-  reply.header('age', ageSeconds(entry, Date.now()))
-  reply.header('x-cache', 'STALE')
-  if (etagMatches(request.headers['if-none-match'], entry.etag)) {
-    reply.code(304)
-    return Buffer.alloc(0)
-  }
-  reply.code(entry.status)
-  return entry.body
 }
 
 export function createHooks (ctx: HookContext): {

@@ -1,0 +1,33 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ageSeconds, type CacheEntry } from './entry.js'
+import { etagMatches, NOT_MODIFIED_HEADERS } from './policy.js'
+
+/** Answers a request from an entry: 304 when its validator matches, else the stored status, headers and body. */
+export function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, now: number, status: 'HIT' | 'STALE'): void {
+  reply.header('age', ageSeconds(entry, now))
+  reply.header('x-cache', status)
+  if (etagMatches(request.headers['if-none-match'], entry.etag)) {
+    for (const name of NOT_MODIFIED_HEADERS) {
+      const value = entry.headers[name]
+      if (value !== undefined) reply.header(name, value)
+    }
+    reply.code(304).send()
+    return
+  }
+  reply.headers(entry.headers)
+  reply.code(entry.status).send(entry.body)
+}
+
+/** Replaces a failed response (a 5xx or a thrown error) by a stale entry, from within onSend. */
+export function staleInsteadOfError (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry): Buffer {
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+  reply.headers(entry.headers)
+  reply.header('age', ageSeconds(entry, Date.now()))
+  reply.header('x-cache', 'STALE')
+  if (etagMatches(request.headers['if-none-match'], entry.etag)) {
+    reply.code(304)
+    return Buffer.alloc(0)
+  }
+  reply.code(entry.status)
+  return entry.body
+}
