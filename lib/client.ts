@@ -1,8 +1,9 @@
 import type { StoreStats } from './stores/store.js'
 import type { CacheStats, Stats } from './stats.js'
+import { redactCredentials } from './errors.js'
 import { isPromise, type GuardedStore } from './store-guard.js'
 
-/** `app.cache`. This release has `stats`, `invalidate` by tags and `clear`; the value API follows. */
+/** `app.cache`. This release has `stats`, `invalidate` by tags, `clear` and `health`; the value API follows. */
 export interface ResponseCacheClient {
   /** Counters in total and per route, and the store's own figures. */
   stats: () => CacheStats
@@ -10,6 +11,15 @@ export interface ResponseCacheClient {
   invalidate: (what: { tags?: readonly string[] }) => Promise<number>
   /** Drops every entry of this plugin's namespace. */
   clear: () => Promise<void>
+  /** Whether the store answers, and how fast; the error never holds credentials. */
+  health: () => Promise<CacheHealth>
+}
+
+export interface CacheHealth {
+  ok: boolean
+  store: string
+  latencyMs?: number
+  error?: string
 }
 
 /** clear() walks the namespace with SCAN: it gets longer than a request-path call. */
@@ -29,6 +39,15 @@ export function createClient (guarded: GuardedStore, stats: Stats): ResponseCach
   return {
     stats: () => stats.snapshot(storeStats()),
     invalidate: async ({ tags }) => tags === undefined || tags.length === 0 ? 0 : await guarded.run('invalidateTags', () => store.invalidateTags(tags)),
-    clear: async () => { await guarded.run('clear', () => store.clear(), CLEAR_TIMEOUT_MS) }
+    clear: async () => { await guarded.run('clear', () => store.clear(), CLEAR_TIMEOUT_MS) },
+    health: async () => {
+      const started = performance.now()
+      try {
+        await guarded.run('ping', () => store.ping?.())
+        return { ok: true, store: store.name, latencyMs: Math.round((performance.now() - started) * 100) / 100 }
+      } catch (error) {
+        return { ok: false, store: store.name, error: redactCredentials(String((error as Error)?.message ?? error)) }
+      }
+    }
   }
 }

@@ -12,7 +12,7 @@ import { GuardedStore, TroubleLog } from './store-guard.js'
 import { createStore } from './stores/index.js'
 
 export type { ResponseCacheOptions, RouteCacheOptions, FromRequest } from './options.js'
-export type { ResponseCacheClient } from './client.js'
+export type { ResponseCacheClient, CacheHealth } from './client.js'
 export type { CacheStats, CounterSnapshot } from './stats.js'
 export type { CacheEntry, HeaderValue } from './entry.js'
 export type { CacheStore, StoreSetOptions, StoreStats, MaybePromise } from './stores/store.js'
@@ -122,7 +122,10 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
   })
 
   if (options.statsRoute !== false) {
-    app.get(options.statsRoute.path, { onRequest: options.statsRoute.onRequest }, async () => app.cache.stats())
+    app.get(options.statsRoute.path, { onRequest: options.statsRoute.onRequest }, async () => ({
+      ...app.cache.stats(),
+      health: await app.cache.health()
+    }))
   }
 }
 

@@ -14,6 +14,7 @@ declare namespace fastifyResponseCache {
   export type RouteCacheOptions = lib.RouteCacheOptions
   export type FromRequest<T> = lib.FromRequest<T>
   export type ResponseCacheClient = lib.ResponseCacheClient
+  export type CacheHealth = lib.CacheHealth
   export type CacheStats = lib.CacheStats
   export type CounterSnapshot = lib.CounterSnapshot
   export type CacheEntry = lib.CacheEntry

@@ -59,6 +59,10 @@ for (const clientKind of ['recommended options', 'ioredis defaults'] as const) {
     const warnings = lines.filter((l) => String(l.msg).startsWith('response cache store trouble'))
     t.equal(warnings.length, 1, 'store trouble logged once, not per request')
     t.ok(app.cache.stats().total.errors >= 80)
+    const down = await app.cache.health()
+    t.equal(down.ok, false, 'health says the store is down')
+    t.equal(down.store, 'redis')
+    t.type(down.error, 'string')
 
     server = await spawnRedis(port)
     let resumed = false
@@ -69,6 +73,9 @@ for (const clientKind of ['recommended options', 'ioredis defaults'] as const) {
     t.ok(resumed, 'the cache is used again once Redis is back, with no restart of the app')
     await app.inject('/r')
     t.equal((await app.inject('/r')).headers['x-cache'], 'HIT')
+    const up = await app.cache.health()
+    t.equal(up.ok, true)
+    t.type(up.latencyMs, 'number')
   })
 }
 

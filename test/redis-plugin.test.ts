@@ -103,7 +103,7 @@ t.test('a corrupt value under a key is a miss, never a 5xx', async (t) => {
   t.equal((await app.inject('/items/9')).headers['x-cache'], 'HIT', 'the miss stored a good entry over it')
 })
 
-t.test('stats and logs never hold the Redis password', async (t) => {
+t.test('stats, health and logs never hold the Redis password', async (t) => {
   const secretServer = await startRedis(t)
   const port = await secretServer.getPort()
   const admin = await connect(t, secretServer)
@@ -117,7 +117,9 @@ t.test('stats and logs never hold the Redis password', async (t) => {
   await app.register(responseCache, { store: 'redis', redis: wrong, timeout: 50 })
   app.get('/x', { config: { cache: true } }, async () => 'x')
   for (let i = 0; i < 3; i++) t.equal((await app.inject('/x')).statusCode, 200)
-  const text = lines.join('') + JSON.stringify(app.cache.stats())
+  const health = await app.cache.health()
+  t.equal(health.ok, false)
+  const text = lines.join('') + JSON.stringify(app.cache.stats()) + JSON.stringify(health)
   t.notMatch(text, /hunter2-secret|wrong-secret-pw/)
   t.ok(port > 0)
 })

@@ -40,5 +40,15 @@ t.test('statsRoute: off by default, JSON when on, protected by its own onRequest
   const body = JSON.parse(r.body)
   t.equal(body.routes['GET /items/:id'].misses, 1)
   t.equal(body.store.entries, 1)
+  t.same(Object.keys(body.health).sort(), ['latencyMs', 'ok', 'store'])
+  t.equal(body.health.ok, true)
   t.notMatch(r.body, /tenant-acme|secret-item|rc:/, 'no keys, tenant ids or values')
+})
+
+t.test('health() of the memory store', async (t) => {
+  const app = await cachedApp(t)
+  const health = await app.cache.health()
+  t.equal(health.ok, true)
+  t.equal(health.store, 'memory')
+  t.type(health.latencyMs, 'number')
 })

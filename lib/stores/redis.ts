@@ -17,6 +17,7 @@ export interface RedisClientLike {
   unlink: (...keys: string[]) => Promise<number>
   scan: (cursor: string, match: 'MATCH', pattern: string, count: 'COUNT', n: number) => Promise<[string, string[]]>
   defineCommand: (name: string, definition: { numberOfKeys?: number, lua: string }) => void
+  ping: () => Promise<string>
   nodes?: (role: 'master') => RedisClientLike[]
 }
 
@@ -139,6 +140,11 @@ export class RedisStore implements CacheStore {
     const shard = shardOf(key)
     const tagKeys = [...new Set(options.tags)].map((tag) => this.#tagKey(shard, tag))
     await this.#client.responseCacheSetTagged(1 + tagKeys.length, redisKey, ...tagKeys, value, ms)
+  }
+
+  async ping (): Promise<string> {
+    this.#ready()
+    return await this.#client.ping()
   }
 
   /** `SET lock token NX PX ttl`, in the entry's slot. */

@@ -36,6 +36,8 @@ export interface CacheStore {
   lock?: (key: string, ttlMs: number) => MaybePromise<string | undefined>
   /** Releases the lock if `token` still holds it. */
   unlock?: (key: string, token: string) => MaybePromise<void>
+  /** Answers when the store is reachable; throws or rejects when it is not. */
+  ping?: () => MaybePromise<unknown>
   stats?: () => MaybePromise<StoreStats>
   close?: () => MaybePromise<void>
 }
