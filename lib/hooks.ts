@@ -68,6 +68,11 @@ function bypass (request: FastifyRequest, route: RouteState, reason: string): vo
   request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
 }
 
+/** A store call as a promise, whether it answers in place, with a promise, or throws. Off the hit path. */
+async function attempt<T> (call: () => MaybePromise<T>): Promise<T> {
+  return await new Promise<T>((resolve) => { resolve(call()) })
+}
+
 export function createHooks (ctx: HookContext): {
   /** For onRequest (GET, HEAD) and preValidation (routes keyed by their body) alike. */
   lookup: (stateFor: StateFor) => onRequestHookHandler & preValidationHookHandler
@@ -188,14 +193,7 @@ export function createHooks (ctx: HookContext): {
     const deadline = Date.now() + options.coalesceTimeoutMs
     const poll = (): void => {
       setTimeout(() => {
-        let read: MaybePromise<CacheEntry | undefined>
-        try {
-          read = store.get(key)
-        } catch {
-          runHandler()
-          return
-        }
-        Promise.resolve(read).then((entry) => {
+        attempt(() => store.get(key)).then((entry) => {
           if (entry !== undefined && Date.now() - entry.storedAt < entry.ttl * 1000) {
             route.counters.hits++
             state.status = 'HIT'
@@ -207,14 +205,7 @@ export function createHooks (ctx: HookContext): {
         }, runHandler)
       }, LOCK_POLL_MS)
     }
-    let locked: MaybePromise<string | undefined>
-    try {
-      locked = store.lock(key, options.coalesceTimeoutMs)
-    } catch {
-      runHandler()
-      return
-    }
-    Promise.resolve(locked).then((token) => {
+    attempt(() => store.lock(key, options.coalesceTimeoutMs)).then((token) => {
       if (token === undefined) {
         poll()
         return
