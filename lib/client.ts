@@ -1,18 +1,51 @@
-import type { StoreStats } from './stores/store.js'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Static, TSchema } from '@sinclair/typebox'
+import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, redactCredentials } from './errors.js'
+import { tenantSegment } from './key.js'
 import type { CacheStats, Stats } from './stats.js'
-import { redactCredentials } from './errors.js'
 import { isPromise, type GuardedStore } from './store-guard.js'
+import type { StoreStats } from './stores/store.js'
+import { selectorTags } from './tags.js'
+import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
+import type { WarmReport, WarmRequest } from './warm.js'
 
-/** `app.cache`. This release has `stats`, `invalidate` by tags, `clear` and `health`; the value API follows. */
+export type { GetValueOptions, SetValueOptions, ValueOptions, WrapOptions } from './value-cache.js'
+export type { WarmReport, WarmRequest, WarmResult } from './warm.js'
+
+/** What `invalidate` drops: entries with any of the tags, and of the route; `tenant` narrows both. */
+export interface InvalidateSelector {
+  tags?: readonly string[]
+  /** `"GET /items/:id"` for one method, `"/items/:id"` for all of them. */
+  route?: string
+  /** A tenant id, as the `tenant` option answers it. Alone, it drops everything of that tenant. */
+  tenant?: string | number
+}
+
+/** `app.cache`: values and responses in one store. */
 export interface ResponseCacheClient {
+  /** A value stored with `set` or `wrap`, or undefined (also when the store fails, or the value no longer matches `schema`). */
+  get: {
+    <S extends TSchema>(key: string, options: GetValueOptions<S> & { schema: S }): Promise<Static<S> | undefined>
+    <T = unknown>(key: string, options?: GetValueOptions & { schema?: undefined }): Promise<T | undefined>
+  }
+  /** Stores a value; throws FST_RESPONSE_CACHE_UNSERIALIZABLE_VALUE for functions, symbols or cycles. A failed write is lost, not thrown. */
+  set: <T>(key: string, value: T, options?: SetValueOptions) => Promise<void>
+  del: (key: string, options?: ValueOptions) => Promise<void>
+  /** The cached value of `key`, or `fn()`'s, run once for any number of concurrent callers and stored. */
+  wrap: {
+    <S extends TSchema>(key: string, fn: () => Static<S> | Promise<Static<S>>, options: WrapOptions<S> & { schema: S }): Promise<Static<S>>
+    <T>(key: string, fn: () => T | Promise<T>, options?: WrapOptions & { schema?: undefined }): Promise<T>
+  }
+  /** Drops response and value entries alike; resolves to how many were dropped (0 when the store fails). */
+  invalidate: (what: InvalidateSelector) => Promise<number>
+  /** Drops every entry of this plugin's namespace; rejects when the store fails. */
+  clear: () => Promise<void>
   /** Counters in total and per route, and the store's own figures. */
   stats: () => CacheStats
-  /** Drops every entry stored with any of the tags; resolves to how many were dropped. */
-  invalidate: (what: { tags?: readonly string[] }) => Promise<number>
-  /** Drops every entry of this plugin's namespace. */
-  clear: () => Promise<void>
   /** Whether the store answers, and how fast; the error never holds credentials. */
   health: () => Promise<CacheHealth>
+  /** Fills entries by running requests past the cache: at start-up (after `ready()`) or on demand. */
+  warm: (requests: ReadonlyArray<string | WarmRequest>) => Promise<WarmReport>
 }
 
 export interface CacheHealth {
@@ -25,8 +58,30 @@ export interface CacheHealth {
 /** clear() walks the namespace with SCAN: it gets longer than a request-path call. */
 export const CLEAR_TIMEOUT_MS = 30_000
 
-export function createClient (guarded: GuardedStore, stats: Stats): ResponseCacheClient {
+function checkSelector (what: unknown): InvalidateSelector {
+  const fail = (name: string, problem: string): never => { throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT(name, problem) }
+  if (typeof what !== 'object' || what === null) return fail('invalidate', 'expected an object { tags, route, tenant }')
+  const { tags, route, tenant } = what as Record<string, unknown>
+  if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string'))) fail('tags', 'expected an array of strings')
+  if (route !== undefined && typeof route !== 'string') fail('route', 'expected a string such as "GET /items/:id" or "/items/:id"')
+  if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') fail('tenant', 'expected a string or a number')
+  return what as InvalidateSelector
+}
+
+export interface ClientParts {
+  store: GuardedStore
+  stats: Stats
+  namespace: string
+  ttl: number
+  log: FastifyBaseLogger
+  warm: ResponseCacheClient['warm']
+  /** Waits for response writes still on their way to the store, so none lands after an invalidation. */
+  flush: () => Promise<void> | undefined
+}
+
+export function createClient ({ store: guarded, stats, namespace, ttl, log, warm, flush }: ClientParts): ResponseCacheClient {
   const store = guarded.store
+  const values = new ValueCache(guarded, namespace, ttl, stats.values, log)
   const storeStats = (): StoreStats & { name: string } => {
     const figures = store.stats?.()
     // stats() stays synchronous: a store that answers with a promise reports zeros here.
@@ -37,9 +92,27 @@ export function createClient (guarded: GuardedStore, stats: Stats): ResponseCach
     return { name: store.name, ...figures }
   }
   return {
+    get: values.get.bind(values) as ResponseCacheClient['get'],
+    set: values.set.bind(values),
+    del: values.del.bind(values),
+    wrap: values.wrap.bind(values) as ResponseCacheClient['wrap'],
+    invalidate: async (what) => {
+      const { tags, route, tenant } = checkSelector(what)
+      const selected = selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(String(tenant)) })
+      if (selected.length === 0) return 0
+      await flush()
+      try {
+        return await guarded.run('invalidateTags', () => store.invalidateTags(selected))
+      } catch {
+        stats.other.errors++
+        return 0
+      }
+    },
+    clear: async () => {
+      await flush()
+      await guarded.run('clear', () => store.clear(), CLEAR_TIMEOUT_MS)
+    },
     stats: () => stats.snapshot(storeStats()),
-    invalidate: async ({ tags }) => tags === undefined || tags.length === 0 ? 0 : await guarded.run('invalidateTags', () => store.invalidateTags(tags)),
-    clear: async () => { await guarded.run('clear', () => store.clear(), CLEAR_TIMEOUT_MS) },
     health: async () => {
       const started = performance.now()
       try {
@@ -48,6 +121,7 @@ export function createClient (guarded: GuardedStore, stats: Stats): ResponseCach
       } catch (error) {
         return { ok: false, store: store.name, error: redactCredentials(String((error as Error)?.message ?? error)) }
       }
-    }
+    },
+    warm
   }
 }

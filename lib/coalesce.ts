@@ -15,6 +15,8 @@ export class InFlight {
   readonly #flights = new Map<string, Flight>()
   /** Entries a leader produced whose write to a remote store has not completed yet. */
   readonly #unwritten = new Map<string, CacheEntry>()
+  /** Remote writes in progress, until their store call answers. */
+  readonly #landing = new Map<CacheEntry, { promise: Promise<void>, landed: () => void }>()
 
   constructor (private readonly timeoutMs: number) {}
 
@@ -48,11 +50,32 @@ export class InFlight {
    */
   writing (key: string, entry: CacheEntry): void {
     this.#unwritten.set(key, entry)
+    let landed!: () => void
+    const promise = new Promise<void>((resolve) => { landed = resolve })
+    this.#landing.set(entry, { promise, landed })
   }
 
   written (key: string, entry: CacheEntry): void {
+    const landing = this.#landing.get(entry)
+    if (landing !== undefined) {
+      this.#landing.delete(entry)
+      landing.landed()
+    }
     // Reads answered in the same chunk as the write's reply may finish their promise chains after it.
     setImmediate(() => { if (this.#unwritten.get(key) === entry) this.#unwritten.delete(key) })
+  }
+
+  /**
+   * Before an invalidation or clear: waits for the writes still on their way to the store (each is
+   * bounded by the store timeout), so that none lands after the invalidation, and forgets the entries
+   * that bridged them. Undefined when nothing is on its way.
+   */
+  flush (): Promise<void> | undefined {
+    if (this.#landing.size === 0) {
+      this.#unwritten.clear()
+      return undefined
+    }
+    return Promise.all([...this.#landing.values()].map(async ({ promise }) => { await promise })).then(() => { this.#unwritten.clear() })
   }
 
   unwritten (key: string): CacheEntry | undefined {

@@ -5,7 +5,7 @@ export type HeaderValue = string | string[]
 
 /** One stored response: everything needed to answer a request without the handler. */
 export interface CacheEntry {
-  /** HTTP status. */
+  /** HTTP status; 0 for a value stored with `app.cache.set` or `wrap`. */
   status: number
   /** Response headers, names in lower case, without hop-by-hop headers, `set-cookie` or `content-length`. */
   headers: Record<string, HeaderValue>
@@ -155,7 +155,7 @@ export function decodeEntry (data: Buffer): CacheEntry {
       throw new CorruptEntryError(`body does not decompress: ${String(error)}`)
     }
   }
-  if (body.length !== bodyLength || !(status >= 100 && status <= 599) || !Number.isFinite(storedAt) || !(ttl > 0)) {
+  if (body.length !== bodyLength || !(status === 0 || (status >= 100 && status <= 599)) || !Number.isFinite(storedAt) || !(ttl > 0)) {
     throw new CorruptEntryError('entry fields out of range')
   }
   return { status, headers, body, storedAt, ttl, etag }

@@ -46,6 +46,22 @@ export const FST_RESPONSE_CACHE_STORE_TIMEOUT = createError<'FST_RESPONSE_CACHE_
   500
 )
 
+/** `app.cache.set` or `wrap` was given a value that cannot be stored as it is. */
+export const FST_RESPONSE_CACHE_UNSERIALIZABLE_VALUE = createError<'FST_RESPONSE_CACHE_UNSERIALIZABLE_VALUE', [string, string]>(
+  'FST_RESPONSE_CACHE_UNSERIALIZABLE_VALUE',
+  'fastify-response-cache: cannot cache %s: it holds %s',
+  500,
+  TypeError
+)
+
+/** An `app.cache` method was called with a wrong argument: the message names it. */
+export const FST_RESPONSE_CACHE_INVALID_ARGUMENT = createError<'FST_RESPONSE_CACHE_INVALID_ARGUMENT', [string, string]>(
+  'FST_RESPONSE_CACHE_INVALID_ARGUMENT',
+  'fastify-response-cache: invalid argument "%s": %s',
+  500,
+  TypeError
+)
+
 /** Hides the user:password part of any URL in a text, so credentials never reach logs or errors. */
 export function redactCredentials (text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1***@')

@@ -3,16 +3,19 @@ import type {
 } from 'fastify'
 import type { InFlight } from './coalesce.js'
 import type { CacheEntry } from './entry.js'
-import { sha256, type KeySource, requestKey } from './key.js'
-import type { ResolvedOptions, ResolvedRouteOptions } from './options.js'
+import { rawPath, sha256, type KeySource, requestKey, tenantOfKey } from './key.js'
+import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from './options.js'
 import { clientAsksNoCache, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
 import type { Refresher } from './refresh.js'
 import { sendEntry, staleInsteadOfError } from './respond.js'
 import type { RouteCounters } from './stats.js'
 import { isPromise, type GuardedStore } from './store-guard.js'
 import type { MaybePromise } from './stores/store.js'
+import { entryTags, pathGroup } from './tags.js'
 
 export const kRequestState = Symbol('fastify-response-cache.requestState')
+/** Tags a handler added with `reply.cacheTags()`. */
+export const kReplyTags = Symbol('fastify-response-cache.replyTags')
 
 /** How often a process waiting on another process's lock looks for its entry. */
 export const LOCK_POLL_MS = 25
@@ -37,6 +40,15 @@ declare module 'fastify' {
   interface FastifyRequest {
     [kRequestState]: RequestState | null
   }
+  interface FastifyReply {
+    [kReplyTags]: string[] | null
+  }
+}
+
+/** A route's `tags` or `invalidate`: a list, or a function of the request. */
+export function tagsOf (from: FromRequest<string[]> | undefined, request: FastifyRequest): readonly string[] {
+  if (from === undefined) return []
+  return typeof from === 'function' ? from(request) : from
 }
 
 /** Everything one route and method needs on the request path, worked out once when the route is added. */
@@ -108,7 +120,7 @@ export function createHooks (ctx: HookContext): {
     }
     let result: MaybePromise<CacheEntry | undefined>
     try {
-      result = store.get(key)
+      result = store.lookup(key, options.coalesceTimeoutMs)
     } catch {
       storeFailed(route, state, done)
       return
@@ -151,6 +163,8 @@ export function createHooks (ctx: HookContext): {
     const key = state.key as string
     const landing = inFlight.unwritten(key)
     if (landing !== undefined) {
+      const token = store.takeToken(key)
+      if (token !== undefined) store.unlock(key, token)
       route.counters.hits++
       state.status = 'HIT'
       sendEntry(request, reply, landing, Date.now(), 'HIT')
@@ -158,7 +172,9 @@ export function createHooks (ctx: HookContext): {
     }
     if (inFlight.lead(key)) {
       state.leader = true
-      if (store.canLock) lockOrWait(route, state, request, reply, done)
+      // The lookup may have taken the cross-process lock already, in the same round trip as its read.
+      state.lockToken = store.canLock ? store.takeToken(key) : undefined
+      if (store.canLock && state.lockToken === undefined) lockOrWait(route, state, request, reply, done)
       else {
         route.counters.misses++
         done()
@@ -200,8 +216,10 @@ export function createHooks (ctx: HookContext): {
             state.leader = false
             inFlight.settle(key, entry)
             sendEntry(request, reply, entry, Date.now(), 'HIT')
-          } else if (Date.now() >= deadline) runHandler()
-          else poll()
+          } else if ((state.lockToken = store.takeToken(key)) !== undefined || Date.now() >= deadline) {
+            // A lookup of another request of this process took the lock meanwhile: it is this leader's.
+            runHandler()
+          } else poll()
         }, runHandler)
       }, LOCK_POLL_MS)
     }
@@ -237,6 +255,7 @@ export function createHooks (ctx: HookContext): {
     const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes)
     if (typeof verdict === 'string') {
       request.log.debug({ responseCache: { route: route.id, reason: verdict } }, 'response cache: not stored')
+      refresher.report(request, verdict)
       return undefined
     }
     const bytes = body as Buffer
@@ -253,24 +272,32 @@ export function createHooks (ctx: HookContext): {
       ttl: verdict,
       etag
     }
-    const tags = route.options.tags === undefined
-      ? undefined
-      : typeof route.options.tags === 'function' ? route.options.tags(request) : route.options.tags
+    const tags = entryTags({
+      tenant: tenantOfKey(key, options.namespace),
+      tags: [...tagsOf(route.options.tags, request), ...(reply[kReplyTags] ?? [])],
+      route: route.id,
+      path: route.withBody ? undefined : pathGroup(request.host, rawPath(request.url))
+    })
     const storeTtl = verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
     // The lock is released once the entry can be read by the other processes, or will not be.
+    // A store that can releases the lock in the write itself: one round trip fewer per miss.
+    const lockToken = store.unlocksOnSet ? state.lockToken : undefined
     const stored = (): void => {
+      if (lockToken !== undefined) state.lockToken = undefined
       route.counters.stores++
       inFlight.written(key, entry)
       release(state)
+      refresher.report(request, 'stored')
     }
     const failed = (): void => {
       route.counters.errors++
       inFlight.written(key, entry)
       release(state)
+      refresher.report(request, 'store-error')
     }
     const write = (): void => {
       try {
-        const result = store.set(key, entry, { ttl: storeTtl, tags })
+        const result = store.set(key, entry, { ttl: storeTtl, tags, lockToken })
         if (isPromise(result)) result.then(stored, failed)
         else stored()
       } catch {
@@ -320,8 +347,9 @@ export function createHooks (ctx: HookContext): {
           entry = save(state, request, reply, payload)
         } catch (error) {
           request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
+          refresher.report(request, 'error')
         }
-      }
+      } else refresher.report(request, state.route.readOnly ? 'head' : 'bypass')
       if (state.leader) inFlight.settle(state.key as string, entry)
       if (entry === undefined) release(state)
       done(null, payload)

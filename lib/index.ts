@@ -1,18 +1,25 @@
-import type { FastifyPluginAsync, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { createClient, type ResponseCacheClient } from './client.js'
 import { InFlight } from './coalesce.js'
-import { createHooks, kRequestState, type RouteState } from './hooks.js'
+import * as errors from './errors.js'
+import { createHooks, kReplyTags, kRequestState, type RouteState } from './hooks.js'
+import { invalidateOnSend, UNSAFE_METHODS } from './invalidation.js'
+import { registerMetrics } from './metrics.js'
 import { Refresher } from './refresh.js'
 import { routeSegment } from './key.js'
-import { resolveOptions, resolveRouteOptions, type ResponseCacheOptions, type RouteCacheOptions } from './options.js'
+import { resolveOptions, resolveRouteOptions, type ResolvedRouteOptions, type ResponseCacheOptions, type RouteCacheOptions } from './options.js'
 import { BODYLESS_METHODS, CACHEABLE_METHODS } from './policy.js'
 import { Stats } from './stats.js'
 import { GuardedStore, TroubleLog } from './store-guard.js'
 import { createStore } from './stores/index.js'
+import { createWarm } from './warm.js'
 
 export type { ResponseCacheOptions, RouteCacheOptions, FromRequest } from './options.js'
-export type { ResponseCacheClient, CacheHealth } from './client.js'
+export type {
+  ResponseCacheClient, CacheHealth, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapOptions,
+  WarmReport, WarmRequest, WarmResult
+} from './client.js'
 export type { CacheStats, CounterSnapshot } from './stats.js'
 export type { CacheEntry, HeaderValue } from './entry.js'
 export type { CacheStore, StoreSetOptions, StoreStats, MaybePromise } from './stores/store.js'
@@ -28,6 +35,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The response cache's client. */
     cache: ResponseCacheClient
+  }
+  interface FastifyReply {
+    /** Adds tags to the entry this response is stored under, decided at run time. */
+    cacheTags: (...tags: string[]) => this
   }
 }
 
@@ -50,31 +61,54 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
   const store = createStore(options, app)
   const guarded = new GuardedStore(store, options.timeoutMs, new TroubleLog(app.log), options.store !== 'memory')
   const stats = new Stats()
-  const hooks = createHooks({
-    store: guarded,
-    options,
-    inFlight: new InFlight(options.coalesceTimeoutMs),
-    refresher: new Refresher(app)
-  })
+  const refresher = new Refresher(app)
+  const inFlight = new InFlight(options.coalesceTimeoutMs)
+  const flush = (): Promise<void> | undefined => inFlight.flush()
+  const hooks = createHooks({ store: guarded, options, inFlight, refresher })
+  let cachesGet = false
+  const invalidation = { store: guarded, options, cachesGet: () => cachesGet, flush }
   const routeErrors: Error[] = []
 
   app.decorateRequest(kRequestState, null)
-  app.decorate('cache', createClient(guarded, stats))
+  app.decorateReply(kReplyTags, null)
+  app.decorateReply('cacheTags', function (this: FastifyReply, ...tags: string[]) {
+    for (const tag of tags) {
+      if (typeof tag !== 'string' || tag.length === 0) throw new errors.FST_RESPONSE_CACHE_INVALID_ARGUMENT('cacheTags', 'expected non-empty strings')
+    }
+    (this[kReplyTags] ??= []).push(...tags)
+    return this
+  })
+  app.decorate('cache', createClient({
+    store: guarded,
+    stats,
+    namespace: options.namespace,
+    ttl: options.ttl,
+    log: app.log,
+    warm: createWarm(refresher, options.timeoutMs + 1000),
+    flush
+  }))
 
   app.addHook('onRoute', (routeOptions) => {
     const config: unknown = routeOptions.config?.cache
-    if (config === undefined || config === false) return
     const methods = Array.isArray(routeOptions.method) ? routeOptions.method : [routeOptions.method]
+    const routeName = `${methods.join(',')} ${routeOptions.url}`
     let resolved
     try {
-      resolved = resolveRouteOptions(config, options, `${methods.join(',')} ${routeOptions.url}`)
+      resolved = resolveRouteOptions(config, options, routeName)
     } catch (error) {
       // Reported by ready(), which is where Fastify users look for a bad configuration.
       routeErrors.push(error as Error)
       return
     }
-    if (resolved === undefined || isInvalidateOnly(config)) return
+    if (resolved !== undefined && !isInvalidateOnly(config)) cacheRoute(routeOptions, methods, resolved)
+    // Writes drop what they change (RFC 9111 section 4.4), and a route's `invalidate` its tags; last,
+    // after the store hook, so that the status is final.
+    if (resolved?.invalidate !== undefined || methods.some((method) => UNSAFE_METHODS.has(method))) {
+      addRouteHook(routeOptions, 'onSend', invalidateOnSend(invalidation, routeName, resolved?.invalidate, stats.other))
+    }
+  })
 
+  function cacheRoute (routeOptions: RouteOptions, methods: string[], resolved: ResolvedRouteOptions): void {
     const bodyless: Record<string, RouteState> = {}
     const withBody: Record<string, RouteState> = {}
     for (const method of methods) {
@@ -100,6 +134,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     }
     const any = { ...bodyless, ...withBody }
     if (Object.keys(any).length === 0) return
+    if (bodyless.GET !== undefined) cachesGet = true
     const stateFor = (states: Record<string, RouteState>) => (request: FastifyRequest): RouteState | undefined => states[request.method]
 
     if (Object.keys(bodyless).length > 0) {
@@ -110,22 +145,29 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     }
     // Last, so that what is stored is the payload the client gets after the route's own onSend hooks.
     addRouteHook(routeOptions, 'onSend', hooks.storeOnSend(stateFor(any)))
-  })
+  }
+
+  const metrics = registerMetrics({ namespace: options.namespace, stats: app.cache.stats, health: app.cache.health }, options.registry)
 
   app.addHook('onReady', async () => {
     if (routeErrors.length > 0) throw routeErrors[0]
   })
 
   app.addHook('onClose', async () => {
+    metrics.remove()
     // A store or client passed in by the app is the app's to close; the memory store is ours.
     if (options.store === 'memory') await store.close?.()
   })
 
   if (options.statsRoute !== false) {
-    app.get(options.statsRoute.path, { onRequest: options.statsRoute.onRequest }, async () => ({
-      ...app.cache.stats(),
-      health: await app.cache.health()
-    }))
+    app.get(options.statsRoute.path, { onRequest: options.statsRoute.onRequest }, async (request, reply) => {
+      // Prometheus scrapers ask for text/plain (or OpenMetrics, which accepts it); browsers and tools get JSON.
+      const accept = request.headers.accept ?? ''
+      if (accept.includes('text/plain') || accept.includes('openmetrics')) {
+        return await reply.type(metrics.own.contentType).send(await metrics.own.metrics())
+      }
+      return { ...app.cache.stats(), health: await app.cache.health() }
+    })
   }
 }
 

@@ -46,6 +46,17 @@ export interface KeySource {
   key: ((request: FastifyRequest) => string | number | undefined) | undefined
 }
 
+/** The URL up to `?`. */
+export function rawPath (url: string): string {
+  const mark = url.indexOf('?')
+  return mark === -1 ? url : url.slice(0, mark)
+}
+
+/** The tenant segment of a key made by requestKey or valueKey. */
+export function tenantOfKey (key: string, namespace: string): string {
+  return key.slice(namespace.length + 1, key.indexOf(':', namespace.length + 1))
+}
+
 /** What the tenant function says of a request; anything but a string or number means no tenant. */
 export function tenantOf (source: KeySource, request: FastifyRequest): string | undefined {
   if (source.tenant === undefined) return undefined

@@ -15,6 +15,14 @@ declare namespace fastifyResponseCache {
   export type FromRequest<T> = lib.FromRequest<T>
   export type ResponseCacheClient = lib.ResponseCacheClient
   export type CacheHealth = lib.CacheHealth
+  export type InvalidateSelector = lib.InvalidateSelector
+  export type GetValueOptions = lib.GetValueOptions
+  export type SetValueOptions = lib.SetValueOptions
+  export type ValueOptions = lib.ValueOptions
+  export type WrapOptions = lib.WrapOptions
+  export type WarmReport = lib.WarmReport
+  export type WarmRequest = lib.WarmRequest
+  export type WarmResult = lib.WarmResult
   export type CacheStats = lib.CacheStats
   export type CounterSnapshot = lib.CounterSnapshot
   export type CacheEntry = lib.CacheEntry

@@ -1,6 +1,7 @@
 import { Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { Registry } from 'prom-client'
 import { FST_RESPONSE_CACHE_INVALID_OPTION, FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG, redactCredentials } from './errors.js'
 import type { CacheStore } from './stores/store.js'
 
@@ -57,6 +58,11 @@ export interface ResponseCacheOptions {
    * entry and refresh it. Off by default: a client must not reach the origin at will. @defaultValue `false`
    */
   honorClientNoCache?: boolean
+  /**
+   * A prom-client `Registry` of the app's: the plugin's counters register there too (labelled by
+   * `namespace`), for the app's own `/metrics`.
+   */
+  registry?: Registry
   /** Expose counters over HTTP: `true`, or `{ path, onRequest }`. @defaultValue `false` */
   statsRoute?: boolean | { path?: string, onRequest?: onRequestHookHandler | onRequestHookHandler[] }
 }
@@ -111,6 +117,7 @@ const optionsSchema = Type.Object({
   timeout: Type.Number({ exclusiveMinimum: 0, maximum: 60_000, description: 'milliseconds, more than 0 and at most 60000' }),
   coalesceTimeout: Type.Number({ minimum: 0, maximum: 600_000, description: 'milliseconds, 0 to 600000' }),
   honorClientNoCache: Type.Boolean({ description: 'a boolean' }),
+  registry: Type.Object({}, { description: 'a prom-client Registry' }),
   statsRoute: Type.Union([
     Type.Boolean(),
     Type.Object({}, { description: 'an object { path, onRequest }' })
@@ -194,6 +201,7 @@ export interface ResolvedOptions {
   timeoutMs: number
   coalesceTimeoutMs: number
   honorClientNoCache: boolean
+  registry: Registry | undefined
   statsRoute: false | { path: string, onRequest: onRequestHookHandler[] }
 }
 
@@ -208,6 +216,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   if (isRecord(stats)) checkObject(statsRouteSchema, stats, 'statsRoute.', fail)
 
   const o = opts as ResponseCacheOptions
+  if (o.registry !== undefined && typeof o.registry.registerMetric !== 'function') fail('registry', `expected a prom-client Registry, ${describe(o.registry)}`)
   const ttl = o.ttl ?? DEFAULT_TTL
   let statsRoute: ResolvedOptions['statsRoute'] = false
   if (o.statsRoute === true) statsRoute = { path: DEFAULT_STATS_PATH, onRequest: [] }
@@ -231,6 +240,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     timeoutMs: o.timeout ?? DEFAULT_TIMEOUT_MS,
     coalesceTimeoutMs: o.coalesceTimeout ?? DEFAULT_COALESCE_TIMEOUT_MS,
     honorClientNoCache: o.honorClientNoCache ?? false,
+    registry: o.registry,
     statsRoute
   }
 }

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, InjectOptions } from 'fastify'
+import type { FastifyInstance, FastifyRequest, InjectOptions, LightMyRequestResponse as LightResponse } from 'fastify'
 
 /** Request headers that describe the client's connection or its own copy, not the resource. */
 const NOT_REPLAYED = new Set([
@@ -7,6 +7,27 @@ const NOT_REPLAYED = new Set([
 ])
 
 interface InjectedRaw { _lightMyRequest?: { simulate?: object } }
+
+/** What became of a warm-up request's answer; a remote store reports once its write is done. */
+export class Outcome {
+  result: string | undefined
+  readonly #waiters: Array<(result: string) => void> = []
+
+  settle (result: string): void {
+    if (this.result !== undefined) return
+    this.result = result
+    for (const waiter of this.#waiters) waiter(result)
+  }
+
+  /** The result, or `fallback` if none arrives within `ms`. */
+  async wait (ms: number, fallback: string): Promise<string> {
+    if (this.result !== undefined) return this.result
+    return await new Promise((resolve) => {
+      const timer = setTimeout(() => { resolve(fallback) }, ms)
+      this.#waiters.push((result) => { clearTimeout(timer); resolve(result) })
+    })
+  }
+}
 
 /**
  * Background refreshes for stale-while-revalidate: at most one per key at a time, run by injecting
@@ -18,6 +39,8 @@ interface InjectedRaw { _lightMyRequest?: { simulate?: object } }
 export class Refresher {
   readonly #running = new Set<string>()
   readonly #markers = new WeakSet<object>()
+  /** Warm-up requests (app.cache.warm), which want to hear whether their answer was stored. */
+  readonly #outcomes = new WeakMap<object, Outcome>()
 
   constructor (private readonly app: FastifyInstance) {}
 
@@ -25,6 +48,27 @@ export class Refresher {
   isRefresh (request: FastifyRequest): boolean {
     const marker = (request.raw as InjectedRaw)._lightMyRequest?.simulate
     return marker !== undefined && this.#markers.has(marker)
+  }
+
+  #marker (): NonNullable<InjectOptions['simulate']> {
+    const marker = { end: true, split: false, error: false, close: false }
+    this.#markers.add(marker)
+    return marker
+  }
+
+  /** Runs a request past the cache (its answer replaces the entry); resolves with what became of it. */
+  async warm (options: InjectOptions): Promise<{ response: LightResponse, outcome: Outcome }> {
+    const marker = this.#marker()
+    const outcome = new Outcome()
+    this.#outcomes.set(marker, outcome)
+    const response = await this.app.inject({ ...options, simulate: marker })
+    return { response, outcome }
+  }
+
+  /** Tells a warm-up request what became of its answer: `stored`, or why not. */
+  report (request: FastifyRequest, result: string): void {
+    const marker = (request.raw as InjectedRaw)._lightMyRequest?.simulate
+    if (marker !== undefined) this.#outcomes.get(marker)?.settle(result)
   }
 
   start (key: string, request: FastifyRequest): void {
@@ -35,8 +79,7 @@ export class Refresher {
     for (const [name, value] of Object.entries(request.headers)) {
       if (value !== undefined && !NOT_REPLAYED.has(name)) headers[name] = value
     }
-    const marker = { end: true, split: false, error: false, close: false }
-    this.#markers.add(marker)
+    const marker = this.#marker()
     const replay: InjectOptions = {
       method: request.method === 'HEAD' ? 'GET' : request.method as InjectOptions['method'],
       url: request.url,

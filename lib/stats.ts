@@ -25,6 +25,8 @@ export interface CacheStats {
   total: CounterSnapshot
   /** Keyed by method and route pattern, as `"GET /items/:id"`. */
   routes: Record<string, CounterSnapshot>
+  /** `app.cache.get` and `wrap` (not in `total`, which counts responses). */
+  values: CounterSnapshot
   store: StoreStats & { name: string }
 }
 
@@ -46,6 +48,8 @@ export class Stats {
   readonly #routes = new Map<string, RouteCounters>()
   /** Errors outside any route: store trouble during invalidation or clear. */
   readonly other = new RouteCounters()
+  /** Values of app.cache.get, set and wrap. */
+  readonly values = new RouteCounters()
 
   /** One set of counters per route id; routes that share an id share counters. */
   forRoute (id: string): RouteCounters {
@@ -67,6 +71,6 @@ export class Stats {
       total.stores += c.stores
       total.errors += c.errors
     }
-    return { total: snapshot(total), routes, store }
+    return { total: snapshot(total), routes, values: snapshot(this.values), store }
   }
 }

@@ -91,24 +91,64 @@ export class GuardedStore {
    * `remote` is false only for the embedded memory store, which answers in place and cannot be slow
    * or gone; every other store (Redis, or a custom one) gets the full guard.
    */
+  /** The store takes locks shared by every process (Redis): cold keys are computed once across them. */
+  readonly canLock: boolean
+  /** The store reads and locks in one call, and releases a lock in the write it guards. */
+  readonly #getOrLock: ((key: string, ttlMs: number) => MaybePromise<{ entry?: CacheEntry, token?: string }>) | undefined
+
   constructor (
     readonly store: CacheStore,
     private readonly timeoutMs: number,
     private readonly trouble: TroubleLog,
     readonly remote = true
-  ) {}
+  ) {
+    this.canLock = remote && typeof store.lock === 'function' && typeof store.unlock === 'function'
+    this.#getOrLock = this.canLock && typeof store.getOrLock === 'function' ? store.getOrLock.bind(store) : undefined
+  }
 
   readonly #reading = new Map<string, Promise<CacheEntry | undefined>>()
+  /** Locks that a read took for its key, waiting for the request that leads the key's computation. */
+  readonly #tokens = new Map<string, string>()
 
   /**
    * Concurrent reads of one key from a remote store share one call: a hot key under load costs one
    * round trip per batch of requests, not one per request.
    */
   get (key: string): MaybePromise<CacheEntry | undefined> {
-    if (!this.remote) return this.store.get(key)
+    return this.#shared(key, () => this.store.get(key))
+  }
+
+  /**
+   * The first read of a request. Where the store can, a miss also takes the key's coalescing lock in
+   * the same round trip; the request that leads the computation collects it with takeToken.
+   */
+  lookup (key: string, lockMs: number): MaybePromise<CacheEntry | undefined> {
+    const getOrLock = this.#getOrLock
+    if (getOrLock === undefined) return this.get(key)
+    return this.#shared(key, async () => {
+      const { entry, token } = await getOrLock(key, lockMs)
+      if (token !== undefined) this.#tokens.set(key, token)
+      return entry
+    })
+  }
+
+  /** The lock a lookup took for `key`, handed out once. */
+  takeToken (key: string): string | undefined {
+    const token = this.#tokens.get(key)
+    if (token !== undefined) this.#tokens.delete(key)
+    return token
+  }
+
+  /** True when `set` releases the lock whose token it is given, in the same call. */
+  get unlocksOnSet (): boolean {
+    return this.#getOrLock !== undefined
+  }
+
+  #shared (key: string, call: () => MaybePromise<CacheEntry | undefined>): MaybePromise<CacheEntry | undefined> {
+    if (!this.remote) return call()
     const pending = this.#reading.get(key)
     if (pending !== undefined) return pending
-    const read = this.run('get', () => this.store.get(key))
+    const read = this.run('get', call)
     if (!isPromise(read)) return read
     const shared = read.finally(() => { this.#reading.delete(key) })
     this.#reading.set(key, shared)
@@ -117,12 +157,6 @@ export class GuardedStore {
 
   set (key: string, entry: CacheEntry, options: StoreSetOptions): MaybePromise<void> {
     return this.run('set', () => this.store.set(key, entry, options))
-  }
-
-  /** `timeoutMs` may be raised for calls that walk the keyspace (clear), never for the request path. */
-  /** The store takes locks shared by every process (Redis): cold keys are computed once across them. */
-  get canLock (): boolean {
-    return this.remote && typeof this.store.lock === 'function' && typeof this.store.unlock === 'function'
   }
 
   lock (key: string, ttlMs: number): MaybePromise<string | undefined> {
@@ -137,6 +171,7 @@ export class GuardedStore {
     } catch {}
   }
 
+  /** `timeoutMs` may be raised for calls that walk the keyspace (clear), never for the request path. */
   run<T> (operation: string, call: () => MaybePromise<T>, timeoutMs = this.timeoutMs): MaybePromise<T> {
     if (!this.breaker.allow()) throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE(this.store.name, 'paused after repeated failures')
     let result: MaybePromise<T>

@@ -9,7 +9,16 @@ async function loadProduct (id: string): Promise<{ id: string, name: string, pri
   return { id, name: `Product ${id}`, price: Number(id) * 10 + 0.99, loadedAt: new Date().toISOString() }
 }
 
-/** The demo app: one cached route keyed by its parameter, one cached search keyed by its body, stats on. */
+/** Stands in for an expensive computation whose result is not a whole response (an LLM call, say). */
+async function summarise (id: string): Promise<{ id: string, summary: string, at: Date }> {
+  await sleep(200)
+  return { id, summary: `Product ${id} is a fine product.`, at: new Date() }
+}
+
+/**
+ * The demo app: a cached route keyed by its parameter, a cached search keyed by its body, a write
+ * that invalidates, a value cached with app.cache.wrap, and the stats route (JSON or Prometheus).
+ */
 export async function buildDemo (options: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify(options)
   await app.register(responseCache, { ttl: 30, statsRoute: true })
@@ -21,6 +30,14 @@ export async function buildDemo (options: FastifyServerOptions = {}): Promise<Fa
   app.post('/search', { config: { cache: { ttl: 10 } } }, async (request) => {
     await sleep(300)
     return { query: request.body, results: ['1', '2', '3'] }
+  })
+
+  // A 2xx PUT drops the cached GET /products/:id of the same path by itself (RFC 9111 4.4).
+  app.put('/products/:id', async (request) => ({ updated: (request.params as { id: string }).id }))
+
+  app.get('/products/:id/summary', async (request) => {
+    const { id } = request.params as { id: string }
+    return await app.cache.wrap(`summary:${id}`, async () => await summarise(id), { ttl: 60, tags: [`product:${id}`] })
   })
 
   app.get('/uncached', async () => await loadProduct('0'))

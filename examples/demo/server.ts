@@ -16,6 +16,10 @@ for (const path of ['/products/42', '/products/42']) {
   console.log(`GET ${path} -> ${response.statusCode} x-cache: ${String(response.headers['x-cache'])} in ${ms} ms`)
 }
 
+const stats = await request(address + '/cache/stats')
+const { total } = await stats.body.json() as { total: { hits: number, misses: number } }
+console.log(`GET /cache/stats -> ${stats.statusCode} hits: ${total.hits}, misses: ${total.misses}`)
+
 if (once) {
   await app.close()
 } else {
@@ -26,6 +30,9 @@ Try:
   curl -i -X POST ${address}/search -H 'content-type: application/json' -d '{"q":"tea","page":1}'
   curl -i -X POST ${address}/search -H 'content-type: application/json' -d '{"page":1,"q":"tea"}'   # HIT: key order does not matter
   curl -i ${address}/products/7 -H 'authorization: Bearer x'                                    # BYPASS
-  curl ${address}/cache/stats            # counters per route
+  curl -X PUT ${address}/products/7      # a write: the next GET /products/7 is a MISS again
+  curl ${address}/products/7/summary     # app.cache.wrap: 200 ms once, then from the cache
+  curl ${address}/cache/stats            # counters per route, as JSON
+  curl ${address}/cache/stats -H 'accept: text/plain'   # the same as Prometheus text
 Ctrl-C to stop.`)
 }

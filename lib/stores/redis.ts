@@ -25,6 +25,7 @@ interface ScriptedClient extends RedisClientLike {
   responseCacheSetTagged: (...args: Array<string | Buffer | number>) => Promise<number>
   responseCacheDropTags: (...args: Array<string | number>) => Promise<number>
   responseCacheUnlock: (...args: string[]) => Promise<number>
+  responseCacheGetOrLockBuffer: (...args: Array<string | number>) => Promise<Buffer | number>
 }
 
 /** Entries spread over this many hash slots; an entry and its tag records always share one. */
@@ -32,11 +33,13 @@ export const SHARDS = 16
 const UNLINK_BATCH = 500
 const MAX_CORRUPT_REPORTS = 1000
 
-// Stores the entry and adds it to each tag set; a tag set lives as long as its longest-lived entry.
+// Stores the entry, adds it to each tag set (a tag set lives as long as its longest-lived entry) and
+// releases the writer's coalescing lock (KEYS[2]) if ARGV[3] still holds it, all in one call.
 const SET_TAGGED = `
 local ms = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ms)
-for i = 2, #KEYS do
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+for i = 3, #KEYS do
   redis.call('SADD', KEYS[i], KEYS[1])
   if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
 end
@@ -53,6 +56,14 @@ for i = 1, #KEYS do
   redis.call('UNLINK', KEYS[i])
 end
 return dropped`
+
+// A cold miss in one round trip: the entry if there is one, else the coalescing lock if it is free
+// (1: taken with ARGV[1] as its token; 0: another holder has it).
+const GET_OR_LOCK = `
+local value = redis.call('GET', KEYS[1])
+if value then return value end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0`
 
 // Deletes the lock only while it still holds the caller's token: a lock that expired and was taken
 // by another process is never released by the first.
@@ -89,6 +100,7 @@ export class RedisStore implements CacheStore {
       this.#client.defineCommand('responseCacheSetTagged', { lua: SET_TAGGED })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
       this.#client.defineCommand('responseCacheUnlock', { numberOfKeys: 1, lua: UNLOCK })
+      this.#client.defineCommand('responseCacheGetOrLock', { numberOfKeys: 2, lua: GET_OR_LOCK })
     }
   }
 
@@ -114,11 +126,34 @@ export class RedisStore implements CacheStore {
     try {
       data = await this.#client.getBuffer(redisKey)
     } catch (error) {
-      // A set or hash under our key is someone else's value: a miss, not a store failure.
-      if (String((error as Error).message).startsWith('WRONGTYPE')) return this.#corrupt(redisKey, error)
-      throw error
+      return this.#readFailed(redisKey, error)
     }
-    if (data === null) return undefined
+    return data === null ? undefined : this.#decode(redisKey, data)
+  }
+
+  /** The entry, or else the coalescing lock for computing it: `{ token }` when taken, `{}` when held elsewhere. */
+  async getOrLock (key: string, ttlMs: number): Promise<{ entry?: CacheEntry, token?: string }> {
+    this.#ready()
+    const redisKey = this.redisKey(key)
+    const token = randomBytes(16).toString('base64url')
+    let answer: Buffer | number
+    try {
+      answer = await this.#client.responseCacheGetOrLockBuffer(redisKey, this.#lockKey(key), token, Math.max(1, Math.ceil(ttlMs)))
+    } catch (error) {
+      return { entry: this.#readFailed(redisKey, error) }
+    }
+    if (answer === 1) return { token }
+    if (answer === 0) return {}
+    return { entry: this.#decode(redisKey, answer as Buffer) }
+  }
+
+  #readFailed (redisKey: string, error: unknown): undefined {
+    // A set or hash under our key is someone else's value: a miss, not a store failure.
+    if (String((error as Error).message).includes('WRONGTYPE')) return this.#corrupt(redisKey, error)
+    throw error
+  }
+
+  #decode (redisKey: string, data: Buffer): CacheEntry | undefined {
     try {
       return decodeEntry(data)
     } catch (error) {
@@ -133,13 +168,14 @@ export class RedisStore implements CacheStore {
     const redisKey = this.redisKey(key)
     const value = encodeEntry(entry)
     const ms = Math.max(1, Math.ceil(options.ttl * 1000))
-    if (options.tags === undefined || options.tags.length === 0) {
+    const tags = options.tags ?? []
+    if (tags.length === 0 && options.lockToken === undefined) {
       await this.#client.set(redisKey, value, 'PX', ms)
       return
     }
     const shard = shardOf(key)
-    const tagKeys = [...new Set(options.tags)].map((tag) => this.#tagKey(shard, tag))
-    await this.#client.responseCacheSetTagged(1 + tagKeys.length, redisKey, ...tagKeys, value, ms)
+    const tagKeys = [...new Set(tags)].map((tag) => this.#tagKey(shard, tag))
+    await this.#client.responseCacheSetTagged(2 + tagKeys.length, redisKey, this.#lockKey(key), ...tagKeys, value, ms, options.lockToken ?? '')
   }
 
   async ping (): Promise<string> {

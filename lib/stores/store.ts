@@ -7,6 +7,8 @@ export interface StoreSetOptions {
   ttl: number
   /** Tags the entry can be invalidated by. */
   tags?: readonly string[]
+  /** A lock token from `lock` or `getOrLock` for this key, to release once the entry is written. */
+  lockToken?: string
 }
 
 export interface StoreStats {
@@ -34,6 +36,11 @@ export interface CacheStore {
    * or undefined when another holder has it. Stores shared across processes implement it.
    */
   lock?: (key: string, ttlMs: number) => MaybePromise<string | undefined>
+  /**
+   * `get` and, on a miss, `lock` in one round trip: `{ entry }`, or `{ token }` when the lock was
+   * taken, or `{}` when another holder has it. Optional: without it the plugin calls `get` then `lock`.
+   */
+  getOrLock?: (key: string, ttlMs: number) => MaybePromise<{ entry?: CacheEntry, token?: string }>
   /** Releases the lock if `token` still holds it. */
   unlock?: (key: string, token: string) => MaybePromise<void>
   /** Answers when the store is reachable; throws or rejects when it is not. */

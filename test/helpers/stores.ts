@@ -13,6 +13,8 @@ export async function storeKinds (t: Teardown): Promise<Array<[string, () => Res
   let n = 0
   return [
     ['memory', () => ({ store: 'memory' })],
-    ['redis', () => ({ store: 'redis', redis: client, namespace: `t${++n}` })]
+    // A generous timeout: these tests are about what is stored, and a loaded CI machine must not
+    // turn a slow write into a missing entry. Timeouts have tests of their own.
+    ['redis', () => ({ store: 'redis', redis: client, namespace: `t${++n}`, timeout: 2000 })]
   ]
 }

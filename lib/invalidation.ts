@@ -1,0 +1,97 @@
+import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify'
+import { kRequestState, tagsOf } from './hooks.js'
+import { rawPath, tenantSegment } from './key.js'
+import type { FromRequest, ResolvedOptions } from './options.js'
+import type { RouteCounters } from './stats.js'
+import { isPromise, type GuardedStore } from './store-guard.js'
+import { pathGroup, selectorTags } from './tags.js'
+
+/** Methods whose successful answer changes the resource (RFC 9111 section 4.4). */
+export const UNSAFE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE'])
+
+export interface InvalidationContext {
+  store: GuardedStore
+  options: ResolvedOptions
+  /** True once any route caches GET answers: until then there is nothing for a write to drop. */
+  cachesGet: () => boolean
+  /** Waits for response writes still on their way to the store (InFlight.flush). */
+  flush: () => Promise<void> | undefined
+}
+
+/** The paths a write changes: its own, and its `location` and `content-location` on the same host. */
+function changedPaths (request: FastifyRequest, reply: FastifyReply): string[] {
+  const host = request.host
+  const groups = [pathGroup(host, rawPath(request.url))]
+  for (const name of ['location', 'content-location']) {
+    const value = reply.getHeader(name)
+    if (typeof value !== 'string') continue
+    try {
+      // Compared as URLs, so that a default port written out or left out makes no difference.
+      const base = new URL(`${request.protocol}://${host}`)
+      const target = new URL(value, base)
+      if (target.host === base.host) groups.push(pathGroup(host, target.pathname))
+    } catch {}
+  }
+  return groups
+}
+
+/** The request's tenant segment; a tenant function that throws drops entries of every tenant. */
+function tenantOfRequest (options: ResolvedOptions, request: FastifyRequest): string {
+  if (options.tenant === undefined) return '-'
+  try {
+    const tenant: unknown = options.tenant(request)
+    return tenantSegment(typeof tenant === 'string' || typeof tenant === 'number' ? String(tenant) : undefined)
+  } catch {
+    return '-'
+  }
+}
+
+/**
+ * After a 2xx answer that the handler produced: drops the route's `invalidate` tags and, for PUT,
+ * PATCH, POST and DELETE, the GET entries of the same path, within the request's tenant. The answer
+ * waits for it (bounded by `timeout`), so the client's next read sees the change.
+ */
+export function invalidateOnSend (ctx: InvalidationContext, routeId: string, invalidate: FromRequest<string[]> | undefined, counters: RouteCounters): onSendHookHandler {
+  const { store, options } = ctx
+  return function responseCacheInvalidate (request, reply, payload, done) {
+    const state = request[kRequestState]
+    if (reply.statusCode < 200 || reply.statusCode >= 300 || state?.status === 'HIT' || state?.status === 'STALE') {
+      done(null, payload)
+      return
+    }
+    let tags: readonly string[]
+    try {
+      tags = tagsOf(invalidate, request)
+    } catch (error) {
+      request.log.warn({ err: error, responseCache: { route: routeId } }, 'response cache invalidate function threw')
+      tags = []
+    }
+    const groups = UNSAFE_METHODS.has(request.method) && ctx.cachesGet() ? changedPaths(request, reply) : []
+    const selected = selectorTags({ tags, groups, tenant: tenantOfRequest(options, request) })
+    if (selected.length === 0) {
+      done(null, payload)
+      return
+    }
+    const finish = (dropped: number): void => {
+      request.log.debug({ responseCache: { route: routeId, dropped } }, 'response cache: invalidated after a write')
+      done(null, payload)
+    }
+    const failed = (): void => {
+      counters.errors++
+      done(null, payload)
+    }
+    const drop = (): void => {
+      try {
+        const result = store.run('invalidateTags', () => store.store.invalidateTags(selected))
+        if (isPromise(result)) result.then(finish, failed)
+        else finish(result)
+      } catch {
+        failed()
+      }
+    }
+    // An entry written just before this write must not land after its invalidation.
+    const pending = ctx.flush()
+    if (pending === undefined) drop()
+    else pending.then(drop, /* c8 ignore next */ failed)
+  }
+}

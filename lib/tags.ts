@@ -1,0 +1,69 @@
+import { sha256 } from './key.js'
+
+// The store only knows tags. What users call tags, and the implicit groups that invalidation by
+// route, by tenant and by path needs, become store tags with a kind prefix, so no user tag can name
+// an implicit group, and each group is also kept per tenant:
+//
+//   g:t:<tag>              the user tag, every tenant        s:<tenant>:t:<tag>   within one tenant
+//   g:r:<METHOD> <pattern> the route, every tenant           s:<tenant>:r:...     within one tenant
+//   g:p:<hash>             host and path of a GET entry      s:<tenant>:p:<hash>  within one tenant
+//   s:<tenant>:all         everything of one tenant
+//
+// <tenant> is the tenant's key segment (a hash), never the id itself.
+
+/** The request methods whose entries a route can hold; HEAD is answered from the GET entry. */
+export const ENTRY_METHODS = ['GET', 'POST', 'QUERY'] as const
+
+/** Host and path (no query) of a request, hashed: the group RFC 9111 section 4.4 invalidates. */
+export function pathGroup (host: string, path: string): string {
+  return 'p:' + sha256(host + '\n' + path).slice(0, 22)
+}
+
+export interface EntryGroups {
+  /** The key's tenant segment: `-` for no tenant. */
+  tenant: string
+  tags?: readonly string[]
+  /** `"GET /items/:id"` for a response entry; undefined for a value. */
+  route?: string
+  /** From {@link pathGroup}, for GET entries. */
+  path?: string
+}
+
+/** The store tags of one entry. */
+export function entryTags ({ tenant, tags, route, path }: EntryGroups): string[] {
+  const groups: string[] = []
+  if (tags !== undefined) for (const tag of tags) groups.push('t:' + tag)
+  if (route !== undefined) groups.push('r:' + route)
+  if (path !== undefined) groups.push(path)
+  const out = groups.map((group) => 'g:' + group)
+  if (tenant !== '-') {
+    for (const group of groups) out.push('s:' + tenant + ':' + group)
+    out.push('s:' + tenant + ':all')
+  }
+  return out
+}
+
+export interface Selector {
+  tags?: readonly string[]
+  /** `"GET /items/:id"` (one method) or `"/items/:id"` (every method). */
+  route?: string
+  /** A tenant's key segment (see tenantSegment); narrows the tags and the route to that tenant. */
+  tenant?: string
+  /** Implicit groups (paths), used by the plugin itself. */
+  groups?: readonly string[]
+}
+
+/** The store tags that select what `invalidate(selector)` drops; none when it selects nothing. */
+export function selectorTags ({ tags, route, tenant, groups }: Selector): string[] {
+  const wanted: string[] = []
+  if (tags !== undefined) for (const tag of tags) wanted.push('t:' + tag)
+  if (route !== undefined) {
+    const space = route.indexOf(' ')
+    if (space === -1) for (const method of ENTRY_METHODS) wanted.push('r:' + method + ' ' + route)
+    else wanted.push('r:' + (route.slice(0, space).toUpperCase() === 'HEAD' ? 'GET' : route.slice(0, space).toUpperCase()) + route.slice(space))
+  }
+  if (groups !== undefined) wanted.push(...groups)
+  if (tenant === undefined || tenant === '-') return wanted.map((group) => 'g:' + group)
+  if (tags === undefined && route === undefined && groups === undefined) return ['s:' + tenant + ':all']
+  return wanted.map((group) => 's:' + tenant + ':' + group)
+}

@@ -1,0 +1,192 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Static, TSchema } from '@sinclair/typebox'
+import type { CacheEntry } from './entry.js'
+import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from './errors.js'
+import { tenantSegment } from './key.js'
+import type { RouteCounters } from './stats.js'
+import type { GuardedStore } from './store-guard.js'
+import { entryTags } from './tags.js'
+import { decodeValue, matches, VALUE_STATUS, valueEntry, valueKey } from './values.js'
+
+export interface ValueOptions {
+  /** Keeps the value apart from every other tenant's, like the `tenant` option does for responses. */
+  tenant?: string | number
+}
+
+export interface SetValueOptions extends ValueOptions {
+  /** Seconds the value is fresh. @defaultValue the plugin's `ttl` */
+  ttl?: number
+  /** Tags to drop it by, shared with response entries. */
+  tags?: readonly string[]
+}
+
+export interface GetValueOptions<S extends TSchema = TSchema> extends ValueOptions {
+  /** A cached value that no longer matches the schema is a miss. */
+  schema?: S
+}
+
+export interface WrapOptions<S extends TSchema = TSchema> extends SetValueOptions, GetValueOptions<S> {
+  /** Seconds past `ttl` during which the old value is returned at once while one call of `fn` refreshes it. */
+  staleWhileRevalidate?: number
+}
+
+const MAX_KEY_LENGTH = 8192
+const MAX_CORRUPT_REPORTS = 1000
+
+function invalid (name: string, problem: string): never {
+  throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT(name, problem)
+}
+
+function checkOptions (options: WrapOptions | undefined): void {
+  if (options === undefined) return
+  if (typeof options !== 'object' || options === null) invalid('options', 'expected an object')
+  const { tenant, ttl, tags, staleWhileRevalidate, schema } = options
+  if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') invalid('tenant', 'expected a string or a number')
+  if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0 && Number.isFinite(ttl))) invalid('ttl', 'expected a number of seconds greater than 0')
+  if (staleWhileRevalidate !== undefined && !(typeof staleWhileRevalidate === 'number' && staleWhileRevalidate >= 0 && Number.isFinite(staleWhileRevalidate))) {
+    invalid('staleWhileRevalidate', 'expected a number of seconds, 0 or more')
+  }
+  if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string' && tag.length > 0))) {
+    invalid('tags', 'expected an array of non-empty strings')
+  }
+  if (schema !== undefined && (typeof schema !== 'object' || schema === null)) invalid('schema', 'expected a TypeBox schema')
+}
+
+/** A cached value and how many milliseconds past its freshness it is (0 or less: fresh). */
+interface Found { value: unknown, staleMs: number }
+
+/**
+ * `get`, `set`, `del` and `wrap` of `app.cache`: values stored beside the responses, in the same
+ * store and under the same tags. Store trouble never reaches the caller: a read that fails is a miss,
+ * a write that fails is lost (and logged, rate-limited, by the guarded store).
+ */
+export class ValueCache {
+  /** Calls of one key in progress: concurrent callers share the read and, on a miss, one run of `fn`. */
+  readonly #flights = new Map<string, Promise<unknown>>()
+  readonly #refreshing = new Set<string>()
+  readonly #reported = new Set<string>()
+
+  constructor (
+    private readonly store: GuardedStore,
+    private readonly namespace: string,
+    private readonly defaultTtl: number,
+    private readonly counters: RouteCounters,
+    private readonly log: FastifyBaseLogger
+  ) {}
+
+  #key (key: unknown, options: ValueOptions | undefined): string {
+    if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+      invalid('key', `expected a string of 1 to ${MAX_KEY_LENGTH} characters`)
+    }
+    const tenant = options?.tenant
+    return valueKey(this.namespace, tenantSegment(tenant === undefined ? undefined : String(tenant)), key)
+  }
+
+  async #read (key: string, schema: TSchema | undefined): Promise<Found | undefined> {
+    let entry: CacheEntry | undefined
+    try {
+      entry = await this.store.get(key)
+    } catch {
+      this.counters.errors++
+      return undefined
+    }
+    if (entry === undefined) return undefined
+    let value: unknown
+    try {
+      if (entry.status !== VALUE_STATUS) throw new Error('a response entry under a value key')
+      value = decodeValue(entry.body)
+    } catch (error) {
+      // Logged once per key: a bad value must not write a line on every call that reads it.
+      if (!this.#reported.has(key) && this.#reported.size < MAX_CORRUPT_REPORTS) {
+        this.#reported.add(key)
+        this.log.warn({ responseCache: { problem: String((error as Error).message) } }, 'response cache: unreadable value treated as a miss')
+      }
+      return undefined
+    }
+    if (schema !== undefined && !matches(schema, value)) return undefined
+    return { value, staleMs: Date.now() - entry.storedAt - entry.ttl * 1000 }
+  }
+
+  async #write (key: string, value: unknown, options: WrapOptions | undefined): Promise<void> {
+    const ttl = options?.ttl ?? this.defaultTtl
+    // Encoded before the store is asked: a value that cannot be stored is the caller's error.
+    const entry = valueEntry(value, ttl)
+    const tenant = options?.tenant
+    const tags = entryTags({ tenant: tenantSegment(tenant === undefined ? undefined : String(tenant)), tags: options?.tags })
+    try {
+      await this.store.set(key, entry, { ttl: ttl + (options?.staleWhileRevalidate ?? 0), tags })
+      this.counters.stores++
+    } catch {
+      this.counters.errors++
+    }
+  }
+
+  async get<T = unknown> (key: string, options?: GetValueOptions): Promise<T | undefined> {
+    checkOptions(options)
+    const found = await this.#read(this.#key(key, options), options?.schema)
+    if (found === undefined || found.staleMs >= 0) {
+      this.counters.misses++
+      return undefined
+    }
+    this.counters.hits++
+    return found.value as T
+  }
+
+  async set (key: string, value: unknown, options?: SetValueOptions): Promise<void> {
+    checkOptions(options)
+    await this.#write(this.#key(key, options), value, options)
+  }
+
+  async del (key: string, options?: ValueOptions): Promise<void> {
+    checkOptions(options)
+    const storeKey = this.#key(key, options)
+    try {
+      await this.store.run('delete', () => this.store.store.delete(storeKey))
+    } catch {
+      this.counters.errors++
+    }
+  }
+
+  wrap<S extends TSchema>(key: string, fn: () => Static<S> | Promise<Static<S>>, options: WrapOptions<S> & { schema: S }): Promise<Static<S>>
+  wrap<T>(key: string, fn: () => T | Promise<T>, options?: WrapOptions): Promise<T>
+  async wrap<T> (key: string, fn: () => T | Promise<T>, options?: WrapOptions): Promise<T> {
+    if (typeof fn !== 'function') invalid('fn', 'expected a function')
+    checkOptions(options)
+    const storeKey = this.#key(key, options)
+    let flight = this.#flights.get(storeKey)
+    if (flight === undefined) {
+      flight = this.#lookupOrRun(storeKey, fn, options)
+      this.#flights.set(storeKey, flight)
+      // Settled either way: after a throw the next call runs fn again.
+      const forget = (): void => { this.#flights.delete(storeKey) }
+      flight.then(forget, forget)
+    }
+    return await (flight as Promise<T>)
+  }
+
+  async #lookupOrRun<T> (key: string, fn: () => T | Promise<T>, options: WrapOptions | undefined): Promise<T> {
+    const found = await this.#read(key, options?.schema)
+    if (found !== undefined && found.staleMs < 0) {
+      this.counters.hits++
+      return found.value as T
+    }
+    if (found !== undefined && found.staleMs < (options?.staleWhileRevalidate ?? 0) * 1000) {
+      this.counters.stale++
+      this.#refresh(key, fn, options ?? {})
+      return found.value as T
+    }
+    this.counters.misses++
+    const value = await fn()
+    await this.#write(key, value, options)
+    return value
+  }
+
+  #refresh<T> (key: string, fn: () => T | Promise<T>, options: WrapOptions): void {
+    if (this.#refreshing.has(key)) return
+    this.#refreshing.add(key)
+    new Promise<T>((resolve) => { resolve(fn()) })
+      .then(async (value) => { await this.#write(key, value, options) })
+      .catch((error: unknown) => { this.log.warn({ err: error }, 'response cache: wrap refresh failed; the stale value stays') })
+      .finally(() => { this.#refreshing.delete(key) })
+  }
+}

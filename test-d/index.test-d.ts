@@ -1,0 +1,46 @@
+import { Type } from '@sinclair/typebox'
+import Fastify from 'fastify'
+import { expectAssignable, expectError, expectType } from 'tsd'
+import responseCache, { type CacheStats, type CounterSnapshot, type WarmReport } from '../dist/esm/index.js'
+
+const app = Fastify()
+await app.register(responseCache, { ttl: 30, store: 'memory', statsRoute: { path: '/ops/cache' } })
+expectError(app.register(responseCache, { ttl: '30' }))
+
+// config.cache on routes
+app.get('/a', { config: { cache: true } }, async () => 'a')
+app.get('/b', { config: { cache: { ttl: 5, tags: (request) => [request.url], vary: ['accept-language'] } } }, async () => 'b')
+app.put('/c', { config: { cache: { invalidate: ['items'] } } }, async () => 'c')
+expectError(app.get('/d', { config: { cache: { ttl: 'long' } } }, async () => 'd'))
+expectError(app.get('/e', { config: { cache: { tags: 'items' } } }, async () => 'e'))
+
+// reply.cacheTags
+app.get('/f', { config: { cache: true } }, async (request, reply) => {
+  expectType<typeof reply>(reply.cacheTags('item:1', 'items'))
+  return 'f'
+})
+
+// app.cache generics
+expectType<Promise<number | undefined>>(app.cache.get<number>('k'))
+expectType<Promise<unknown>>(app.cache.get('k'))
+expectType<Promise<void>>(app.cache.set('k', { a: 1 }, { ttl: 10, tags: ['t'], tenant: 'acme' }))
+expectType<Promise<void>>(app.cache.del('k', { tenant: 42 }))
+expectType<Promise<{ drug: string }>>(app.cache.wrap('k', async () => ({ drug: 'x' })))
+expectType<Promise<string>>(app.cache.wrap('k', () => 'sync', { staleWhileRevalidate: 10 }))
+expectError(app.cache.set('k', 1, { ttl: '10' }))
+
+// schema inference in wrap and get
+const Analysis = Type.Object({ drug: Type.String(), score: Type.Number() })
+expectType<Promise<{ drug: string, score: number }>>(app.cache.wrap('k', async () => ({ drug: 'x', score: 1 }), { schema: Analysis }))
+expectError(app.cache.wrap('k', async () => ({ drug: 'x' }), { schema: Analysis }))
+expectType<Promise<{ drug: string, score: number } | undefined>>(app.cache.get('k', { schema: Analysis }))
+
+// invalidation, warm, stats, health
+expectType<Promise<number>>(app.cache.invalidate({ tags: ['a'], route: 'GET /b', tenant: 'acme' }))
+expectError(app.cache.invalidate({ tag: ['a'] }))
+expectType<Promise<WarmReport>>(app.cache.warm(['/a', { url: '/b', method: 'POST', body: { q: 1 } }]))
+expectType<CacheStats>(app.cache.stats())
+expectType<CounterSnapshot>(app.cache.stats().routes['GET /a'])
+expectAssignable<{ hits: number, misses: number, stale: number, bypasses: number, stores: number, errors: number, hitRatio: number }>(app.cache.stats().total)
+expectAssignable<{ name: string, entries: number, bytes: number, evictions: number }>(app.cache.stats().store)
+expectType<Promise<{ ok: boolean, store: string, latencyMs?: number, error?: string }>>(app.cache.health())

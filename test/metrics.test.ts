@@ -1,0 +1,77 @@
+import Fastify from 'fastify'
+import { Registry } from 'prom-client'
+import t from 'tap'
+import responseCache from '../lib/index.js'
+import { cachedApp } from './helpers/app.js'
+
+/** The value of one sample line, or undefined when the line is missing. */
+function sample (text: string, line: string): number | undefined {
+  const found = text.split('\n').find((l) => l.startsWith(line + ' '))
+  return found === undefined ? undefined : Number(found.slice(line.length + 1))
+}
+
+t.test('the stats route answers Prometheus text when asked for text/plain', async (t) => {
+  const app = await cachedApp(t, {
+    statsRoute: true,
+    tenant: (request) => request.headers['x-tenant'] as string | undefined
+  })
+  app.get('/items/:id', { config: { cache: true } }, async () => 'item')
+  await app.inject({ url: '/items/secret-item', headers: { 'x-tenant': 'tenant-acme' } })
+  await app.inject({ url: '/items/secret-item', headers: { 'x-tenant': 'tenant-acme' } })
+  await app.inject({ url: '/items/2', headers: { authorization: 'Bearer token-xyz' } })
+  await app.cache.wrap('drug:aspirin', async () => 'analysis')
+
+  const r = await app.inject({ url: '/cache/stats', headers: { accept: 'text/plain' } })
+  t.equal(r.statusCode, 200)
+  t.match(r.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  const text = r.body
+  t.equal(sample(text, 'response_cache_requests_total{namespace="rc",route="GET /items/:id",result="hit"}'), 1)
+  t.equal(sample(text, 'response_cache_requests_total{namespace="rc",route="GET /items/:id",result="miss"}'), 1)
+  t.equal(sample(text, 'response_cache_requests_total{namespace="rc",route="GET /items/:id",result="bypass"}'), 1)
+  t.equal(sample(text, 'response_cache_requests_total{namespace="rc",route="app.cache",result="miss"}'), 1)
+  t.equal(sample(text, 'response_cache_stores_total{namespace="rc",route="GET /items/:id"}'), 1)
+  t.equal(sample(text, 'response_cache_errors_total{namespace="rc",route="GET /items/:id"}'), 0)
+  t.equal(sample(text, 'response_cache_entries{namespace="rc",store="memory"}'), 2)
+  t.ok((sample(text, 'response_cache_bytes{namespace="rc",store="memory"}') ?? 0) > 0)
+  t.equal(sample(text, 'response_cache_evictions_total{namespace="rc",store="memory"}'), 0)
+  t.equal(sample(text, 'response_cache_store_up{namespace="rc",store="memory"}'), 1)
+  t.match(text, /# TYPE response_cache_requests_total counter/)
+  t.notMatch(text, /tenant-acme|secret-item|token-xyz|drug|aspirin|rc:/, 'no keys, values, tenant ids or credentials')
+
+  const scraper = await app.inject({ url: '/cache/stats', headers: { accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1' } })
+  t.match(scraper.headers['content-type'], /^text\/plain/, 'what Prometheus itself sends')
+  const json = await app.inject({ url: '/cache/stats', headers: { accept: 'application/json' } })
+  t.equal(json.json().values.misses, 1, 'JSON otherwise, with the value counters')
+})
+
+t.test('an app registry gets the counters too, one set for any number of plugin instances', async (t) => {
+  const registry = new Registry()
+  const app = Fastify()
+  t.teardown(async () => { await app.close() })
+  await app.register(async (scope) => {
+    await scope.register(responseCache, { namespace: 'pages', registry })
+    scope.get('/pages', { config: { cache: true } }, async () => 'pages')
+  })
+  await app.register(async (scope) => {
+    await scope.register(responseCache, { namespace: 'api', registry })
+    scope.get('/api', { config: { cache: true } }, async () => 'api')
+  })
+  await app.inject('/pages')
+  await app.inject('/pages')
+  await app.inject('/api')
+  const text = await registry.metrics()
+  t.equal(sample(text, 'response_cache_requests_total{namespace="pages",route="GET /pages",result="hit"}'), 1)
+  t.equal(sample(text, 'response_cache_requests_total{namespace="api",route="GET /api",result="miss"}'), 1)
+  t.equal(text.match(/# TYPE response_cache_requests_total/g)?.length, 1)
+  await app.close()
+  t.notMatch(await registry.metrics(), /namespace="pages"/, 'a closed instance leaves the registry')
+})
+
+t.test('a registry that is not a prom-client Registry fails ready() naming the option', async (t) => {
+  const app = Fastify()
+  app.register(responseCache, { registry: {} as Registry })
+  await t.rejects(async () => await app.ready(), {
+    code: 'FST_RESPONSE_CACHE_INVALID_OPTION',
+    message: /"registry": expected a prom-client Registry/
+  })
+})
