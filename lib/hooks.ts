@@ -8,6 +8,7 @@ import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from './optio
 import { clientAsksNoCache, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
 import type { Refresher } from './refresh.js'
 import { sendEntry, staleInsteadOfError } from './respond.js'
+import { crossProcess } from './cross-process.js'
 import type { RouteCounters } from './stats.js'
 import { isPromise, type GuardedStore } from './store-guard.js'
 import type { MaybePromise } from './stores/store.js'
@@ -16,9 +17,6 @@ import { entryTags, pathGroup } from './tags.js'
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 /** Tags a handler added with `reply.cacheTags()`. */
 export const kReplyTags = Symbol('fastify-response-cache.replyTags')
-
-/** How often a process waiting on another process's lock looks for its entry. */
-export const LOCK_POLL_MS = 25
 
 export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
 
@@ -80,17 +78,13 @@ function bypass (request: FastifyRequest, route: RouteState, reason: string): vo
   request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
 }
 
-/** A store call as a promise, whether it answers in place, with a promise, or throws. Off the hit path. */
-async function attempt<T> (call: () => MaybePromise<T>): Promise<T> {
-  return await new Promise<T>((resolve) => { resolve(call()) })
-}
-
 export function createHooks (ctx: HookContext): {
   /** For onRequest (GET, HEAD) and preValidation (routes keyed by their body) alike. */
   lookup: (stateFor: StateFor) => onRequestHookHandler & preValidationHookHandler
   storeOnSend: (stateFor: StateFor) => onSendHookHandler
 } {
   const { store, options, inFlight, refresher } = ctx
+  const { lockOrWait, release } = crossProcess(ctx)
 
   function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const reason = requestBypassReason(route.options, request, route.withBody)
@@ -193,50 +187,6 @@ export function createHooks (ctx: HookContext): {
       state.status = 'HIT'
       sendEntry(request, reply, entry, Date.now(), 'HIT')
     }, /* c8 ignore next */ () => { done() })
-  }
-
-  /**
-   * Across processes sharing Redis: the leader of this process takes a short lock for the key. If
-   * another process holds it, this one polls the store for that process's entry, for at most
-   * coalesceTimeout, then runs the handler itself.
-   */
-  function lockOrWait (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const key = state.key as string
-    const runHandler = (): void => {
-      route.counters.misses++
-      done()
-    }
-    const deadline = Date.now() + options.coalesceTimeoutMs
-    const poll = (): void => {
-      setTimeout(() => {
-        attempt(() => store.get(key)).then((entry) => {
-          if (entry !== undefined && Date.now() - entry.storedAt < entry.ttl * 1000) {
-            route.counters.hits++
-            state.status = 'HIT'
-            state.leader = false
-            inFlight.settle(key, entry)
-            sendEntry(request, reply, entry, Date.now(), 'HIT')
-          } else if ((state.lockToken = store.takeToken(key)) !== undefined || Date.now() >= deadline) {
-            // A lookup of another request of this process took the lock meanwhile: it is this leader's.
-            runHandler()
-          } else poll()
-        }, runHandler)
-      }, LOCK_POLL_MS)
-    }
-    attempt(() => store.lock(key, options.coalesceTimeoutMs)).then((token) => {
-      if (token === undefined) {
-        poll()
-        return
-      }
-      state.lockToken = token
-      runHandler()
-    }, runHandler)
-  }
-
-  function release (state: RequestState): void {
-    if (state.lockToken === undefined) return
-    store.unlock(state.key as string, state.lockToken)
-    state.lockToken = undefined
   }
 
   function storeFailed (route: RouteState, state: RequestState, done: HookHandlerDoneFunction): void {
