@@ -26,3 +26,19 @@ export async function loadProduct (): Promise<typeof PRODUCT> {
   await sleep(20)
   return PRODUCT
 }
+
+/** About 1 MB of JSON (records like PRODUCT), under the plugin's default maxEntryBytes of 1 MiB. */
+export function catalogue (): Array<typeof PRODUCT> {
+  const count = Math.floor(1_000_000 / (PRODUCT_JSON.length + 1))
+  return Array.from({ length: count }, (_, i) => ({ ...PRODUCT, id: i, sku: `SKU-${String(i).padStart(4, '0')}-XL` }))
+}
+
+/** The POST scenario's request body: a 2 KB JSON search, the same on every request, so every one is a hit. */
+export const SEARCH_BODY = JSON.stringify({
+  query: 'insulated bottle',
+  filters: Array.from({ length: 30 }, (_, i) => ({ field: `attribute_${i}`, op: i % 2 === 0 ? 'eq' : 'in', value: i % 2 === 0 ? `value-${i}` : [`a${i}`, `b${i}`, `c${i}`] })),
+  sort: [{ field: 'price.amount', order: 'asc' }, { field: 'ratings.average', order: 'desc' }],
+  page: { size: 24, after: 'eyJpZCI6NDIsInByaWNlIjoyOTk5fQ' },
+  facets: ['tags', 'stock.warehouse', 'variants.color', 'price.currency'],
+  locale: 'en-GB'
+})

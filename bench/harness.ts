@@ -1,0 +1,89 @@
+// What run.ts, profile.ts and store.ts share: a redis-server of the bench's own, forked scenario
+// servers, and autocannon driven from code.
+import autocannon from 'autocannon'
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+
+export const CONNECTIONS = 100
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve) => {
+    const probe = createServer()
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => { resolve(port) })
+    })
+  })
+}
+
+/** Found on PATH, or undefined: the nginx peer is skipped where nginx is not installed. */
+export function which (binary: string): string | undefined {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${binary}`]).toString().trim() || undefined
+  } catch {
+    return undefined
+  }
+}
+
+export interface BenchRedis { port: number, version: string, stop: () => void }
+
+/** A redis-server of the machine's own for the Redis scenarios (never a shared 6379), stopped at the end. */
+export async function startRedis (): Promise<BenchRedis> {
+  const binary = which('redis-server')
+  if (binary === undefined) throw new Error('bench: redis-server is not on PATH')
+  const port = await freePort()
+  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve) => {
+    child.stdout.on('data', (chunk: Buffer) => { if (chunk.toString().includes('Ready to accept connections')) resolve() })
+  })
+  const version = /v=(\S+)/.exec(execFileSync(binary, ['--version']).toString())?.[1] ?? 'unknown'
+  return { port, version, stop: () => { child.kill() } }
+}
+
+export interface Server { child: ChildProcess, address: string, stop: () => Promise<void> }
+
+/** Forks bench/servers/<file> and waits for the address it listens on. */
+export async function startServer (file: string, env: Record<string, string>, execArgv: string[] = []): Promise<Server> {
+  const child = fork(fileURLToPath(new URL(`./servers/${file}`, import.meta.url)), {
+    execArgv: [...execArgv, '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...env }
+  })
+  const [message] = await once(child, 'message') as [{ address: string }]
+  return {
+    child,
+    address: message.address,
+    stop: async () => {
+      const exited = once(child, 'exit')
+      child.disconnect()
+      await exited
+    }
+  }
+}
+
+export interface Load {
+  seconds: number
+  method?: 'GET' | 'POST'
+  body?: string
+  headers?: Record<string, string>
+  /** Every request asks for a URL no earlier request asked for. */
+  unique?: boolean
+}
+
+let uniqueCounter = 0
+
+export async function load (url: string, options: Load): Promise<autocannon.Result> {
+  const path = new URL(url).pathname
+  return await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: options.seconds,
+    pipelining: 1,
+    method: options.method ?? 'GET',
+    body: options.body,
+    headers: options.headers,
+    requests: options.unique === true ? [{ setupRequest: (request) => ({ ...request, path: `${path}?u=${++uniqueCounter}` }) }] : undefined
+  })
+}

@@ -1,0 +1,46 @@
+// Every scenario of `npm run bench`: which server (bench/servers/), which requests, and how the report
+// groups it. All answer the same 0.7 KB product through the same 20 ms data call unless said otherwise.
+import type { Load } from './harness.js'
+import { SEARCH_BODY } from './servers/payload.js'
+
+export type Group = 'ceiling' | 'baseline' | 'plugin' | 'peer'
+
+export interface Scenario {
+  name: string
+  server: string
+  path: string
+  what: string
+  group: Group
+  env?: Record<string, string>
+  request?: Omit<Load, 'seconds'>
+  /** Part of `--quick`, the CI smoke run. */
+  quick?: boolean
+  /** A binary the scenario needs on PATH; skipped with a note without it. */
+  needs?: string
+}
+
+const post: Omit<Load, 'seconds'> = { method: 'POST', body: SEARCH_BODY, headers: { 'content-type': 'application/json' } }
+
+export const SCENARIOS: Scenario[] = [
+  { name: 'bare', group: 'ceiling', server: 'bare.ts', path: '/product', quick: true, what: 'constant Buffer, no handler work (the ceiling)' },
+  { name: 'no-cache', group: 'baseline', server: 'no-cache.ts', path: '/product', what: 'same JSON through a 20 ms handler, no plugin' },
+  { name: 'memory-hit', group: 'plugin', server: 'memory-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, memory-store hits' },
+  { name: 'redis-hit', group: 'plugin', server: 'redis-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, Redis-store hits' },
+  { name: 'post-hit', group: 'plugin', server: 'post-hit.ts', path: '/search', request: post, what: 'POST keyed by its 2 KB JSON body, memory-store hits' },
+  { name: 'no-cache-unique', group: 'baseline', server: 'no-cache.ts', path: '/product', request: { unique: true }, quick: true, what: 'no plugin, a new query string on every request' },
+  { name: 'memory-miss', group: 'plugin', server: 'memory-hit.ts', path: '/product', request: { unique: true }, quick: true, what: 'memory store, every request a miss (looked up, handled, stored)' },
+  { name: 'redis-miss', group: 'plugin', server: 'redis-hit.ts', path: '/product', request: { unique: true }, what: 'Redis store, every request a miss (looked up, handled, stored)' },
+  { name: 'redis-stopped', group: 'plugin', server: 'redis-down.ts', path: '/product', quick: true, what: 'Redis store, Redis down (closed port, offline queue off): every request handled' },
+  { name: 'memory-stale', group: 'plugin', server: 'stale.ts', path: '/product', what: 'memory store, 1 s upstream, entry always stale: STALE answers while one refresh runs' },
+  { name: 'bare-1mb', group: 'ceiling', server: 'large.ts', path: '/catalogue', env: { BENCH_STORE: 'none' }, what: 'constant 1 MB Buffer, no handler work (the 1 MB ceiling)' },
+  { name: 'memory-hit-1mb', group: 'plugin', server: 'large.ts', path: '/catalogue', env: { BENCH_STORE: 'memory' }, what: '1 MB JSON from the 20 ms handler, memory-store hits' },
+  { name: 'redis-hit-1mb', group: 'plugin', server: 'large.ts', path: '/catalogue', env: { BENCH_STORE: 'redis' }, what: '1 MB JSON from the 20 ms handler, Redis-store hits (lz4)' },
+  { name: 'async-cache-dedupe', group: 'peer', server: 'peer-async-cache-dedupe.ts', path: '/product', what: 'peer: async-cache-dedupe (memory) around the data call' },
+  { name: 'bentocache', group: 'peer', server: 'peer-bentocache.ts', path: '/product', what: 'peer: bentocache getOrSet in the handler, memory only' },
+  { name: 'bentocache-l2', group: 'peer', server: 'peer-bentocache.ts', path: '/product', env: { BENCH_L2: 'redis' }, what: 'peer: bentocache getOrSet, memory + Redis L2' },
+  { name: 'fastify-caching', group: 'peer', server: 'peer-fastify-caching.ts', path: '/product', what: 'peer: @fastify/caching, default store (headers and ETags only; no bodies stored)' },
+  { name: 'nginx', group: 'peer', server: 'peer-nginx.ts', path: '/product', needs: 'nginx', what: 'peer: nginx proxy_cache, one worker, in front of the no-plugin app' }
+]
+
+/** Peers that cache inside the Node process, which memory hits must be ahead of. */
+export const IN_PROCESS_PEERS = ['async-cache-dedupe', 'bentocache', 'bentocache-l2', 'fastify-caching']

@@ -1,0 +1,75 @@
+// Peer: nginx proxy_cache (one worker, config generated into a temp dir) in front of the uncached
+// no-plugin app, which runs in this process. The runner skips this peer when nginx is not on PATH.
+import { spawn } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify from 'fastify'
+import { loadProduct } from './payload.js'
+
+const app = Fastify()
+app.get('/product', async () => await loadProduct())
+const upstream = await app.listen({ port: 0, host: '127.0.0.1' })
+
+const port = await new Promise<number>((resolve) => {
+  const probe = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = probe.address() as { port: number }
+    probe.close(() => { resolve(port) })
+  })
+})
+const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'))
+// Started as root, nginx runs its worker as nobody, which must reach the cache and temp dirs in here.
+chmodSync(dir, 0o755)
+// Every path nginx writes to is in the temp dir, so it needs no system paths and leaves nothing behind.
+writeFileSync(join(dir, 'nginx.conf'), `
+daemon off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  proxy_cache_path ${dir}/cache keys_zone=bench:10m;
+  upstream app { server ${upstream.replace('http://', '')}; keepalive 32; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+      proxy_cache_valid 200 1h;
+      proxy_cache_lock on;
+      add_header x-cache $upstream_cache_status;
+    }
+  }
+}
+`)
+const nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'inherit', 'inherit'] })
+
+// nginx says nothing when it is ready: ask until it answers (the first answer also fills its cache).
+const address = `http://127.0.0.1:${port}`
+for (let tries = 0; ; tries++) {
+  const status = await fetch(address + '/product').then(async (response) => {
+    await response.arrayBuffer()
+    return response.status
+  }, () => 0)
+  if (status === 200) break
+  if (tries > 100) throw new Error(`bench: nginx answered ${status}; its log: ${readFileSync(join(dir, 'error.log'), 'utf8')}`)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+}
+
+process.send?.({ address })
+process.on('disconnect', () => {
+  nginx.once('exit', () => {
+    rmSync(dir, { recursive: true, force: true })
+    app.close().then(() => process.exit(0), () => process.exit(1))
+  })
+  nginx.kill('SIGQUIT')
+})
