@@ -19,8 +19,12 @@ export interface CacheEntry {
   etag: string
 }
 
-/** Rough bytes an entry takes in memory: body, headers and key, plus a fixed overhead for the objects. */
-export const ENTRY_OVERHEAD_BYTES = 256
+/**
+ * Rough bytes an entry takes in memory: body, headers and key, plus a fixed overhead for the objects
+ * around them (the entry, its headers object, the LRU's slot and the tag index), as measured by the
+ * bench's one-million-key run (bench/RESULTS.md, "Memory bound").
+ */
+export const ENTRY_OVERHEAD_BYTES = 768
 
 export function entrySize (key: string, entry: CacheEntry, tags: readonly string[] | undefined): number {
   let size = ENTRY_OVERHEAD_BYTES + key.length + entry.body.length + entry.etag.length

@@ -114,6 +114,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     for (const method of methods) {
       if (!CACHEABLE_METHODS.has(method)) continue
       const id = `${method} ${routeOptions.url}`
+      const keyedByBody = !BODYLESS_METHODS.has(method)
       const state: RouteState = {
         id,
         options: resolved,
@@ -123,10 +124,11 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
           route: routeSegment(method === 'HEAD' ? 'GET' : method, routeOptions.url),
           vary: resolved.vary,
           tenant: options.tenant,
-          key: resolved.key
+          key: resolved.key,
+          memo: keyedByBody || resolved.vary.length > 0 || options.tenant !== undefined || resolved.key !== undefined ? undefined : new Map()
         },
         counters: stats.forRoute(id),
-        withBody: !BODYLESS_METHODS.has(method),
+        withBody: keyedByBody,
         readOnly: method === 'HEAD'
       }
       if (state.withBody) withBody[method] = state

@@ -44,7 +44,15 @@ export interface KeySource {
   vary: readonly string[]
   tenant: ((request: FastifyRequest) => string | undefined) | undefined
   key: ((request: FastifyRequest) => string | number | undefined) | undefined
+  /**
+   * Keys already worked out, by protocol, host and URL: set only where those decide the key alone
+   * (no body, tenant, key function or vary), so a hot URL skips the JSON and the SHA-256.
+   */
+  memo?: Map<string, string>
 }
+
+/** Keys a route remembers; past this many it starts again, so unique URLs cannot grow it. */
+export const KEY_MEMO_SIZE = 1024
 
 /** The URL up to `?`. */
 export function rawPath (url: string): string {
@@ -76,6 +84,18 @@ function bodyPart (body: unknown): unknown {
  * array, so no arrangement of delimiters in one part can imitate another part.
  */
 export function requestKey (source: KeySource, request: FastifyRequest, withBody: boolean): string {
+  const memo = source.memo
+  if (memo === undefined) return computeKey(source, request, withBody)
+  const id = request.protocol + ' ' + request.host + ' ' + request.url
+  let key = memo.get(id)
+  if (key === undefined) {
+    if (memo.size >= KEY_MEMO_SIZE) memo.clear()
+    memo.set(id, key = computeKey(source, request, withBody))
+  }
+  return key
+}
+
+function computeKey (source: KeySource, request: FastifyRequest, withBody: boolean): string {
   const url = request.url
   const mark = url.indexOf('?')
   // The raw path as well as the parsed parameters: /items/%31 and /items/1 route alike, but a handler

@@ -1,6 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import type { CacheEntry } from '../lib/entry.js'
+import { MemoryStore } from '../lib/stores/memory.js'
+import type { StoreSetOptions } from '../lib/stores/store.js'
 import { cachedApp, logCapture } from './helpers/app.js'
 import { storeKinds } from './helpers/stores.js'
 
@@ -188,4 +192,45 @@ t.test('writes on an app that caches no GET route do not touch the store', async
   withGet.get('/items/:id', { config: { cache: true } }, async () => ({ item: 1 }))
   await withGet.inject({ method: 'PUT', url: '/items/1', payload: {} })
   t.equal(calls, 1, 'once a GET route is cached, writes drop their path, whatever the order the routes were added in')
+})
+
+t.test('a write whose invalidation fails still answers, and the failure is counted', async (t) => {
+  for (const invalidateTags of [async () => { throw new Error('store down') }, () => { throw new Error('store down') }]) {
+    const store = { name: 'failing', get: () => undefined, set: () => {}, delete: () => false, invalidateTags, clear: () => {} }
+    const app = await cachedApp(t, { store, tenant: () => { throw new Error('no tenant here') } })
+    app.get('/items/:id', { config: { cache: true } }, async () => 'item')
+    app.put('/items/:id', async () => 'saved')
+    const r = await app.inject({ method: 'PUT', url: '/items/1', payload: {} })
+    t.equal(r.statusCode, 200)
+    t.equal(r.body, 'saved')
+    t.equal(app.cache.stats().total.errors, 1)
+  }
+})
+
+t.test('an invalidation waits for a write still on its way to a remote store', async (t) => {
+  // A remote store whose writes land 100 ms after they are sent.
+  const memory = new MemoryStore({ maxBytes: 1_000_000 })
+  const store = {
+    name: 'slow-writes',
+    get: async (key: string) => memory.get(key),
+    set: async (key: string, entry: CacheEntry, options: StoreSetOptions) => {
+      await sleep(100)
+      memory.set(key, entry, options)
+    },
+    delete: async (key: string) => memory.delete(key),
+    invalidateTags: async (tags: readonly string[]) => memory.invalidateTags(tags),
+    clear: async () => { memory.clear() }
+  }
+  const app = await cachedApp(t, { store, timeout: 1000 })
+  let runs = 0
+  app.get('/items/:id', { config: { cache: true } }, async () => ({ run: ++runs }))
+  app.put('/items/:id', async () => 'saved')
+  t.equal((await app.inject('/items/9')).headers['x-cache'], 'MISS')
+  // The GET's entry is still on its way: the PUT's invalidation must not run before it lands.
+  t.equal((await app.inject({ method: 'PUT', url: '/items/9', payload: {} })).statusCode, 200)
+  t.equal((await app.inject('/items/9')).headers['x-cache'], 'MISS')
+  t.equal(runs, 2)
+  await sleep(150)
+  t.equal((await app.inject('/items/9')).headers['x-cache'], 'HIT')
+  t.equal(await app.cache.invalidate({ route: 'GET /items/:id' }), 1, 'app.cache.invalidate waits too')
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { encodeSegment, routeSegment, tenantSegment } from '../lib/key.js'
+import { encodeSegment, KEY_MEMO_SIZE, routeSegment, tenantSegment } from '../lib/key.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import { cachedApp, counter } from './helpers/app.js'
 
@@ -104,4 +104,23 @@ t.test('without trustProxy, x-forwarded-host and -proto cannot change an entry',
   const normal = await app.inject('/link')
   t.equal(normal.headers['x-cache'], 'HIT')
   t.equal(normal.body, 'http://localhost:80/x')
+})
+
+t.test('keys remembered per route stay right past the memo bound, and per host and protocol', async (t) => {
+  const app = await cachedApp(t, {}, { trustProxy: true })
+  let runs = 0
+  app.get('/items/:id', { config: { cache: true } }, async (request) => `${request.protocol}://${request.host}${request.url} #${++runs}`)
+  const count = KEY_MEMO_SIZE + 100
+  for (let i = 0; i < count; i++) await app.inject(`/items/${i}`)
+  t.equal(runs, count)
+  for (const i of [0, 1, KEY_MEMO_SIZE, count - 1]) {
+    const again = await app.inject(`/items/${i}`)
+    t.equal(again.headers['x-cache'], 'HIT')
+    t.match(again.body, `/items/${i} #${i + 1}`)
+  }
+  const otherHost = await app.inject({ url: '/items/0', headers: { host: 'other.example' } })
+  t.equal(otherHost.headers['x-cache'], 'MISS')
+  const https = await app.inject({ url: '/items/0', headers: { 'x-forwarded-proto': 'https' } })
+  t.equal(https.headers['x-cache'], 'MISS')
+  t.match(https.body, /^https:/)
 })

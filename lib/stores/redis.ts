@@ -32,6 +32,7 @@ interface ScriptedClient extends RedisClientLike {
 export const SHARDS = 16
 const UNLINK_BATCH = 500
 const MAX_CORRUPT_REPORTS = 1000
+const TAG_MEMO_SIZE = 10_000
 
 // Stores the entry, adds it to each tag set (a tag set lives as long as its longest-lived entry) and
 // releases the writer's coalescing lock (KEYS[2]) if ARGV[3] still holds it, all in one call.
@@ -91,6 +92,9 @@ export class RedisStore implements CacheStore {
   readonly #namespace: string
   readonly #log: FastifyBaseLogger
   readonly #reported = new Set<string>()
+  readonly #encodedTags = new Map<string, string>()
+  readonly #tokenPrefix = randomBytes(12).toString('base64url') + '.'
+  #tokens = 0
 
   constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger }) {
     this.#client = options.client as ScriptedClient
@@ -111,7 +115,18 @@ export class RedisStore implements CacheStore {
   }
 
   #tagKey (shard: number, tag: string): string {
-    return this.#namespace + ':' + shardTag(shard) + ':tag:' + encodeSegment(tag)
+    // Route and path tags repeat on every write of a route: encode each once (a bounded memo).
+    let encoded = this.#encodedTags.get(tag)
+    if (encoded === undefined) {
+      if (this.#encodedTags.size >= TAG_MEMO_SIZE) this.#encodedTags.clear()
+      this.#encodedTags.set(tag, encoded = encodeSegment(tag))
+    }
+    return this.#namespace + ':' + shardTag(shard) + ':tag:' + encoded
+  }
+
+  /** Unique across processes (a random prefix per store) and cheap per lock (a counter, not a random draw). */
+  #token (): string {
+    return this.#tokenPrefix + (++this.#tokens).toString(36)
   }
 
   #ready (): void {
@@ -135,7 +150,7 @@ export class RedisStore implements CacheStore {
   async getOrLock (key: string, ttlMs: number): Promise<{ entry?: CacheEntry, token?: string }> {
     this.#ready()
     const redisKey = this.redisKey(key)
-    const token = randomBytes(16).toString('base64url')
+    const token = this.#token()
     let answer: Buffer | number
     try {
       answer = await this.#client.responseCacheGetOrLockBuffer(redisKey, this.#lockKey(key), token, Math.max(1, Math.ceil(ttlMs)))
@@ -186,7 +201,7 @@ export class RedisStore implements CacheStore {
   /** `SET lock token NX PX ttl`, in the entry's slot. */
   async lock (key: string, ttlMs: number): Promise<string | undefined> {
     this.#ready()
-    const token = randomBytes(16).toString('base64url')
+    const token = this.#token()
     const answer = await this.#client.set(this.#lockKey(key), token, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')
     return answer === 'OK' ? token : undefined
   }
