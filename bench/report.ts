@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
+import { ENTRY_OVERHEAD_BYTES } from '../lib/entry.js'
 import type { ProfileSummary } from './profile.js'
 import { IN_PROCESS_PEERS, type Scenario } from './scenarios.js'
 import type { MemoryBound } from './store.js'
@@ -163,7 +164,7 @@ function memorySection (bound: MemoryBound | undefined): string[] {
     `| peak RSS growth | ${mib(bound.peakRssGrowth)} |`,
     `| heap + external growth after GC | ${mib(bound.heapGrowth)} |`,
     '',
-    'stats().bytes is the store\'s own estimate (body, headers, key, etag and a fixed 256 bytes per entry);',
+    `stats().bytes is the store's own estimate (body, headers, key, etag and a fixed ${ENTRY_OVERHEAD_BYTES} bytes per entry);`,
     'the RSS line is what the process actually grew by with the store full, which is the figure to size',
     'maxBytes against. The peak is higher because evicted entries wait for the garbage collector.',
     `Per entry held: ${perEntry(bound.stats.bytes)} bytes counted, ${perEntry(bound.heapGrowth)} bytes of heap and external memory, ` +
