@@ -87,15 +87,15 @@ export class CircuitBreaker {
 export class GuardedStore {
   readonly breaker = new CircuitBreaker()
 
-  /**
-   * `remote` is false only for the embedded memory store, which answers in place and cannot be slow
-   * or gone; every other store (Redis, or a custom one) gets the full guard.
-   */
   /** The store takes locks shared by every process (Redis): cold keys are computed once across them. */
   readonly canLock: boolean
   /** The store reads and locks in one call, and releases a lock in the write it guards. */
   readonly #getOrLock: ((key: string, ttlMs: number) => MaybePromise<{ entry?: CacheEntry, token?: string }>) | undefined
 
+  /**
+   * `remote` is false only for the embedded memory store, which answers in place and cannot be slow
+   * or gone; every other store (Redis, or a custom one) gets the full guard.
+   */
   constructor (
     readonly store: CacheStore,
     private readonly timeoutMs: number,
@@ -115,6 +115,8 @@ export class GuardedStore {
    * round trip per batch of requests, not one per request.
    */
   get (key: string): MaybePromise<CacheEntry | undefined> {
+    // The memory store is asked in place: no closure on the hit path.
+    if (!this.remote) return this.store.get(key)
     return this.#shared(key, () => this.store.get(key))
   }
 
@@ -145,7 +147,6 @@ export class GuardedStore {
   }
 
   #shared (key: string, call: () => MaybePromise<CacheEntry | undefined>): MaybePromise<CacheEntry | undefined> {
-    if (!this.remote) return call()
     const pending = this.#reading.get(key)
     if (pending !== undefined) return pending
     const read = this.run('get', call)
