@@ -33,14 +33,22 @@ export const SHARDS = 16
 const UNLINK_BATCH = 500
 const MAX_CORRUPT_REPORTS = 1000
 const TAG_MEMO_SIZE = 10_000
+/** Members of a tag set checked for expired entries on each write to it. */
+const PRUNE_SAMPLE = 3
 
 // Stores the entry, adds it to each tag set (a tag set lives as long as its longest-lived entry) and
 // releases the writer's coalescing lock (KEYS[2]) if ARGV[3] still holds it, all in one call.
+// A busy route's set is written to for ever and so never expires: each write also looks at a few
+// random members and removes those whose entry has expired, which keeps a set within about twice
+// its live entries. The members share the set's slot (the shard's hash tag), so this stays in slot.
 const SET_TAGGED = `
 local ms = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ms)
 if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 for i = 3, #KEYS do
+  for _, member in ipairs(redis.call('SRANDMEMBER', KEYS[i], ${PRUNE_SAMPLE})) do
+    if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[i], member) end
+  end
   redis.call('SADD', KEYS[i], KEYS[1])
   if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
 end

@@ -88,3 +88,21 @@ t.test('a client that is not ready fails at once instead of queueing', async (t)
   await t.rejects(store.get('off:-:GET:%2F:h'), { code: 'FST_RESPONSE_CACHE_STORE_UNAVAILABLE', message: /client is wait/ })
   await t.rejects(store.set('off:-:GET:%2F:h', makeEntry('x'), { ttl: 1 }), { code: 'FST_RESPONSE_CACHE_STORE_UNAVAILABLE' })
 })
+
+t.test('a tag set written to for ever sheds the members whose entries expired', async (t) => {
+  const store = makeStore()
+  const ns = `ns${namespaces}`
+  // One shard, so every write lands in one set: keys chosen to share the first key's shard.
+  const shardOf = (key: string): string => store.redisKey(key).slice(ns.length + 1, ns.length + 5)
+  const first = `${ns}:-:GET:%2Fp:0`
+  const keys: string[] = []
+  for (let i = 0; keys.length < 400; i++) if (shardOf(`${ns}:-:GET:%2Fp:${i}`) === shardOf(first)) keys.push(`${ns}:-:GET:%2Fp:${i}`)
+  for (const key of keys.slice(0, 200)) await store.set(key, makeEntry('old'), { ttl: 0.05, tags: ['route'] })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  for (const key of keys.slice(200)) await store.set(key, makeEntry('new'), { ttl: 60, tags: ['route'] })
+  const [setKey] = (await client.keys(`${ns}:*:tag:*`))
+  const members = await client.scard(setKey)
+  t.ok(members < 300, `${members} members for 200 live entries: most of the 200 expired ones were pruned`)
+  t.ok(members >= 200, 'no live entry was pruned')
+  t.equal(await store.invalidateTags(['route']), 200)
+})
