@@ -3,9 +3,9 @@ import type { Static, TSchema } from '@sinclair/typebox'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, redactCredentials } from './errors.js'
 import { tenantSegment } from './key.js'
 import type { CacheStats, Stats } from './stats.js'
-import { isPromise, type GuardedStore } from './store-guard.js'
+import type { GuardedStore } from './store-guard.js'
 import type { StoreStats } from './stores/store.js'
-import { selectorTags } from './tags.js'
+import { countedGroups, selectorTags } from './tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
 
@@ -77,21 +77,46 @@ export interface ClientParts {
   warm: ResponseCacheClient['warm']
   /** Waits for response writes still on their way to the store, so none lands after an invalidation. */
   flush: () => Promise<void> | undefined
+  /** Ids of the routes that store entries (`"GET /items/:id"`): a remote store counts their sets. */
+  routeIds: () => Iterable<string>
 }
 
-export function createClient ({ store: guarded, stats, namespace, ttl, log, warm, flush }: ClientParts): ResponseCacheClient {
+/** A remote store's figures are asked for at most this often by stats(); the stats route asks each time. */
+export const STORE_STATS_MAX_AGE_MS = 5000
+
+export function createClient ({ store: guarded, stats, namespace, ttl, log, warm, flush, routeIds }: ClientParts): {
+  client: ResponseCacheClient
+  /** Asks the store for fresh figures (bounded by `timeout`); stats() answers them from then on. */
+  refreshStoreStats: () => Promise<void>
+} {
   const store = guarded.store
   const values = new ValueCache(guarded, namespace, ttl, stats.values, log)
-  const storeStats = (): StoreStats & { name: string } => {
-    const figures = store.stats?.()
-    // stats() stays synchronous: a store that answers with a promise reports zeros here.
-    if (figures === undefined || isPromise(figures)) {
-      figures?.catch(() => {})
-      return { name: store.name, entries: 0, bytes: 0, evictions: 0 }
-    }
-    return { name: store.name, ...figures }
+  let last: StoreStats & { name: string } = { name: store.name, entries: 0, bytes: 0, evictions: 0 }
+  let lastAt = -Infinity
+  let refreshing: Promise<void> | undefined
+  const refreshStoreStats = async (): Promise<void> => {
+    const measure = store.stats
+    if (measure === undefined) return
+    refreshing ??= (async () => {
+      try {
+        last = { name: store.name, ...await guarded.run('stats', () => measure.call(store, countedGroups(routeIds()))) }
+      } catch {
+        stats.other.errors++
+      } finally {
+        lastAt = Date.now()
+        refreshing = undefined
+      }
+    })()
+    await refreshing
   }
-  return {
+  const storeStats = (): StoreStats & { name: string } => {
+    // The memory store counts in place; a remote store's figures are fetched in the background, since
+    // stats() is synchronous: it answers the last figures (zeros until the first arrive).
+    if (!guarded.remote && store.stats !== undefined) return { name: store.name, ...store.stats() as StoreStats }
+    if (Date.now() - lastAt > STORE_STATS_MAX_AGE_MS) refreshStoreStats().catch(/* c8 ignore next */ () => {})
+    return last
+  }
+  const client: ResponseCacheClient = {
     get: values.get.bind(values) as ResponseCacheClient['get'],
     set: values.set.bind(values),
     del: values.del.bind(values),
@@ -124,4 +149,5 @@ export function createClient ({ store: guarded, stats, namespace, ttl, log, warm
     },
     warm
   }
+  return { client, refreshStoreStats }
 }

@@ -78,15 +78,18 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     (this[kReplyTags] ??= []).push(...tags)
     return this
   })
-  app.decorate('cache', createClient({
+  const storedRoutes = new Set<string>()
+  const { client, refreshStoreStats } = createClient({
     store: guarded,
     stats,
     namespace: options.namespace,
     ttl: options.ttl,
     log: app.log,
     warm: createWarm(refresher, options.timeoutMs + 1000),
-    flush
-  }))
+    flush,
+    routeIds: () => storedRoutes
+  })
+  app.decorate('cache', client)
 
   app.addHook('onRoute', (routeOptions) => {
     const config: unknown = routeOptions.config?.cache
@@ -131,6 +134,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
         withBody: keyedByBody,
         readOnly: method === 'HEAD'
       }
+      if (!state.readOnly) storedRoutes.add(id)
       if (state.withBody) withBody[method] = state
       else bodyless[method] = state
     }
@@ -149,7 +153,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     addRouteHook(routeOptions, 'onSend', hooks.storeOnSend(stateFor(any)))
   }
 
-  const metrics = registerMetrics({ namespace: options.namespace, stats: app.cache.stats, health: app.cache.health }, options.registry)
+  const metrics = registerMetrics({ namespace: options.namespace, stats: client.stats, health: client.health, refresh: refreshStoreStats }, options.registry)
 
   app.addHook('onReady', async () => {
     if (routeErrors.length > 0) throw routeErrors[0]
@@ -168,6 +172,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
       if (accept.includes('text/plain') || accept.includes('openmetrics')) {
         return await reply.type(metrics.own.contentType).send(await metrics.own.metrics())
       }
+      await refreshStoreStats()
       return { ...app.cache.stats(), health: await app.cache.health() }
     })
   }

@@ -7,6 +7,8 @@ export interface MetricsSource {
   namespace: string
   stats: () => CacheStats
   health: () => Promise<CacheHealth>
+  /** Fetches a remote store's figures before they are read. */
+  refresh: () => Promise<void>
 }
 
 type Labels = Record<string, string>
@@ -53,9 +55,10 @@ class CacheMetrics {
         help,
         labelNames: ['namespace', 'store'],
         registers: [registry],
-        collect () {
+        async collect () {
           this.reset()
           for (const source of sources) {
+            await source.refresh()
             const { store } = source.stats()
             this.inc({ namespace: source.namespace, store: store.name }, read(store))
           }

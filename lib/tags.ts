@@ -27,11 +27,20 @@ export interface EntryGroups {
   route?: string
   /** From {@link pathGroup}, for GET entries. */
   path?: string
+  /** A value of app.cache rather than a response. */
+  value?: boolean
+}
+
+/** The sets that together hold every response entry of these routes and every value: what a store counts. */
+export function countedGroups (routeIds: Iterable<string>): string[] {
+  const groups = ['g:v']
+  for (const id of routeIds) groups.push('g:r:' + id)
+  return groups
 }
 
 /** The store tags of one entry. */
-export function entryTags ({ tenant, tags, route, path }: EntryGroups): string[] {
-  const groups: string[] = []
+export function entryTags ({ tenant, tags, route, path, value }: EntryGroups): string[] {
+  const groups: string[] = value === true ? ['v'] : []
   if (tags !== undefined) for (const tag of tags) groups.push('t:' + tag)
   if (route !== undefined) groups.push('r:' + route)
   if (path !== undefined) groups.push(path)

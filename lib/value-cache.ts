@@ -112,7 +112,7 @@ export class ValueCache {
     // Encoded before the store is asked: a value that cannot be stored is the caller's error.
     const entry = valueEntry(value, ttl)
     const tenant = options?.tenant
-    const tags = entryTags({ tenant: tenantSegment(tenant === undefined ? undefined : String(tenant)), tags: options?.tags })
+    const tags = entryTags({ tenant: tenantSegment(tenant === undefined ? undefined : String(tenant)), tags: options?.tags, value: true })
     try {
       await this.store.set(key, entry, { ttl: ttl + (options?.staleWhileRevalidate ?? 0), tags })
       this.counters.stores++

@@ -41,3 +41,15 @@ t.test('the plugin on a Cluster: MISS, HIT, tag invalidation and clear()', async
   t.same(left.flat(), [])
   t.equal(runs.runs, 22)
 })
+
+t.test('store figures through the Cluster', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(responseCache, { store: 'redis', redis: cluster, namespace: 'figures', statsRoute: true })
+  app.get('/items/:id', { config: { cache: true } }, async (request) => ({ id: (request.params as { id: string }).id }))
+  for (let i = 0; i < 12; i++) await app.inject(`/items/${i}`)
+  const { store } = (await app.inject('/cache/stats')).json() as { store: { entries: number, bytes: number, evictions: number } }
+  t.equal(store.entries, 12)
+  t.ok(store.bytes > 0)
+  t.equal(store.evictions, 0)
+})

@@ -123,3 +123,23 @@ t.test('stats, health and logs never hold the Redis password', async (t) => {
   t.notMatch(text, /hunter2-secret|wrong-secret-pw/)
   t.ok(port > 0)
 })
+
+t.test('store figures from Redis: entries of the routes and values, bytes sampled, server evictions', async (t) => {
+  const app = await instance(t, { namespace: 'figures', statsRoute: true, tenant: (request) => request.headers['x-tenant'] as string | undefined })
+  t.same(app.cache.stats().store, { name: 'redis', entries: 0, bytes: 0, evictions: 0 }, 'zeros until the first figures arrive')
+  for (const id of ['1', '2', '3']) await app.inject(`/items/${id}`)
+  await app.inject({ url: '/items/1', headers: { 'x-tenant': 'acme' } })
+  await app.inject({ method: 'POST', url: '/search', payload: { q: 'x' } })
+  await app.cache.set('prefs', { theme: 'dark' })
+  await app.cache.set('prefs', { theme: 'light' }, { tenant: 'acme' })
+  const r = await app.inject('/cache/stats')
+  const { store } = r.json() as { store: { name: string, entries: number, bytes: number, evictions: number } }
+  t.equal(store.entries, 7, '5 responses and 2 values')
+  t.ok(store.bytes > 7 * 100, `bytes ${store.bytes}`)
+  t.type(store.evictions, 'number')
+  t.same(app.cache.stats().store, store, 'stats() answers the figures the route fetched')
+  const text = await app.inject({ url: '/cache/stats', headers: { accept: 'text/plain' } })
+  t.match(text.body, /response_cache_entries\{namespace="figures",store="redis"\} 7/)
+  await app.cache.invalidate({ tags: ['item:1'] })
+  t.equal((await app.inject('/cache/stats')).json().store.entries, 5)
+})

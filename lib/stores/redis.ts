@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE } from '../errors.js'
 import { encodeSegment } from '../key.js'
-import type { CacheStore, StoreSetOptions } from './store.js'
+import type { CacheStore, StoreSetOptions, StoreStats } from './store.js'
 
 /** The parts of an ioredis `Redis` or `Cluster` the store uses. */
 export interface RedisClientLike {
@@ -18,6 +18,7 @@ export interface RedisClientLike {
   scan: (cursor: string, match: 'MATCH', pattern: string, count: 'COUNT', n: number) => Promise<[string, string[]]>
   defineCommand: (name: string, definition: { numberOfKeys?: number, lua: string }) => void
   ping: () => Promise<string>
+  info: (section: string) => Promise<string>
   nodes?: (role: 'master') => RedisClientLike[]
 }
 
@@ -26,6 +27,7 @@ interface ScriptedClient extends RedisClientLike {
   responseCacheDropTags: (...args: Array<string | number>) => Promise<number>
   responseCacheUnlock: (...args: string[]) => Promise<number>
   responseCacheGetOrLockBuffer: (...args: Array<string | number>) => Promise<Buffer | number>
+  responseCacheCountLive: (...args: Array<string | number>) => Promise<[number, number]>
 }
 
 /** Entries spread over this many hash slots; an entry and its tag records always share one. */
@@ -74,6 +76,27 @@ if value then return value end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0`
 
+// Live members of the shard's sets in KEYS, estimated from up to 20 sampled members of each, and the
+// MEMORY USAGE of one live member (0 when none was seen).
+const COUNT_LIVE = `
+local total = 0
+local usage = 0
+for i = 1, #KEYS do
+  local n = redis.call('SCARD', KEYS[i])
+  if n > 0 then
+    local sample = redis.call('SRANDMEMBER', KEYS[i], 20)
+    local live = 0
+    for _, member in ipairs(sample) do
+      if redis.call('EXISTS', member) == 1 then
+        live = live + 1
+        if usage == 0 then usage = redis.call('MEMORY', 'USAGE', member) or 0 end
+      end
+    end
+    total = total + n * live / #sample
+  end
+end
+return { math.floor(total + 0.5), usage }`
+
 // Deletes the lock only while it still holds the caller's token: a lock that expired and was taken
 // by another process is never released by the first.
 const UNLOCK = `
@@ -113,6 +136,7 @@ export class RedisStore implements CacheStore {
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
       this.#client.defineCommand('responseCacheUnlock', { numberOfKeys: 1, lua: UNLOCK })
       this.#client.defineCommand('responseCacheGetOrLock', { numberOfKeys: 2, lua: GET_OR_LOCK })
+      this.#client.defineCommand('responseCacheCountLive', { lua: COUNT_LIVE })
     }
   }
 
@@ -199,6 +223,31 @@ export class RedisStore implements CacheStore {
     const shard = shardOf(key)
     const tagKeys = [...new Set(tags)].map((tag) => this.#tagKey(shard, tag))
     await this.#client.responseCacheSetTagged(2 + tagKeys.length, redisKey, this.#lockKey(key), ...tagKeys, value, ms, options.lockToken ?? '')
+  }
+
+  /**
+   * Entries: the live members of the sets in `groups` (every response entry is in its route's set,
+   * every value in the values' set), in all shards; a set holds members whose entry expired or was
+   * invalidated until they are pruned, so each set's count is scaled by the live share of up to 20
+   * sampled members (exact for sets of 20 or fewer). Bytes: that count times the mean `MEMORY USAGE`
+   * of one live entry per shard. Evictions: the server's `evicted_keys` (every namespace: Redis does
+   * not count evictions per prefix).
+   */
+  async stats (groups: readonly string[] = []): Promise<StoreStats> {
+    this.#ready()
+    const perShard = groups.length === 0
+      ? []
+      : await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => {
+        const keys = groups.map((group) => this.#tagKey(shard, group))
+        return await this.#client.responseCacheCountLive(keys.length, ...keys)
+      }))
+    const entries = perShard.reduce((sum, [count]) => sum + count, 0)
+    const sizes = perShard.flatMap(([, usage]) => usage > 0 ? [usage] : [])
+    const meanSize = sizes.length === 0 ? 0 : sizes.reduce((sum, n) => sum + n, 0) / sizes.length
+    const masters = this.#client.isCluster === true && this.#client.nodes !== undefined ? this.#client.nodes('master') : [this.#client]
+    const infos = await Promise.all(masters.map(async (node) => await node.info('stats')))
+    const evictions = infos.reduce((sum, info) => sum + Number(/evicted_keys:(\d+)/.exec(info)?.[1] ?? 0), 0)
+    return { entries, bytes: Math.round(entries * meanSize), evictions }
   }
 
   async ping (): Promise<string> {

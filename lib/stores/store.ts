@@ -45,7 +45,12 @@ export interface CacheStore {
   unlock?: (key: string, token: string) => MaybePromise<void>
   /** Answers when the store is reachable; throws or rejects when it is not. */
   ping?: () => MaybePromise<unknown>
-  stats?: () => MaybePromise<StoreStats>
+  /**
+   * Entries, bytes and evictions. `groups` are the tags whose sets together hold every entry (the
+   * plugin passes its routes' and its values'): a store that cannot count its entries otherwise
+   * (Redis) counts those sets; one that can (memory) ignores them.
+   */
+  stats?: (groups?: readonly string[]) => MaybePromise<StoreStats>
   close?: () => MaybePromise<void>
 }
 
