@@ -123,7 +123,7 @@ export function createClient ({ store: guarded, stats, namespace, ttl, log, warm
     wrap: values.wrap.bind(values) as ResponseCacheClient['wrap'],
     invalidate: async (what) => {
       const { tags, route, tenant } = checkSelector(what)
-      const selected = selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(String(tenant)) })
+      const selected = selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(tenant) })
       if (selected.length === 0) return 0
       await flush()
       try {

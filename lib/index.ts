@@ -153,24 +153,28 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     addRouteHook(routeOptions, 'onSend', hooks.storeOnSend(stateFor(any)))
   }
 
-  const metrics = registerMetrics({ namespace: options.namespace, stats: client.stats, health: client.health, refresh: refreshStoreStats }, options.registry)
+  // Prometheus metrics only where something reads them: the stats route or the app's registry.
+  const metrics = options.statsRoute === false && options.registry === undefined
+    ? undefined
+    : registerMetrics({ namespace: options.namespace, stats: client.stats, health: client.health, refresh: refreshStoreStats }, options.registry)
 
   app.addHook('onReady', async () => {
     if (routeErrors.length > 0) throw routeErrors[0]
   })
 
   app.addHook('onClose', async () => {
-    metrics.remove()
+    metrics?.remove()
     // A store or client passed in by the app is the app's to close; the memory store is ours.
     if (options.store === 'memory') await store.close?.()
   })
 
-  if (options.statsRoute !== false) {
+  if (options.statsRoute !== false && metrics !== undefined) {
+    const own = metrics.own
     app.get(options.statsRoute.path, { onRequest: options.statsRoute.onRequest }, async (request, reply) => {
       // Prometheus scrapers ask for text/plain (or OpenMetrics, which accepts it); browsers and tools get JSON.
       const accept = request.headers.accept ?? ''
       if (accept.includes('text/plain') || accept.includes('openmetrics')) {
-        return await reply.type(metrics.own.contentType).send(await metrics.own.metrics())
+        return await reply.type(own.contentType).send(await own.metrics())
       }
       await refreshStoreStats()
       return { ...app.cache.stats(), health: await app.cache.health() }

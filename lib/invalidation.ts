@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify'
 import { kRequestState, tagsOf } from './hooks.js'
-import { rawPath, tenantSegment } from './key.js'
+import { rawPath, tenantOf, tenantSegment } from './key.js'
 import type { FromRequest, ResolvedOptions } from './options.js'
 import type { RouteCounters } from './stats.js'
 import { isPromise, type GuardedStore } from './store-guard.js'
@@ -37,10 +37,8 @@ function changedPaths (request: FastifyRequest, reply: FastifyReply): string[] {
 
 /** The request's tenant segment; a tenant function that throws drops entries of every tenant. */
 function tenantOfRequest (options: ResolvedOptions, request: FastifyRequest): string {
-  if (options.tenant === undefined) return '-'
   try {
-    const tenant: unknown = options.tenant(request)
-    return tenantSegment(typeof tenant === 'string' || typeof tenant === 'number' ? String(tenant) : undefined)
+    return tenantSegment(tenantOf(options, request))
   } catch {
     return '-'
   }

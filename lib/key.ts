@@ -28,8 +28,8 @@ export function encodeSegment (value: string): string {
 }
 
 /** `-` for no tenant, else `t` and a hash: any tenant id, however long or odd, becomes 23 safe characters. */
-export function tenantSegment (tenant: string | undefined): string {
-  return tenant === undefined ? '-' : 't' + sha256(tenant).slice(0, 22)
+export function tenantSegment (tenant: string | number | undefined): string {
+  return tenant === undefined ? '-' : 't' + sha256(String(tenant)).slice(0, 22)
 }
 
 /** The fixed middle of a route's keys: method and route pattern, encoded. */
@@ -66,7 +66,7 @@ export function tenantOfKey (key: string, namespace: string): string {
 }
 
 /** What the tenant function says of a request; anything but a string or number means no tenant. */
-export function tenantOf (source: KeySource, request: FastifyRequest): string | undefined {
+export function tenantOf (source: Pick<KeySource, 'tenant'>, request: FastifyRequest): string | undefined {
   if (source.tenant === undefined) return undefined
   const tenant: unknown = source.tenant(request)
   return typeof tenant === 'string' || typeof tenant === 'number' ? String(tenant) : undefined
@@ -96,12 +96,10 @@ export function requestKey (source: KeySource, request: FastifyRequest, withBody
 }
 
 function computeKey (source: KeySource, request: FastifyRequest, withBody: boolean): string {
-  const url = request.url
-  const mark = url.indexOf('?')
   // The raw path as well as the parsed parameters: /items/%31 and /items/1 route alike, but a handler
   // that reflects request.url would tell them apart, so they must not share an entry.
-  const path = mark === -1 ? url : url.slice(0, mark)
-  const query = mark === -1 ? null : orderedStringify(request.query)
+  const path = rawPath(request.url)
+  const query = path.length === request.url.length ? null : orderedStringify(request.query)
   const vary = source.vary.length === 0 ? null : source.vary.map((name) => request.headers[name] ?? null)
   const extra = source.key === undefined ? null : source.key(request)
   const material = JSON.stringify([

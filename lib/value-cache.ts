@@ -78,8 +78,7 @@ export class ValueCache {
     if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
       invalid('key', `expected a string of 1 to ${MAX_KEY_LENGTH} characters`)
     }
-    const tenant = options?.tenant
-    return valueKey(this.namespace, tenantSegment(tenant === undefined ? undefined : String(tenant)), key)
+    return valueKey(this.namespace, tenantSegment(options?.tenant), key)
   }
 
   async #read (key: string, schema: TSchema | undefined): Promise<Found | undefined> {
@@ -111,8 +110,7 @@ export class ValueCache {
     const ttl = options?.ttl ?? this.defaultTtl
     // Encoded before the store is asked: a value that cannot be stored is the caller's error.
     const entry = valueEntry(value, ttl)
-    const tenant = options?.tenant
-    const tags = entryTags({ tenant: tenantSegment(tenant === undefined ? undefined : String(tenant)), tags: options?.tags, value: true })
+    const tags = entryTags({ tenant: tenantSegment(options?.tenant), tags: options?.tags, value: true })
     try {
       await this.store.set(key, entry, { ttl: ttl + (options?.staleWhileRevalidate ?? 0), tags })
       this.counters.stores++

@@ -244,8 +244,7 @@ export class RedisStore implements CacheStore {
     const entries = perShard.reduce((sum, [count]) => sum + count, 0)
     const sizes = perShard.flatMap(([, usage]) => usage > 0 ? [usage] : [])
     const meanSize = sizes.length === 0 ? 0 : sizes.reduce((sum, n) => sum + n, 0) / sizes.length
-    const masters = this.#client.isCluster === true && this.#client.nodes !== undefined ? this.#client.nodes('master') : [this.#client]
-    const infos = await Promise.all(masters.map(async (node) => await node.info('stats')))
+    const infos = await Promise.all(this.#masters().map(async (node) => await node.info('stats')))
     const evictions = infos.reduce((sum, info) => sum + Number(/evicted_keys:(\d+)/.exec(info)?.[1] ?? 0), 0)
     return { entries, bytes: Math.round(entries * meanSize), evictions }
   }
@@ -293,8 +292,7 @@ export class RedisStore implements CacheStore {
   /** SCAN and UNLINK this namespace only, node by node, in batches that share a slot. */
   async clear (): Promise<void> {
     this.#ready()
-    const nodes = this.#client.isCluster === true && this.#client.nodes !== undefined ? this.#client.nodes('master') : [this.#client]
-    for (const node of nodes) {
+    for (const node of this.#masters()) {
       let cursor = '0'
       do {
         const [next, keys] = await node.scan(cursor, 'MATCH', this.#namespace + ':*', 'COUNT', 1000)
@@ -311,6 +309,11 @@ export class RedisStore implements CacheStore {
         }
       } while (cursor !== '0')
     }
+  }
+
+  /** Every master of a Cluster, or the one client. */
+  #masters (): RedisClientLike[] {
+    return this.#client.isCluster === true && this.#client.nodes !== undefined ? this.#client.nodes('master') : [this.#client]
   }
 
   #corrupt (redisKey: string, error: unknown): undefined {
