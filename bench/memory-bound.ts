@@ -1,6 +1,6 @@
 // One million distinct keys into a MemoryStore bounded at 64 MiB; prints one JSON line (MemoryBound)
 // for store.ts. Run with --expose-gc so RSS is read after collection, not with garbage still in it.
-import { MemoryStore } from '../lib/stores/memory.js'
+import { MemoryStore } from '../dist/esm/stores/memory.js'
 import { PRODUCT_JSON } from './servers/payload.js'
 
 const KEYS = 1_000_000

@@ -33,7 +33,8 @@ export interface ProfileSummary {
 }
 
 const root = new URL('../', import.meta.url).href
-const libUrl = new URL('../lib/', import.meta.url).href
+// The servers load the built package, as users do.
+const libUrl = new URL('../dist/esm/', import.meta.url).href
 
 /** The profile's clock: microseconds of the monotonic clock that process.hrtime reads too. */
 const nowMicros = (): number => Number(process.hrtime.bigint() / 1000n)

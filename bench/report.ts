@@ -128,7 +128,7 @@ function profileSection (profile: ProfileSummary | undefined): string[] {
   return [
     `\`node --cpu-prof\` on the memory-hit server while autocannon drove it (${profile.seconds} s, ${profile.connections} connections; ` +
       `${profile.samples} samples in the load window, ${profile.idleShare.toFixed(1)}% of them idle).`,
-    `The plugin's own files (lib/) hold **${profile.pluginSelfShare.toFixed(1)}%** of busy samples as self time, and`,
+    `The plugin's own files (the built dist/esm/) hold **${profile.pluginSelfShare.toFixed(1)}%** of busy samples as self time, and`,
     `**${profile.pluginTotalShare.toFixed(1)}%** with what they call (key hashing, the LRU lookup, setting headers), not counting`,
     'reply.send, Fastify\'s hook runner and the socket writes below them, which every route pays.',
     '',

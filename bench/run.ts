@@ -129,7 +129,7 @@ try {
   if (profile) {
     console.log('profile: memory-hit server under load with --cpu-prof')
     profiled = await profileMemoryHit(env)
-    console.log(`  plugin (lib/) self ${profiled.pluginSelfShare.toFixed(1)}% of busy samples, inclusive ${profiled.pluginTotalShare.toFixed(1)}%`)
+    console.log(`  plugin (dist/esm/) self ${profiled.pluginSelfShare.toFixed(1)}% of busy samples, inclusive ${profiled.pluginTotalShare.toFixed(1)}%`)
   }
 } finally {
   redis.stop()

@@ -99,6 +99,8 @@ export function createClient ({ store: guarded, stats, namespace, ttl, log, warm
     if (measure === undefined) return
     refreshing ??= (async () => {
       try {
+        // Responses already answered count: their writes are waited for (each bounded by `timeout`).
+        await flush()
         last = { name: store.name, ...await guarded.run('stats', () => measure.call(store, countedGroups(routeIds()))) }
       } catch {
         stats.other.errors++

@@ -164,6 +164,8 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
 
   app.addHook('onClose', async () => {
     metrics?.remove()
+    // A graceful restart keeps what was answered last: writes on their way to the store land first.
+    await flush()
     // A store or client passed in by the app is the app's to close; the memory store is ours.
     if (options.store === 'memory') await store.close?.()
   })

@@ -7,6 +7,7 @@ import { MemoryStore } from '../lib/stores/memory.js'
 import type { StoreSetOptions } from '../lib/stores/store.js'
 import { cachedApp, logCapture } from './helpers/app.js'
 import { storeKinds } from './helpers/stores.js'
+import { writesSent } from './helpers/redis.js'
 
 const kinds = await storeKinds(t)
 
@@ -163,6 +164,7 @@ t.test('redis: route and tenant invalidation touch only their own keys', async (
   const client = options.redis as Redis
   for (let i = 0; i < 20; i++) await xCache(app, `/items/${i}`, { 'x-tenant': i % 2 === 0 ? 'even' : 'odd' })
   await xCache(app, '/items')
+  await writesSent()
   const entries = async (): Promise<number> => (await client.keys(`${options.namespace as string}:*`)).filter((key) => !key.includes(':tag:') && !key.includes(':lock:')).length
   t.equal(await entries(), 21)
   t.equal(await app.cache.invalidate({ tenant: 'odd' }), 10)

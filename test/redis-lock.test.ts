@@ -3,7 +3,7 @@ import t from 'tap'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { RedisStore } from '../lib/stores/redis.js'
 import { counter } from './helpers/app.js'
-import { connect, startRedis } from './helpers/redis.js'
+import { connect, startRedis, writesSent } from './helpers/redis.js'
 
 const server = await startRedis(t)
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -71,6 +71,7 @@ t.test('waiting on another process is bounded by coalesceTimeout', async (t) => 
   const app = await instance(t, { namespace: 'lock4', coalesceTimeout: 150 }, runs, 10)
   // Learn the key the route uses, then drop the entry and let another "process" hold its lock forever.
   await app.inject('/cold')
+  await writesSent()
   const [entryKey] = (await client.keys('lock4:*')).filter((k) => !k.includes(':lock:') && !k.includes(':tag:'))
   await client.del(entryKey)
   const other = new RedisStore({ client, namespace: 'lock4', log: Fastify().log })

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { counter } from './helpers/app.js'
-import { CLIENT_OPTIONS, connect, startRedis } from './helpers/redis.js'
+import { CLIENT_OPTIONS, connect, startRedis, writesSent } from './helpers/redis.js'
 
 const server = await startRedis(t)
 const client = await connect(t, server)
@@ -43,6 +43,7 @@ t.test('two instances on one Redis: one stores, the other hits; invalidation fro
   const a = await instance(t, { namespace: 'shared' }, runsA)
   const b = await instance(t, { namespace: 'shared' }, runsB)
   t.equal((await a.inject('/items/7')).headers['x-cache'], 'MISS')
+  await writesSent()
   const fromB = await b.inject('/items/7')
   t.equal(fromB.headers['x-cache'], 'HIT')
   t.equal(runsB.runs, 0)

@@ -1,7 +1,7 @@
 // 1 MB JSON answers. BENCH_STORE 'none' is the ceiling (a constant 1 MB Buffer, no handler work);
 // 'memory' and 'redis' put the 20 ms handler, which serialises the whole catalogue, behind the plugin.
 import Fastify from 'fastify'
-import responseCache from '../../lib/index.js'
+import responseCache from '../../dist/esm/index.js'
 import { catalogue, sleep } from './payload.js'
 import { benchRedis } from './redis-client.js'
 import { serve } from './serve.js'

@@ -1,6 +1,6 @@
 // The same slow route with the plugin on the memory store: after the first request, every one is a hit.
 import Fastify from 'fastify'
-import responseCache from '../../lib/index.js'
+import responseCache from '../../dist/esm/index.js'
 import { loadProduct } from './payload.js'
 import { serve } from './serve.js'
 

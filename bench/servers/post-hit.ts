@@ -1,7 +1,7 @@
 // POST responses keyed by their body: every request sends the same 2 KB JSON search, so after the
 // first each one is parsed, hashed into the key and answered from the memory store.
 import Fastify from 'fastify'
-import responseCache from '../../lib/index.js'
+import responseCache from '../../dist/esm/index.js'
 import { loadProduct } from './payload.js'
 import { serve } from './serve.js'
 

@@ -2,15 +2,14 @@ import { Redis } from 'ioredis'
 
 /**
  * An ioredis client of the bench's redis-server (BENCH_REDIS_PORT, started by the runner), set up as
- * the README advises for the plugin: fail fast rather than queue while Redis is away.
+ * the README advises for the plugin: fail fast rather than queue while Redis is away, and no
+ * auto-pipelining (measured: it slowed both hits and misses; see docs/API.md, "Redis store").
  */
 export async function benchRedis (port = Number(process.env.BENCH_REDIS_PORT)): Promise<Redis> {
   const redis = new Redis({
     port,
     enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    // Many concurrent GETs share one write to Redis: fewer syscalls on both sides.
-    enableAutoPipelining: true
+    maxRetriesPerRequest: 0
   })
   await new Promise((resolve) => redis.once('ready', resolve))
   return redis

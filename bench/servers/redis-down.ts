@@ -4,7 +4,7 @@
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { createServer } from 'node:net'
-import responseCache from '../../lib/index.js'
+import responseCache from '../../dist/esm/index.js'
 import { loadProduct } from './payload.js'
 import { serve } from './serve.js'
 

@@ -1,6 +1,6 @@
 // The slow route with the plugin on Redis (the runner starts a redis-server and passes its port).
 import Fastify from 'fastify'
-import responseCache from '../../lib/index.js'
+import responseCache from '../../dist/esm/index.js'
 import { loadProduct } from './payload.js'
 import { benchRedis } from './redis-client.js'
 import { serve } from './serve.js'

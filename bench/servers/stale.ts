@@ -2,7 +2,7 @@
 // entry is stale 1 ms after each refresh, so one refresh runs at a time, back to back, and every
 // other answer is STALE from the memory store.
 import Fastify from 'fastify'
-import responseCache from '../../lib/index.js'
+import responseCache from '../../dist/esm/index.js'
 import { PRODUCT, sleep } from './payload.js'
 import { serve } from './serve.js'
 

@@ -2,7 +2,7 @@
 // ('memory', 'redis', or 'none' for the route without the plugin).
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import responseCache from '../../lib/index.js'
+import responseCache from '../../dist/esm/index.js'
 import { PRODUCT, sleep } from './payload.js'
 import { serve } from './serve.js'
 

@@ -4,16 +4,14 @@ import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '..
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE } from '../errors.js'
 import { encodeSegment } from '../key.js'
 import type { CacheStore, StoreSetOptions, StoreStats } from './store.js'
+import { TurnBatch } from './turn-batch.js'
 
 /** The parts of an ioredis `Redis` or `Cluster` the store uses. */
 export interface RedisClientLike {
   status: string
   isCluster?: boolean
   getBuffer: (key: string) => Promise<Buffer | null>
-  set: {
-    (key: string, value: Buffer, px: 'PX', ms: number): Promise<unknown>
-    (key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<unknown>
-  }
+  set: (key: string, value: string, px: 'PX', ms: number, nx: 'NX') => Promise<unknown>
   unlink: (...keys: string[]) => Promise<number>
   scan: (cursor: string, match: 'MATCH', pattern: string, count: 'COUNT', n: number) => Promise<[string, string[]]>
   defineCommand: (name: string, definition: { numberOfKeys?: number, lua: string }) => void
@@ -23,7 +21,7 @@ export interface RedisClientLike {
 }
 
 interface ScriptedClient extends RedisClientLike {
-  responseCacheSetTagged: (...args: Array<string | Buffer | number>) => Promise<number>
+  responseCacheSetMany: (...args: Array<string | Buffer | number>) => Promise<number[]>
   responseCacheDropTags: (...args: Array<string | number>) => Promise<number>
   responseCacheUnlock: (...args: string[]) => Promise<number>
   responseCacheGetOrLockBuffer: (...args: Array<string | number>) => Promise<Buffer | number>
@@ -33,28 +31,45 @@ interface ScriptedClient extends RedisClientLike {
 /** Entries spread over this many hash slots; an entry and its tag records always share one. */
 export const SHARDS = 16
 const UNLINK_BATCH = 500
+/** Entries written by one script call at most: a long script would hold Redis up for other clients. */
+const WRITE_BATCH = 64
 const MAX_CORRUPT_REPORTS = 1000
 const TAG_MEMO_SIZE = 10_000
 /** Members of a tag set checked for expired entries on each write to it. */
 const PRUNE_SAMPLE = 3
 
-// Stores the entry, adds it to each tag set (a tag set lives as long as its longest-lived entry) and
-// releases the writer's coalescing lock (KEYS[2]) if ARGV[3] still holds it, all in one call.
-// A busy route's set is written to for ever and so never expires: each write also looks at a few
-// random members and removes those whose entry has expired, which keeps a set within about twice
-// its live entries. The members share the set's slot (the shard's hash tag), so this stays in slot.
-const SET_TAGGED = `
-local ms = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ms)
-if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
-for i = 3, #KEYS do
-  for _, member in ipairs(redis.call('SRANDMEMBER', KEYS[i], ${PRUNE_SAMPLE})) do
-    if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[i], member) end
+// Writes a batch of entries in one call. Per entry, KEYS holds the entry, its coalescing lock and its
+// tag sets; ARGV holds the value, the TTL in ms, the writer's lock token ('' for none) and the number
+// of tag sets. Each entry is stored, added to its tag sets (a tag set lives as long as its
+// longest-lived entry) and its lock released if the token still holds it. A busy route's set is
+// written to for ever and so never expires: each write also looks at a few random members and
+// removes those whose entry has expired, which keeps a set within about twice its live entries.
+// An entry whose tag set is not a set (a foreign value) is not kept: unindexed, it could outlive an
+// invalidation. Answers 1 or 0 per entry.
+const SET_MANY = `
+local results = {}
+local k = 1
+for a = 1, #ARGV, 4 do
+  local entry, ms, token, tags = KEYS[k], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
+  local stored = 1
+  redis.call('SET', entry, ARGV[a], 'PX', ms)
+  for i = k + 2, k + 1 + tags do
+    local added = redis.pcall('SADD', KEYS[i], entry)
+    if type(added) == 'table' and added.err then
+      stored = 0
+      break
+    end
+    for _, member in ipairs(redis.call('SRANDMEMBER', KEYS[i], ${PRUNE_SAMPLE})) do
+      if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[i], member) end
+    end
+    if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
   end
-  redis.call('SADD', KEYS[i], KEYS[1])
-  if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
+  if stored == 0 then redis.call('DEL', entry) end
+  if token ~= '' and redis.call('GET', KEYS[k + 1]) == token then redis.call('DEL', KEYS[k + 1]) end
+  results[#results + 1] = stored
+  k = k + 2 + tags
 end
-return 1`
+return results`
 
 // Drops every entry named in the tag sets (all in this script's slot) and the sets themselves.
 const DROP_TAGS = `
@@ -103,6 +118,12 @@ const UNLOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
+/** One entry's part of a batched write. */
+interface BatchedWrite {
+  keys: string[]
+  args: Array<string | number | Buffer>
+}
+
 /** FNV-1a: a cheap, stable spread of keys over the shards. */
 function shardOf (key: string): number {
   let hash = 0x811c9dc5
@@ -126,13 +147,14 @@ export class RedisStore implements CacheStore {
   readonly #encodedTags = new Map<string, string>()
   readonly #tokenPrefix = randomBytes(12).toString('base64url') + '.'
   #tokens = 0
+  readonly #writes = new TurnBatch<BatchedWrite, number>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
 
   constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger }) {
     this.#client = options.client as ScriptedClient
     this.#namespace = options.namespace
     this.#log = options.log
-    if (typeof this.#client.responseCacheSetTagged !== 'function') {
-      this.#client.defineCommand('responseCacheSetTagged', { lua: SET_TAGGED })
+    if (typeof this.#client.responseCacheSetMany !== 'function') {
+      this.#client.defineCommand('responseCacheSetMany', { lua: SET_MANY })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
       this.#client.defineCommand('responseCacheUnlock', { numberOfKeys: 1, lua: UNLOCK })
       this.#client.defineCommand('responseCacheGetOrLock', { numberOfKeys: 2, lua: GET_OR_LOCK })
@@ -178,7 +200,11 @@ export class RedisStore implements CacheStore {
     return data === null ? undefined : this.#decode(redisKey, data)
   }
 
-  /** The entry, or else the coalescing lock for computing it: `{ token }` when taken, `{}` when held elsewhere. */
+  /**
+   * The entry, or else the coalescing lock for computing it: `{ token }` when taken, `{}` when held
+   * elsewhere. Sent at once, not batched like writes: a request waits on it, and measured under load
+   * a lookup that waits for the end of the event loop's turn costs more than its own round trip.
+   */
   async getOrLock (key: string, ttlMs: number): Promise<{ entry?: CacheEntry, token?: string }> {
     this.#ready()
     const redisKey = this.redisKey(key)
@@ -210,19 +236,31 @@ export class RedisStore implements CacheStore {
     }
   }
 
+  /**
+   * The writes of one turn of the event loop go as one script call per slot group (one in all on a
+   * single Redis): see TurnBatch. The promise settles with this entry's own outcome.
+   */
   async set (key: string, entry: CacheEntry, options: StoreSetOptions): Promise<void> {
     this.#ready()
-    const redisKey = this.redisKey(key)
-    const value = encodeEntry(entry)
-    const ms = Math.max(1, Math.ceil(options.ttl * 1000))
-    const tags = options.tags ?? []
-    if (tags.length === 0 && options.lockToken === undefined) {
-      await this.#client.set(redisKey, value, 'PX', ms)
-      return
-    }
     const shard = shardOf(key)
-    const tagKeys = [...new Set(tags)].map((tag) => this.#tagKey(shard, tag))
-    await this.#client.responseCacheSetTagged(2 + tagKeys.length, redisKey, this.#lockKey(key), ...tagKeys, value, ms, options.lockToken ?? '')
+    const keys = [this.redisKey(key), this.#lockKey(key)]
+    for (const tag of new Set(options.tags)) keys.push(this.#tagKey(shard, tag))
+    const args = [encodeEntry(entry), Math.max(1, Math.ceil(options.ttl * 1000)), options.lockToken ?? '', keys.length - 2]
+    if (await this.#writes.add(this.#group(shard), { keys, args }) !== 1) {
+      throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE('redis', 'a tag set of the entry holds a value of another type')
+    }
+  }
+
+  /** Calls of one Cluster slot may share a script; on a single Redis, all may. */
+  #group (shard: number): number {
+    return this.#client.isCluster === true ? shard : 0
+  }
+
+  async #sendWrites (writes: BatchedWrite[]): Promise<number[]> {
+    this.#ready()
+    const keys = writes.flatMap((write) => write.keys)
+    const args = writes.flatMap((write) => write.args)
+    return await this.#client.responseCacheSetMany(keys.length, ...keys, ...args)
   }
 
   /**

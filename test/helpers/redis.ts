@@ -63,3 +63,12 @@ export async function spawnRedis (port: number, args: string[] = []): Promise<{ 
     }
   }
 }
+
+/**
+ * The Redis store sends the writes of one turn of the event loop together, from a setImmediate queued
+ * when the response went out: after this, they are on the wire ahead of any later command on the
+ * same client, so a test that reads Redis next sees them.
+ */
+export async function writesSent (): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve))
+}

@@ -46,6 +46,54 @@ t.test('tag sets share the hash tag of their entries and expire with them', asyn
   t.ok(await client.pttl(tagKey) > 29_000)
 })
 
+/** Script calls the server has run so far (EVALSHA, and EVAL for a script it did not know yet). */
+async function scriptCalls (): Promise<number> {
+  const info = await client.info('commandstats')
+  return [...info.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((sum, [, n]) => sum + Number(n), 0)
+}
+
+t.test('the writes of one event-loop turn go to Redis as one script call', async (t) => {
+  const store = makeStore()
+  const ns = `ns${namespaces}`
+  await store.set(`${ns}:-:GET:%2F:warm`, makeEntry('w'), { ttl: 60, tags: ['w'] })
+  const before = await scriptCalls()
+  await Promise.all(Array.from({ length: 50 }, async (_, i) => { await store.set(`${ns}:-:GET:%2F:${i}`, makeEntry(`e${i}`), { ttl: 60, tags: [`t${i % 4}`] }) }))
+  t.equal(await scriptCalls() - before, 1)
+  for (let i = 0; i < 50; i += 7) t.equal((await store.get(`${ns}:-:GET:%2F:${i}`))?.body.toString(), `e${i}`)
+  t.equal(await store.invalidateTags(['t1']), 13, 'every entry is in its tag set')
+  const beforeMore = await scriptCalls()
+  await Promise.all(Array.from({ length: 100 }, async (_, i) => { await store.set(`${ns}:-:GET:%2Fmore:${i}`, makeEntry('m'), { ttl: 60 }) }))
+  t.equal(await scriptCalls() - beforeMore, 2, 'at most 64 entries to a call')
+})
+
+t.test('a tag set holding a foreign value fails its own entry only, which is not kept unindexed', async (t) => {
+  const store = makeStore()
+  const ns = `ns${namespaces}`
+  await store.set(`${ns}:-:GET:%2F:probe`, makeEntry('p'), { ttl: 60, tags: ['bad'] })
+  const badSet = (await client.keys(`${ns}:*:tag:bad`))[0]
+  await client.del(badSet)
+  await client.set(badSet, 'a string where a set belongs')
+  const [bad, good] = await Promise.allSettled([
+    store.set(`${ns}:-:GET:%2F:probe`, makeEntry('p2'), { ttl: 60, tags: ['bad'] }),
+    store.set(`${ns}:-:GET:%2F:other`, makeEntry('o'), { ttl: 60, tags: ['good'] })
+  ])
+  t.equal(bad.status, 'rejected')
+  t.match((bad as PromiseRejectedResult).reason, { code: 'FST_RESPONSE_CACHE_STORE_UNAVAILABLE' })
+  t.equal(good.status, 'fulfilled')
+  t.equal(await store.get(`${ns}:-:GET:%2F:probe`), undefined, 'the entry that could not be indexed is dropped')
+  t.equal((await store.get(`${ns}:-:GET:%2F:other`))?.body.toString(), 'o')
+})
+
+t.test('a write batch that Redis refuses rejects every write in it', async (t) => {
+  const lost = new Redis({ port: await server.getPort(), host: await server.getHost(), lazyConnect: true, enableOfflineQueue: false })
+  const store = new RedisStore({ client: lost, namespace: 'refused', log: Fastify().log })
+  await lost.connect()
+  const writes = [store.set('refused:-:GET:%2F:a', makeEntry('a'), { ttl: 1 }), store.set('refused:-:GET:%2F:b', makeEntry('b'), { ttl: 1 })]
+  lost.disconnect()
+  const settled = await Promise.allSettled(writes)
+  t.same(settled.map((s) => s.status), ['rejected', 'rejected'])
+})
+
 t.test('keys spread over the shards', async (t) => {
   const store = makeStore()
   const seen = new Set<string>()
