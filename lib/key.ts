@@ -2,9 +2,6 @@ import { createHash, hash as nodeHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import stableStringify from 'safe-stable-stringify'
 
-/** Keeps key order: a handler that serialises request.query answers ?a=1&b=2 and ?b=2&a=1 differently. */
-const orderedStringify = stableStringify.configure({ deterministic: false })
-
 /** SHA-256 in base64url (43 characters); one-shot crypto.hash where Node has it (20.12+). */
 export const sha256: (data: string | Buffer) => string = typeof nodeHash === 'function'
   ? (data) => nodeHash('sha256', data, 'base64url')
@@ -72,16 +69,18 @@ export function tenantOf (source: Pick<KeySource, 'tenant'>, request: FastifyReq
   return typeof tenant === 'string' || typeof tenant === 'number' ? String(tenant) : undefined
 }
 
-function bodyPart (body: unknown): unknown {
-  if (body === undefined || body === null) return null
-  if (Buffer.isBuffer(body)) return ['b', sha256(body)]
-  if (typeof body === 'string') return ['s', body]
-  return ['j', stableStringify(body)]
+/** The body as key material: a kind letter, then the text (the sorted JSON of a parsed object). */
+function bodyPart (body: unknown): string {
+  if (body === undefined || body === null) return 'n'
+  if (Buffer.isBuffer(body)) return 'b' + sha256(body)
+  if (typeof body === 'string') return 's' + body
+  return 'j' + String(stableStringify(body))
 }
 
 /**
  * `namespace:tenant:method:route:hash`. Everything a user controls goes into the hash as one JSON
- * array, so no arrangement of delimiters in one part can imitate another part.
+ * array, so no arrangement of delimiters in one part can imitate another part; a body follows it
+ * after a newline, which JSON text never holds unescaped (a 2 KB body is not escaped a second time).
  */
 export function requestKey (source: KeySource, request: FastifyRequest, withBody: boolean): string {
   const memo = source.memo
@@ -96,21 +95,19 @@ export function requestKey (source: KeySource, request: FastifyRequest, withBody
 }
 
 function computeKey (source: KeySource, request: FastifyRequest, withBody: boolean): string {
-  // The raw path as well as the parsed parameters: /items/%31 and /items/1 route alike, but a handler
-  // that reflects request.url would tell them apart, so they must not share an entry.
-  const path = rawPath(request.url)
-  const query = path.length === request.url.length ? null : orderedStringify(request.query)
+  // The URL as it came, path and query: /items/%31 and /items/1 route alike, and ?a=%31 parses like
+  // ?a=1, but a handler that reflects request.url tells them apart, so they must not share an entry.
+  // Query order is kept for the same reason (a handler may serialise request.query as parsed).
   const vary = source.vary.length === 0 ? null : source.vary.map((name) => request.headers[name] ?? null)
   const extra = source.key === undefined ? null : source.key(request)
-  const material = JSON.stringify([
+  const parts = JSON.stringify([
     request.protocol,
     request.host,
-    path,
+    request.url,
     request.params ?? null,
-    query ?? null,
-    withBody ? bodyPart(request.body) : null,
     vary,
     extra === undefined ? null : String(extra)
   ])
+  const material = withBody ? parts + '\n' + bodyPart(request.body) : parts
   return source.namespace + ':' + tenantSegment(tenantOf(source, request)) + ':' + source.route + ':' + sha256(material)
 }

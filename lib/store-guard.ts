@@ -10,15 +10,6 @@ export function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | undefined)?.then === 'function'
 }
 
-/** Bounds a promised store call: past `timeoutMs` it rejects, and the request goes on without the cache. */
-export function withTimeout<T> (promise: Promise<T>, timeoutMs: number, operation: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    // Not unref'd: a request waits on it, and it is cleared as soon as the store answers.
-    const timer = setTimeout(() => { reject(new FST_RESPONSE_CACHE_STORE_TIMEOUT(operation, timeoutMs)) }, timeoutMs)
-    promise.finally(() => { clearTimeout(timer) }).then(resolve, reject)
-  })
-}
-
 /**
  * Logs store trouble at warn, once per interval: a Redis outage under load must not turn into one log
  * line per request. Only the error's code and message are logged, never the client or its options.
@@ -127,11 +118,15 @@ export class GuardedStore {
   lookup (key: string, lockMs: number): MaybePromise<CacheEntry | undefined> {
     const getOrLock = this.#getOrLock
     if (getOrLock === undefined) return this.get(key)
-    return this.#shared(key, async () => {
-      const { entry, token } = await getOrLock(key, lockMs)
-      if (token !== undefined) this.#tokens.set(key, token)
-      return entry
+    return this.#shared(key, () => {
+      const answer = getOrLock(key, lockMs)
+      return isPromise(answer) ? answer.then((found) => this.#found(key, found)) : this.#found(key, answer)
     })
+  }
+
+  #found (key: string, { entry, token }: { entry?: CacheEntry, token?: string }): CacheEntry | undefined {
+    if (token !== undefined) this.#tokens.set(key, token)
+    return entry
   }
 
   /** The lock a lookup took for `key`, handed out once. */
@@ -183,12 +178,28 @@ export class GuardedStore {
       throw error
     }
     if (!isPromise(result)) return result
-    return withTimeout(result, timeoutMs, operation).then((value) => {
-      this.breaker.success()
-      return value
-    }, (error: unknown) => {
-      this.#failed(operation, error)
-      throw error
+    // Past `timeoutMs` the call counts as failed and the caller goes on without the store; one
+    // promise and one timer per call, on the request path.
+    return new Promise<T>((resolve, reject) => {
+      // A call that answers after its timeout changes nothing: it already counted as a failure.
+      let timedOut = false
+      const timer = setTimeout(() => {
+        timedOut = true
+        const error = new FST_RESPONSE_CACHE_STORE_TIMEOUT(operation, timeoutMs)
+        this.#failed(operation, error)
+        reject(error)
+      }, timeoutMs)
+      result.then((value) => {
+        if (timedOut) return
+        clearTimeout(timer)
+        this.breaker.success()
+        resolve(value)
+      }, (error: unknown) => {
+        if (timedOut) return
+        clearTimeout(timer)
+        this.#failed(operation, error)
+        reject(error)
+      })
     })
   }
 

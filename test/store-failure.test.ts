@@ -1,8 +1,9 @@
+import Fastify from 'fastify'
 import t from 'tap'
 import type { CacheEntry } from '../lib/entry.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { CacheStore, StoreSetOptions } from '../lib/stores/store.js'
-import { BREAKER_MIN_OPEN_MS, BREAKER_THRESHOLD, TroubleLog } from '../lib/store-guard.js'
+import { BREAKER_MIN_OPEN_MS, BREAKER_THRESHOLD, GuardedStore, TroubleLog } from '../lib/store-guard.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
 
 /** A store that answers through promises, and can be made to fail or hang on demand. */
@@ -120,4 +121,31 @@ t.test('TroubleLog reports the suppressed count with the next line', async (t) =
   slow.report('set', new Error('a'))
   slow.report('set', new Error('b'))
   t.equal(logged.length, 3)
+})
+
+t.test('answers that come after the timeout change nothing: the call already failed, and the breaker opens', async (t) => {
+  const late = async <T>(value: T, fail = false): Promise<T> => {
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    if (fail) throw new Error('late failure')
+    return value
+  }
+  const store: CacheStore = {
+    name: 'late',
+    get: async () => await late(undefined),
+    set: async () => { await late(undefined, true) },
+    delete: async () => await late(false),
+    invalidateTags: async () => await late(0),
+    clear: async () => {}
+  }
+  const guarded = new GuardedStore(store, 5, new TroubleLog(Fastify().log))
+  // All but one of the failures that open the circuit, each answered (successfully) after its timeout.
+  const first = await Promise.allSettled(Array.from({ length: BREAKER_THRESHOLD - 1 }, async () => await guarded.run('get', () => store.get('k'))))
+  await new Promise((resolve) => setTimeout(resolve, 60))
+  t.equal(guarded.breaker.allow(), true)
+  const outcomes = [...first, ...await Promise.allSettled([guarded.run('set', () => store.set('k', {} as CacheEntry, { ttl: 1 }))])]
+  t.same(outcomes.map((o) => o.status), Array(BREAKER_THRESHOLD).fill('rejected'))
+  t.match((outcomes[0] as PromiseRejectedResult).reason, { code: 'FST_RESPONSE_CACHE_STORE_TIMEOUT' })
+  t.equal(guarded.breaker.allow(), false, 'the late successes did not reset the count of failures')
+  await new Promise((resolve) => setTimeout(resolve, 60)) // the last late answer, a failure, lands and changes nothing
+  t.equal(guarded.breaker.allow(), false)
 })
