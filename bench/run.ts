@@ -115,7 +115,7 @@ try {
   }
   for (const [scenario, measured] of rounds) {
     const sorted = [...measured].sort((a, b) => a.ratio - b.ratio)
-    results.push({ ...sorted[Math.floor(sorted.length / 2)], rounds: measured.map((m) => m.ratio) })
+    results.push({ ...sorted[Math.floor(sorted.length / 2)], rounds: measured.map((m) => m.ratio), roundRps: measured.map((m) => m.rps) })
     if (ROUNDS > 1) console.log(`  ${scenario.name.padEnd(18)} ratios ${sorted.map((m) => m.ratio.toFixed(2)).join(' ')}`)
   }
   if (full) {

@@ -30,6 +30,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'no-cache-unique', group: 'baseline', server: 'no-cache.ts', path: '/product', request: { unique: true }, quick: true, what: 'no plugin, a new query string on every request' },
   { name: 'memory-miss', group: 'plugin', server: 'memory-hit.ts', path: '/product', request: { unique: true }, quick: true, what: 'memory store, every request a miss (looked up, handled, stored)' },
   { name: 'redis-miss', group: 'plugin', server: 'redis-hit.ts', path: '/product', request: { unique: true }, what: 'Redis store, every request a miss (looked up, handled, stored)' },
+  { name: 'next-turn-miss', group: 'plugin', server: 'next-turn-store.ts', path: '/product', request: { unique: true }, what: 'a store that answers one event-loop turn later with no I/O (the floor of any remote store), every request a miss' },
   { name: 'redis-stopped', group: 'plugin', server: 'redis-down.ts', path: '/product', quick: true, what: 'Redis store, Redis down (closed port, offline queue off): every request handled' },
   { name: 'memory-stale', group: 'plugin', server: 'stale.ts', path: '/product', what: 'memory store, 1 s upstream, entry always stale: STALE answers while one refresh runs' },
   { name: 'bare-1mb', group: 'ceiling', server: 'large.ts', path: '/catalogue', env: { BENCH_STORE: 'none' }, what: 'constant 1 MB Buffer, no handler work (the 1 MB ceiling)' },
