@@ -22,8 +22,8 @@ const DURATION_SECONDS = quick ? 2 : 4
 // The VM this runs on swings between speeds from one minute to the next (the bare route alone has
 // measured 27k and 50k req/s in one run): the bare route runs between every two scenarios, each
 // scenario is taken as a ratio to the mean of the bare runs just before and just after it, and the
-// round with the median ratio is reported.
-const ROUNDS = quick ? 1 : 3
+// round with the median ratio is reported (5 rounds: with 3, one slow minute could swap two close rows).
+const ROUNDS = quick ? 1 : 5
 
 const skipped: string[] = []
 const scenarios = SCENARIOS.filter((s) => {
