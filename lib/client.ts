@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, redactCredentials } from './errors.js'
+import { dropTags } from './invalidation.js'
 import { tenantSegment } from './key.js'
 import type { CacheStats, Stats } from './stats.js'
 import type { GuardedStore } from './store-guard.js'
@@ -127,9 +128,8 @@ export function createClient ({ store: guarded, stats, namespace, ttl, log, warm
       const { tags, route, tenant } = checkSelector(what)
       const selected = selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(tenant) })
       if (selected.length === 0) return 0
-      await flush()
       try {
-        return await guarded.run('invalidateTags', () => store.invalidateTags(selected))
+        return await dropTags(guarded, flush, selected)
       } catch {
         stats.other.errors++
         return 0

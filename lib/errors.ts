@@ -62,6 +62,21 @@ export const FST_RESPONSE_CACHE_INVALID_ARGUMENT = createError<'FST_RESPONSE_CAC
   TypeError
 )
 
+/** Keys remembered by ReportedKeys at most: past this many, bad values are no longer logged. */
+const MAX_REPORTED_KEYS = 1000
+
+/** Keys whose bad value was logged already: a corrupt entry is logged once, not on every read. */
+export class ReportedKeys {
+  readonly #keys = new Set<string>()
+
+  /** True the first time `key` is reported (while fewer than 1,000 keys are remembered). */
+  first (key: string): boolean {
+    if (this.#keys.has(key) || this.#keys.size >= MAX_REPORTED_KEYS) return false
+    this.#keys.add(key)
+    return true
+  }
+}
+
 /** Hides the user:password part of any URL in a text, so credentials never reach logs or errors. */
 export function redactCredentials (text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1***@')

@@ -4,6 +4,7 @@ import { rawPath, tenantOf, tenantSegment } from './key.js'
 import type { FromRequest, ResolvedOptions } from './options.js'
 import type { RouteCounters } from './stats.js'
 import { isPromise, type GuardedStore } from './store-guard.js'
+import type { MaybePromise } from './stores/store.js'
 import { pathGroup, selectorTags } from './tags.js'
 
 /** Methods whose successful answer changes the resource (RFC 9111 section 4.4). */
@@ -16,6 +17,17 @@ export interface InvalidationContext {
   cachesGet: () => boolean
   /** Waits for response writes still on their way to the store (InFlight.flush). */
   flush: () => Promise<void> | undefined
+}
+
+/**
+ * Drops every entry stored with any of the store tags in `selected`, once the response writes still
+ * on their way have landed (an entry written just before must not land after its invalidation).
+ * Answers how many were dropped: in place when nothing is on its way and the store answers in place.
+ */
+export function dropTags (store: GuardedStore, flush: () => Promise<void> | undefined, selected: readonly string[]): MaybePromise<number> {
+  const drop = (): MaybePromise<number> => store.run('invalidateTags', () => store.store.invalidateTags(selected))
+  const pending = flush()
+  return pending === undefined ? drop() : pending.then(drop)
 }
 
 /** The paths a write changes: its own, and its `location` and `content-location` on the same host. */
@@ -78,18 +90,14 @@ export function invalidateOnSend (ctx: InvalidationContext, routeId: string, inv
       counters.errors++
       done(null, payload)
     }
-    const drop = (): void => {
-      try {
-        const result = store.run('invalidateTags', () => store.store.invalidateTags(selected))
-        if (isPromise(result)) result.then(finish, failed)
-        else finish(result)
-      } catch {
-        failed()
-      }
+    let result: MaybePromise<number>
+    try {
+      result = dropTags(store, ctx.flush, selected)
+    } catch {
+      failed()
+      return
     }
-    // An entry written just before this write must not land after its invalidation.
-    const pending = ctx.flush()
-    if (pending === undefined) drop()
-    else pending.then(drop, /* c8 ignore next */ failed)
+    if (isPromise(result)) result.then(finish, failed)
+    else finish(result)
   }
 }

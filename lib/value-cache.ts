@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
 import type { CacheEntry } from './entry.js'
-import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from './errors.js'
+import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from './errors.js'
 import { tenantSegment } from './key.js'
 import type { RouteCounters } from './stats.js'
 import type { GuardedStore } from './store-guard.js'
@@ -31,7 +31,6 @@ export interface WrapOptions<S extends TSchema = TSchema> extends SetValueOption
 }
 
 const MAX_KEY_LENGTH = 8192
-const MAX_CORRUPT_REPORTS = 1000
 
 function invalid (name: string, problem: string): never {
   throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT(name, problem)
@@ -64,7 +63,7 @@ export class ValueCache {
   /** Calls of one key in progress: concurrent callers share the read and, on a miss, one run of `fn`. */
   readonly #flights = new Map<string, Promise<unknown>>()
   readonly #refreshing = new Set<string>()
-  readonly #reported = new Set<string>()
+  readonly #reported = new ReportedKeys()
 
   constructor (
     private readonly store: GuardedStore,
@@ -96,8 +95,7 @@ export class ValueCache {
       value = decodeValue(entry.body)
     } catch (error) {
       // Logged once per key: a bad value must not write a line on every call that reads it.
-      if (!this.#reported.has(key) && this.#reported.size < MAX_CORRUPT_REPORTS) {
-        this.#reported.add(key)
+      if (this.#reported.first(key)) {
         this.log.warn({ responseCache: { problem: String((error as Error).message) } }, 'response cache: unreadable value treated as a miss')
       }
       return undefined

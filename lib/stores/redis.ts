@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
-import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE } from '../errors.js'
+import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE, ReportedKeys } from '../errors.js'
 import { encodeSegment } from '../key.js'
 import type { CacheStore, StoreSetOptions, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
@@ -33,7 +33,6 @@ export const SHARDS = 16
 const UNLINK_BATCH = 500
 /** Entries written by one script call at most: a long script would hold Redis up for other clients. */
 const WRITE_BATCH = 64
-const MAX_CORRUPT_REPORTS = 1000
 const TAG_MEMO_SIZE = 10_000
 /** Members of a tag set checked for expired entries on each write to it. */
 const PRUNE_SAMPLE = 3
@@ -143,7 +142,7 @@ export class RedisStore implements CacheStore {
   readonly #client: ScriptedClient
   readonly #namespace: string
   readonly #log: FastifyBaseLogger
-  readonly #reported = new Set<string>()
+  readonly #reported = new ReportedKeys()
   readonly #encodedTags = new Map<string, string>()
   readonly #tokenPrefix = randomBytes(12).toString('base64url') + '.'
   #tokens = 0
@@ -356,8 +355,7 @@ export class RedisStore implements CacheStore {
 
   #corrupt (redisKey: string, error: unknown): undefined {
     // Logged once per key: a bad value must not write a line on every request that reads it.
-    if (!this.#reported.has(redisKey) && this.#reported.size < MAX_CORRUPT_REPORTS) {
-      this.#reported.add(redisKey)
+    if (this.#reported.first(redisKey)) {
       this.#log.warn({ responseCache: { key: redisKey, problem: String((error as Error).message) } }, 'response cache: unreadable entry treated as a miss')
     }
     return undefined
