@@ -2,7 +2,8 @@ import fastifyRedis from '@fastify/redis'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
+import responseCache, { type CacheStore, type ResponseCacheOptions } from '../lib/index.js'
+import { RedisStore } from '../lib/stores/redis.js'
 import { counter } from './helpers/app.js'
 import { CLIENT_OPTIONS, connect, startRedis, writesSent } from './helpers/redis.js'
 
@@ -109,20 +110,49 @@ t.test('stats, health and logs never hold the Redis password', async (t) => {
   const port = await secretServer.getPort()
   const admin = await connect(t, secretServer)
   await admin.config('SET', 'requirepass', 'hunter2-secret')
-  const lines: string[] = []
-  const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { lines.push(line) } } } })
-  t.teardown(() => app.close())
-  const wrong = new Redis({ port, password: 'wrong-secret-pw', ...CLIENT_OPTIONS, retryStrategy: () => null })
+  const url = `redis://default:wrong-secret-pw@127.0.0.1:${port}`
+
+  // A client made from a URL with a wrong password: ioredis's own errors hold neither password.
+  const wrong = new Redis(url, { ...CLIENT_OPTIONS, retryStrategy: () => null })
   wrong.on('error', () => {})
   t.teardown(() => { wrong.disconnect() })
-  await app.register(responseCache, { store: 'redis', redis: wrong, timeout: 50 })
-  app.get('/x', { config: { cache: true } }, async () => 'x')
-  for (let i = 0; i < 3; i++) t.equal((await app.inject('/x')).statusCode, 200)
-  const health = await app.cache.health()
-  t.equal(health.ok, false)
-  const text = lines.join('') + JSON.stringify(app.cache.stats()) + JSON.stringify(health)
-  t.notMatch(text, /hunter2-secret|wrong-secret-pw/)
-  t.ok(port > 0)
+  // A store whose errors carry the URL they failed on, as many client wrappers write them.
+  const inner = new RedisStore({ client: wrong, namespace: 'secret', log: Fastify().log })
+  const withUrl = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call()
+    } catch (error) {
+      throw new Error(`${url}: ${(error as Error).message}`)
+    }
+  }
+  const store: CacheStore = {
+    name: 'redis-behind-a-url',
+    get: async (key) => await withUrl(async () => await inner.get(key)),
+    set: async (key, entry, options) => { await withUrl(async () => { await inner.set(key, entry, options) }) },
+    delete: async (key) => await withUrl(async () => await inner.delete(key)),
+    invalidateTags: async (tags) => await withUrl(async () => await inner.invalidateTags(tags)),
+    clear: async () => { await withUrl(async () => { await inner.clear() }) },
+    ping: async () => await withUrl(async () => await inner.ping())
+  }
+  await t.rejects(store.ping?.() as Promise<unknown>, { message: /wrong-secret-pw/ }, 'the raw error holds the password')
+
+  for (const cache of [{ store: 'redis', redis: wrong }, { store }] as const) {
+    const lines: string[] = []
+    const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { lines.push(line) } } } })
+    t.teardown(() => app.close())
+    await app.register(responseCache, { ...cache, timeout: 500 })
+    app.get('/x', { config: { cache: true } }, async () => 'x')
+    for (let i = 0; i < 3; i++) t.equal((await app.inject('/x')).headers['x-cache'], 'BYPASS')
+    const health = await app.cache.health()
+    t.equal(health.ok, false)
+    t.match(lines.join(''), /response cache store trouble/, 'the failure was logged')
+    const text = lines.join('') + JSON.stringify(app.cache.stats()) + JSON.stringify(health)
+    t.notMatch(text, /hunter2-secret|wrong-secret-pw/)
+    if (cache.store !== 'redis') {
+      t.match(health.error, `redis://***@127.0.0.1:${port}`, 'the URL is masked, not dropped')
+      t.match(lines.join(''), `redis://***@127.0.0.1:${port}`)
+    }
+  }
 })
 
 t.test('store figures from Redis: entries of the routes and values, bytes sampled, server evictions', async (t) => {
@@ -137,10 +167,32 @@ t.test('store figures from Redis: entries of the routes and values, bytes sample
   const { store } = r.json() as { store: { name: string, entries: number, bytes: number, evictions: number } }
   t.equal(store.entries, 7, '5 responses and 2 values')
   t.ok(store.bytes > 7 * 100, `bytes ${store.bytes}`)
-  t.type(store.evictions, 'number')
+  t.equal(store.evictions, await evictedKeys(client), 'the server\'s own count')
   t.same(app.cache.stats().store, store, 'stats() answers the figures the route fetched')
   const text = await app.inject({ url: '/cache/stats', headers: { accept: 'text/plain' } })
   t.match(text.body, /response_cache_entries\{namespace="figures",store="redis"\} 7/)
   await app.cache.invalidate({ tags: ['item:1'] })
   t.equal((await app.inject('/cache/stats')).json().store.entries, 5)
+})
+
+/** The server's own count of keys evicted under maxmemory. */
+async function evictedKeys (redis: Redis): Promise<number> {
+  return Number(/evicted_keys:(\d+)/.exec(await redis.info('stats'))?.[1])
+}
+
+t.test('store evictions are the evictions the server counted', async (t) => {
+  const full = await startRedis(t)
+  const redis = await connect(t, full)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(responseCache, { store: 'redis', redis, namespace: 'full', statsRoute: true })
+  await app.ready()
+  await redis.config('SET', 'maxmemory-policy', 'allkeys-lru')
+  await redis.config('SET', 'maxmemory', String(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]) + 2_000_000))
+  const filler = 'x'.repeat(100_000)
+  for (let i = 0; i < 60; i++) await redis.set(`filler:${i}`, filler)
+  await redis.config('SET', 'maxmemory', '0') // no more evictions while the figures are read
+  const evicted = await evictedKeys(redis)
+  t.ok(evicted > 0, `the server evicted ${evicted} keys`)
+  t.equal((await app.inject('/cache/stats')).json().store.evictions, evicted)
 })
