@@ -4,27 +4,11 @@ import t from 'tap'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { RedisStore } from '../lib/stores/redis.js'
 import { counter } from './helpers/app.js'
+import { deferred, eventually } from './helpers/events.js'
 import { connect, startRedis, writesSent } from './helpers/redis.js'
 
 const server = await startRedis(t)
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-/** A promise and the function that resolves it: tests wait on events, not on time. */
-function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T) => void } {
-  let resolve!: (value: T) => void
-  const promise = new Promise<T>((done) => { resolve = done })
-  return { promise, resolve }
-}
-
-/** Until `check` holds, every 10 ms; false if it never does within `ms`. */
-async function eventually (check: () => Promise<boolean>, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await check()) return true
-    await sleep(10)
-  }
-  return false
-}
 
 async function instance (t: Tap, options: ResponseCacheOptions, handler: () => Promise<unknown>): Promise<{ app: FastifyInstance, client: Redis }> {
   // Each instance has its own client, as separate processes would.
