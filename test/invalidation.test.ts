@@ -1,11 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import type { CacheEntry } from '../lib/entry.js'
 import { MemoryStore } from '../lib/stores/memory.js'
-import type { StoreSetOptions } from '../lib/stores/store.js'
-import { cachedApp, logCapture } from './helpers/app.js'
+import type { CacheStore } from '../lib/stores/store.js'
+import { cachedApp, counter, logCapture } from './helpers/app.js'
+import { deferred } from './helpers/events.js'
 import { storeKinds } from './helpers/stores.js'
 import { writesSent } from './helpers/redis.js'
 
@@ -62,7 +61,15 @@ for (const [kind, options] of kinds) {
   })
 
   t.test(`${kind}: PUT, PATCH, DELETE and POST drop the GET and HEAD entries of their own path (RFC 9111 4.4)`, async (t) => {
-    const { app, runs } = await catalogue(t, options())
+    // No route here names a tag to drop: only the rule for writes can drop anything.
+    const app = await cachedApp(t, options())
+    const runs = { item: 0 }
+    app.get('/items', { config: { cache: true } }, async () => ({ list: true }))
+    app.get('/items/:id', { config: { cache: true } }, async (request) => ({ item: (request.params as Params).id, run: ++runs.item }))
+    app.put('/items/:id', async () => ({ put: true }))
+    app.patch('/items/:id', async () => ({ patched: true }))
+    app.delete('/items/:id', async (request, reply) => await reply.code(204).send())
+    app.post('/items', async (request, reply) => await reply.code(201).header('location', '/items/new').send({ created: true }))
     for (const [method, url] of [['PATCH', '/items/3'], ['DELETE', '/items/3'], ['PUT', '/items/3']] as const) {
       await xCache(app, '/items/3')
       await xCache(app, '/items/3?view=full')
@@ -80,10 +87,50 @@ for (const [kind, options] of kinds) {
     await xCache(app, '/items/new')
     t.equal(await xCache(app, '/items/new'), 'HIT')
     await xCache(app, '/items')
+    await xCache(app, '/items/4')
     const created = await app.inject({ method: 'POST', url: '/items', payload: {} })
     t.equal(created.statusCode, 201)
     t.equal(await xCache(app, '/items'), 'MISS', 'POST drops its own path')
     t.equal(await xCache(app, '/items/new'), 'MISS', 'and the path in its location header')
+    t.equal(await xCache(app, '/items/4'), 'HIT', 'and nothing else')
+  })
+
+  t.test(`${kind}: a write drops its content-location, and its location only on the same host`, async (t) => {
+    const app = await cachedApp(t, options())
+    app.get('/items/:id', { config: { cache: true } }, async (request) => ({ item: (request.params as Params).id }))
+    // Answers with the headers the request asks for.
+    app.post('/moves', async (request, reply) => {
+      for (const [name, value] of Object.entries(request.query as Record<string, string>)) reply.header(name, value)
+      return { moved: true }
+    })
+    const move = async (query: Record<string, string>): Promise<void> => {
+      t.equal((await app.inject({ method: 'POST', url: '/moves', query, payload: {} })).statusCode, 200)
+    }
+    for (const id of ['1', '2', '3', '4']) await xCache(app, `/items/${id}`)
+    await move({ 'content-location': '/items/1' })
+    t.equal(await xCache(app, '/items/1'), 'MISS', 'content-location')
+    await move({ location: 'http://elsewhere.example/items/2', 'content-location': 'http://elsewhere.example/items/3' })
+    t.equal(await xCache(app, '/items/2'), 'HIT', 'a location on another host is another resource')
+    t.equal(await xCache(app, '/items/3'), 'HIT', 'so is a content-location on another host')
+    await move({ location: 'http://localhost/items/4?from=move' })
+    t.equal(await xCache(app, '/items/4'), 'MISS', 'the same host written out in full, default port left out')
+  })
+
+  t.test(`${kind}: an answer from the cache drops nothing, even to a POST`, async (t) => {
+    const app = await cachedApp(t, options())
+    const runs = counter()
+    app.get('/search', { config: { cache: { tags: ['searches'] } } }, async () => ({ page: runs.next() }))
+    app.get('/recent', { config: { cache: { tags: ['searches'] } } }, async () => ({ recent: runs.next() }))
+    app.post('/search', { config: { cache: { ttl: 60, invalidate: ['searches'] } } }, async (request) => ({ found: request.body }))
+    t.equal((await app.inject({ method: 'POST', url: '/search', payload: { q: 'a' } })).headers['x-cache'], 'MISS')
+    await xCache(app, '/search')
+    await xCache(app, '/recent')
+    t.equal((await app.inject({ method: 'POST', url: '/search', payload: { q: 'a' } })).headers['x-cache'], 'HIT')
+    t.equal(await xCache(app, '/search'), 'HIT', 'the GET entry of the path stays')
+    t.equal(await xCache(app, '/recent'), 'HIT', 'the route\'s invalidate tags stay')
+    t.equal((await app.inject({ method: 'POST', url: '/search', payload: { q: 'b' } })).headers['x-cache'], 'MISS')
+    t.equal(await xCache(app, '/search'), 'MISS', 'a POST the handler answered drops both')
+    t.equal(await xCache(app, '/recent'), 'MISS')
   })
 
   t.test(`${kind}: writes drop within the writer's tenant`, async (t) => {
@@ -209,30 +256,65 @@ t.test('a write whose invalidation fails still answers, and the failure is count
   }
 })
 
-t.test('an invalidation waits for a write still on its way to a remote store', async (t) => {
-  // A remote store whose writes land 100 ms after they are sent.
+/** A remote store whose writes land only when the test lets them. */
+function heldWrites (): { store: CacheStore, writing: Promise<void>, land: () => void } {
   const memory = new MemoryStore({ maxBytes: 1_000_000 })
-  const store = {
-    name: 'slow-writes',
-    get: async (key: string) => memory.get(key),
-    set: async (key: string, entry: CacheEntry, options: StoreSetOptions) => {
-      await sleep(100)
+  const started = deferred()
+  const gate = deferred()
+  const store: CacheStore = {
+    name: 'held-writes',
+    get: async (key) => memory.get(key),
+    set: async (key, entry, options) => {
+      started.resolve()
+      await gate.promise
       memory.set(key, entry, options)
     },
-    delete: async (key: string) => memory.delete(key),
-    invalidateTags: async (tags: readonly string[]) => memory.invalidateTags(tags),
+    delete: async (key) => memory.delete(key),
+    invalidateTags: async (tags) => memory.invalidateTags(tags),
     clear: async () => { memory.clear() }
   }
-  const app = await cachedApp(t, { store, timeout: 1000 })
-  let runs = 0
-  app.get('/items/:id', { config: { cache: true } }, async () => ({ run: ++runs }))
-  app.put('/items/:id', async () => 'saved')
+  return { store, writing: started.promise, land: gate.resolve }
+}
+
+/** Two turns of the event loop: what does not wait for a write is done by then. */
+const turns = async (): Promise<void> => { for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve)) }
+
+t.test('the invalidation after a write waits for a response write still on its way', async (t) => {
+  const { store, writing, land } = heldWrites()
+  const app = await cachedApp(t, { store, timeout: 5000 })
+  const runs = counter()
+  const handled = deferred()
+  app.get('/items/:id', { config: { cache: true } }, async () => ({ run: runs.next() }))
+  app.put('/items/:id', async () => { handled.resolve(); return 'saved' })
   t.equal((await app.inject('/items/9')).headers['x-cache'], 'MISS')
-  // The GET's entry is still on its way: the PUT's invalidation must not run before it lands.
-  t.equal((await app.inject({ method: 'PUT', url: '/items/9', payload: {} })).statusCode, 200)
+  await writing
+  let answered = false
+  const put = app.inject({ method: 'PUT', url: '/items/9', payload: {} }).then((r) => { answered = true; return r })
+  await handled.promise
+  await turns()
+  t.equal(answered, false, 'the PUT\'s answer waits for the GET\'s entry to land, then drops it')
+  land()
+  t.equal((await put).statusCode, 200)
   t.equal((await app.inject('/items/9')).headers['x-cache'], 'MISS')
-  t.equal(runs, 2)
-  await sleep(150)
-  t.equal((await app.inject('/items/9')).headers['x-cache'], 'HIT')
-  t.equal(await app.cache.invalidate({ route: 'GET /items/:id' }), 1, 'app.cache.invalidate waits too')
+  t.equal(runs.runs, 2)
+})
+
+t.test('app.cache.invalidate and clear wait for writes on their way', async (t) => {
+  for (const call of ['invalidate', 'clear'] as const) {
+    const { store, writing, land } = heldWrites()
+    const app = await cachedApp(t, { store, timeout: 5000 })
+    const runs = counter()
+    app.get('/items/:id', { config: { cache: true } }, async () => ({ run: runs.next() }))
+    t.equal((await app.inject('/items/9')).headers['x-cache'], 'MISS')
+    await writing
+    let settled = false
+    const done = (call === 'invalidate' ? app.cache.invalidate({ route: 'GET /items/:id' }) : app.cache.clear()).finally(() => { settled = true })
+    await turns()
+    t.equal(settled, false, `${call} waits for the write`)
+    land()
+    const dropped = await done
+    if (call === 'invalidate') t.equal(dropped, 1, 'the entry that landed is dropped')
+    t.equal((await app.inject('/items/9')).headers['x-cache'], 'MISS', `${call}: nothing is served from before it`)
+    t.equal(runs.runs, 2)
+  }
 })
