@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import {
-  BODY_LZ4, BODY_RAW, COMPRESS_MIN_BYTES, CorruptEntryError, ENTRY_FORMAT_VERSION, decodeEntry, encodeEntry, type CacheEntry
+  ageSeconds, BODY_LZ4, BODY_RAW, COMPRESS_MIN_BYTES, CorruptEntryError, ENTRY_FORMAT_VERSION, ENTRY_OVERHEAD_BYTES, decodeEntry, encodeEntry,
+  entrySize, type CacheEntry
 } from '../lib/entry.js'
 import { makeEntry } from './stores/contract.js'
 
@@ -51,4 +52,75 @@ t.test('anything that is not a whole entry of a known version is CorruptEntryErr
     ['ttl zero', (() => { const b = Buffer.from(good); b.writeDoubleBE(0, 12); return b })()]
   ]
   for (const [name, data] of cases) t.throws(() => decodeEntry(data), CorruptEntryError, name)
+})
+
+t.test('the compression threshold is inclusive, and a body at it round-trips', async (t) => {
+  const atThreshold = Buffer.alloc(COMPRESS_MIN_BYTES, 'a')
+  const packed = encodeEntry(makeEntry(atThreshold))
+  t.equal(packed[1], BODY_LZ4, 'exactly COMPRESS_MIN_BYTES: compressed')
+  t.ok(decodeEntry(packed).body.equals(atThreshold))
+})
+
+t.test('edges of the codec: empty body and headers, a header with no value, statuses 0 and 100 to 599, the body length', async (t) => {
+  for (const status of [0, 100, 200, 599]) {
+    const entry = makeEntry(Buffer.alloc(0), { status, headers: {}, etag: '' })
+    const decoded = decodeEntry(encodeEntry(entry))
+    t.strictSame({ ...decoded, body: [...decoded.body] }, { ...entry, body: [] }, `status ${status}`)
+  }
+  const headers = { 'x-none': [], 'x-one': 'v', 'x-two': ['v', 'w'], 'x-empty': '' }
+  t.strictSame(decodeEntry(encodeEntry(makeEntry('', { headers }))).headers, headers, 'one value stays a string, others stay arrays')
+  const encoded = encodeEntry(makeEntry('abc'))
+  t.equal(encoded.readUInt32BE(20), 3, 'the body length is recorded before encoding')
+  t.equal(encoded.length, 24 + 2 + 4 + 2 + (2 + 12 + 2 + 4 + 10) + (2 + 7 + 2 + 4 + 1 + 4 + 1) + 3, 'every length is counted once')
+})
+
+t.test('each kind of corruption is named in the error (it is logged)', async (t) => {
+  const good = encodeEntry(makeEntry('hello'))
+  const withByte = (at: number, value: number): Buffer => { const b = Buffer.from(good); b[at] = value; return b }
+  const withDouble = (at: number, value: number): Buffer => { const b = Buffer.from(good); b.writeDoubleBE(value, at); return b }
+  const withStatus = (status: number): Buffer => { const b = Buffer.from(good); b.writeUInt16BE(status, 2); return b }
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['shorter than the fixed fields', good.subarray(0, 21), /^entry truncated at byte 0$/],
+    ['truncated in the etag', good.subarray(0, 25), /^entry truncated at byte 24$/],
+    ['future version', withByte(0, 2), /^unknown entry format version 2$/],
+    ['version 0', withByte(0, 0), /^unknown entry format version 0$/],
+    ['unknown encoding', withByte(1, 2), /^unknown body encoding 2$/],
+    ['lz4 flag on a raw body', withByte(1, BODY_LZ4), /^(body does not decompress: .+|entry fields out of range)$/],
+    ['status 99', withStatus(99), /^entry fields out of range$/],
+    ['status 600', withStatus(600), /^entry fields out of range$/],
+    ['storedAt NaN', withDouble(4, NaN), /^entry fields out of range$/],
+    ['storedAt infinite', withDouble(4, Infinity), /^entry fields out of range$/],
+    ['ttl negative', withDouble(12, -1), /^entry fields out of range$/],
+    ['ttl NaN', withDouble(12, NaN), /^entry fields out of range$/],
+    ['a body longer than recorded', Buffer.concat([good, Buffer.from('!')]), /^entry fields out of range$/]
+  ]
+  for (const [name, data, message] of cases) {
+    t.throws(() => decodeEntry(data), { name: 'CorruptEntryError', message }, name)
+  }
+  t.ok(new CorruptEntryError('x') instanceof Error)
+  t.equal(new CorruptEntryError('x').name, 'CorruptEntryError')
+})
+
+t.test('an lz4 body that does not decompress is named as such', async (t) => {
+  const packed = encodeEntry(makeEntry(Buffer.alloc(4096, 'a')))
+  t.equal(packed[1], BODY_LZ4)
+  const broken = Buffer.from(packed)
+  broken.fill(0xff, broken.length - 20)
+  t.throws(() => decodeEntry(broken), { name: 'CorruptEntryError', message: /^body does not decompress: / })
+})
+
+t.test('age: whole seconds since stored, never negative', async (t) => {
+  const entry = makeEntry('x', { storedAt: 1_000_000 })
+  t.equal(ageSeconds(entry, 1_000_000), 0)
+  t.equal(ageSeconds(entry, 1_000_999), 0)
+  t.equal(ageSeconds(entry, 1_001_000), 1)
+  t.equal(ageSeconds(entry, 1_061_500), 61)
+  t.equal(ageSeconds(entry, 995_000), 0, 'an entry stored "in the future" (clock skew between instances) is age 0')
+})
+
+t.test('size: overhead, key, body, etag, header names and values, tags counted twice', async (t) => {
+  const entry = makeEntry(Buffer.alloc(10), { etag: '"abc"', headers: { ab: 'cde', xy: ['1', '22'] } })
+  t.equal(entrySize('k', entry, undefined), ENTRY_OVERHEAD_BYTES + 1 + 10 + 5 + 2 + 3 + 2 + '1, 22'.length)
+  t.equal(entrySize('k', entry, ['t1', 'tag2']), entrySize('k', entry, []) + 12)
+  t.equal(ENTRY_OVERHEAD_BYTES, 768)
 })
