@@ -36,7 +36,7 @@ export function crossProcess ({ store, options, inFlight }: HookContext): {
             state.status = 'HIT'
             state.leader = false
             inFlight.settle(key, entry)
-            sendEntry(request, reply, entry, Date.now(), 'HIT')
+            state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
           } else if ((state.lockToken = store.takeToken(key)) !== undefined || Date.now() >= deadline) {
             // A lookup of another request of this process took the lock meanwhile: it is this leader's.
             runHandler()

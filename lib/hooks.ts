@@ -32,6 +32,8 @@ export interface RequestState {
   stale: CacheEntry | undefined
   /** The cross-process lock this request holds while it computes its key. */
   lockToken?: string
+  /** The body of the entry a HIT or STALE answer sent. */
+  served?: Buffer
 }
 
 declare module 'fastify' {
@@ -138,13 +140,13 @@ export function createHooks (ctx: HookContext): {
       if (age < freshMs) {
         route.counters.hits++
         state.status = 'HIT'
-        sendEntry(request, reply, entry, now, 'HIT')
+        state.served = sendEntry(request, reply, entry, now, 'HIT')
         return
       }
       if (age < freshMs + route.options.staleWhileRevalidate * 1000) {
         route.counters.stale++
         state.status = 'STALE'
-        sendEntry(request, reply, entry, now, 'STALE')
+        state.served = sendEntry(request, reply, entry, now, 'STALE')
         refresher.start(state.key as string, request)
         return
       }
@@ -161,7 +163,7 @@ export function createHooks (ctx: HookContext): {
       if (token !== undefined) store.unlock(key, token)
       route.counters.hits++
       state.status = 'HIT'
-      sendEntry(request, reply, landing, Date.now(), 'HIT')
+      state.served = sendEntry(request, reply, landing, Date.now(), 'HIT')
       return
     }
     if (inFlight.lead(key)) {
@@ -185,7 +187,7 @@ export function createHooks (ctx: HookContext): {
       }
       route.counters.hits++
       state.status = 'HIT'
-      sendEntry(request, reply, entry, Date.now(), 'HIT')
+      state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
     }, /* c8 ignore next */ () => { done() })
   }
 
@@ -279,7 +281,9 @@ export function createHooks (ctx: HookContext): {
         return
       }
       if (state.status === 'HIT' || state.status === 'STALE') {
-        done(null, payload)
+        // The route's own onSend hooks ran again over the entry, which already holds what they made
+        // of the payload: the client gets the stored bytes, as on the miss that stored them.
+        done(null, state.served ?? payload)
         return
       }
       if (state.stale !== undefined && reply.statusCode >= 500) {

@@ -2,8 +2,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ageSeconds, type CacheEntry } from './entry.js'
 import { etagMatches, NOT_MODIFIED_HEADERS } from './policy.js'
 
-/** Answers a request from an entry: 304 when its validator matches, else the stored status, headers and body. */
-export function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, now: number, status: 'HIT' | 'STALE'): void {
+/**
+ * Answers a request from an entry: 304 when its validator matches, else the stored status, headers and
+ * body. Answers the body it sent (undefined for a 304), which the store hook sends again after the
+ * route's own onSend hooks: the entry already holds what they made.
+ */
+export function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, now: number, status: 'HIT' | 'STALE'): Buffer | undefined {
   reply.header('age', ageSeconds(entry, now))
   reply.header('x-cache', status)
   if (etagMatches(request.headers['if-none-match'], entry.etag)) {
@@ -12,10 +16,11 @@ export function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: 
       if (value !== undefined) reply.header(name, value)
     }
     reply.code(304).send()
-    return
+    return undefined
   }
   reply.headers(entry.headers)
   reply.code(entry.status).send(entry.body)
+  return entry.body
 }
 
 /** Replaces a failed response (a 5xx or a thrown error) by a stale entry, from within onSend. */

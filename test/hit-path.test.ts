@@ -1,4 +1,7 @@
 import t from 'tap'
+import type { CacheEntry } from '../lib/entry.js'
+import { MemoryStore } from '../lib/stores/memory.js'
+import type { CacheStore } from '../lib/stores/store.js'
 import { cachedApp, counter } from './helpers/app.js'
 
 t.test('GET: first MISS runs the handler, then HIT serves the same bytes without it', async (t) => {
@@ -254,4 +257,67 @@ t.test('app.cache.invalidate by tags and clear', async (t) => {
   await app.cache.clear()
   t.equal((await app.inject('/fixed')).headers['x-cache'], 'MISS')
   t.equal(app.cache.stats().store.entries, 1)
+})
+
+t.test('what is stored is what the client got after the route\'s own onSend hooks', async (t) => {
+  const stored: CacheEntry[] = []
+  const memory = new MemoryStore({ maxBytes: 1_000_000 })
+  const store: CacheStore = {
+    name: 'recording',
+    get: (key) => memory.get(key),
+    set: (key, entry, options) => { stored.push(entry); memory.set(key, entry, options) },
+    delete: (key) => memory.delete(key),
+    invalidateTags: (tags) => memory.invalidateTags(tags),
+    clear: () => { memory.clear() }
+  }
+  const app = await cachedApp(t, { store })
+  const runs = counter()
+  app.get('/hooked', {
+    config: { cache: true },
+    onSend: async (_request, reply, payload) => {
+      reply.header('x-hooked', 'yes')
+      return String(payload).toUpperCase()
+    }
+  }, async () => `hello ${runs.next()}`)
+  const miss = await app.inject('/hooked')
+  t.equal(miss.body, 'HELLO 1')
+  t.equal(stored.length, 1)
+  t.equal(stored[0].body.toString(), 'HELLO 1', 'the payload after the hook')
+  t.equal(stored[0].headers['x-hooked'], 'yes', 'and the headers it set')
+  const hit = await app.inject('/hooked')
+  t.equal(hit.headers['x-cache'], 'HIT')
+  t.equal(hit.body, miss.body)
+  t.equal(hit.headers.etag, miss.headers.etag)
+})
+
+t.test('a response that a route\'s onSend hook makes private or personal is not stored', async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  app.get('/private', {
+    config: { cache: true },
+    onSend: async (_request, reply, payload) => { reply.header('cache-control', 'private'); return payload }
+  }, async () => ({ run: runs.next() }))
+  app.get('/session', {
+    config: { cache: true },
+    onSend: async (_request, reply, payload) => { reply.header('set-cookie', `session=${runs.runs}`); return payload }
+  }, async () => ({ run: runs.next() }))
+  for (const url of ['/private', '/private', '/session', '/session']) t.equal((await app.inject(url)).headers['x-cache'], 'MISS', url)
+  t.equal(runs.runs, 4)
+  t.equal(app.cache.stats().total.stores, 0)
+})
+
+t.test('a hit answers what the miss answered, whatever the route\'s onSend hooks do', async (t) => {
+  const app = await cachedApp(t)
+  app.get('/suffixed', {
+    config: { cache: true },
+    onSend: async (_request, _reply, payload) => String(payload) + '!'
+  }, async () => 'x')
+  const miss = await app.inject('/suffixed')
+  t.equal(miss.body, 'x!')
+  for (let i = 0; i < 2; i++) {
+    const hit = await app.inject('/suffixed')
+    t.equal(hit.headers['x-cache'], 'HIT')
+    t.equal(hit.body, 'x!', 'the stored payload, not the hook applied to it again')
+    t.equal(hit.headers['content-length'], '2')
+  }
 })
