@@ -1,5 +1,9 @@
 import { Readable } from 'node:stream'
 import t from 'tap'
+import type { CacheEntry } from '../lib/entry.js'
+import { etagMatches, NOT_MODIFIED_HEADERS, payloadBytes, storedHeaders } from '../lib/policy.js'
+import { MemoryStore } from '../lib/stores/memory.js'
+import type { StoreSetOptions } from '../lib/stores/store.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
 import { storeKinds } from './helpers/stores.js'
 
@@ -147,3 +151,206 @@ for (const [kind, storeOptions] of await storeKinds(t)) {
     t.equal((await app.inject({ url: '/fat?x=1', headers: { 'content-length': '0' } })).headers['x-cache'], 'HIT')
   })
 }
+
+// Each rule of lib/policy.ts on its own, on the memory store: the rule, its edge, and the reason the
+// debug log gives (what an operator reads to learn why a response was not stored).
+
+const notStoredReasons = (lines: Array<Record<string, unknown>>): string[] =>
+  lines.filter((l) => l.msg === 'response cache: not stored').map((l) => (l.responseCache as { reason: string }).reason)
+
+t.test('every not-stored reason is logged at debug with the route', async (t) => {
+  const { lines, logger } = logCapture()
+  const app = await cachedApp(t, { maxEntryBytes: 100 }, { logger })
+  const cases: Array<[string, (reply: import('fastify').FastifyReply) => unknown]> = [
+    ['status', (reply) => reply.code(404).send('gone')],
+    ['set-cookie', (reply) => reply.header('set-cookie', 'a=1').send('x')],
+    ['too-large', (reply) => reply.send('x'.repeat(101))],
+    ['vary-star', (reply) => reply.header('vary', 'x-a, *').send('x')],
+    ['vary-unkeyed', (reply) => reply.header('vary', 'x-a, accept-encoding').send('x')],
+    ['no-store', (reply) => reply.header('cache-control', 'no-store').send('x')],
+    ['private', (reply) => reply.header('cache-control', 'private').send('x')],
+    ['no-cache', (reply) => reply.header('cache-control', 'no-cache').send('x')],
+    ['max-age', (reply) => reply.header('cache-control', 's-maxage=0, max-age=60').send('x')],
+    ['stream', (reply) => reply.send(Readable.from(['a']))]
+  ]
+  for (const [reason, handler] of cases) {
+    app.get(`/${reason}`, { config: { cache: { vary: ['x-a'] } } }, async (_request, reply) => await handler(reply))
+  }
+  for (const [reason] of cases) {
+    t.equal((await app.inject(`/${reason}`)).headers['x-cache'], 'MISS', reason)
+    t.equal((await app.inject(`/${reason}`)).headers['x-cache'], 'MISS', `${reason}: not stored`)
+  }
+  t.same(notStoredReasons(lines), cases.flatMap(([reason]) => [reason, reason]))
+  const line = lines.find((l) => l.msg === 'response cache: not stored')
+  t.match(line, { level: 20, responseCache: { route: 'GET /status', reason: 'status' } })
+})
+
+t.test('a GET with a body logs the request-body reason; an empty one and no body use the cache', async (t) => {
+  const { lines, logger } = logCapture()
+  const app = await cachedApp(t, {}, { logger })
+  app.get('/g', { config: { cache: true } }, async () => 'g')
+  app.post('/p', { config: { cache: true } }, async () => 'p')
+  await app.inject({ url: '/g', headers: { 'content-type': 'text/plain' }, payload: 'abc' })
+  t.same(lines.filter((l) => l.msg === 'response cache bypass').map((l) => (l.responseCache as { reason: string }).reason), ['request-body'])
+  t.equal((await app.inject('/g')).headers['x-cache'], 'MISS')
+  t.equal((await app.inject({ url: '/g', headers: { 'content-length': '0' } })).headers['x-cache'], 'HIT')
+  // A POST is keyed by its body: a body there is no reason to bypass.
+  t.equal((await app.inject({ method: 'POST', url: '/p', payload: 'abc', headers: { 'content-type': 'text/plain' } })).headers['x-cache'], 'MISS')
+  t.equal((await app.inject({ method: 'POST', url: '/p', payload: 'abc', headers: { 'content-type': 'text/plain' } })).headers['x-cache'], 'HIT')
+})
+
+t.test('a route that varies on authorization still bypasses cookies, and one that ignores cookies still bypasses authorization', async (t) => {
+  const app = await cachedApp(t)
+  app.get('/auth', { config: { cache: { vary: ['authorization'] } } }, async () => 'a')
+  app.get('/cookies', { config: { cache: { ignoreCookies: true } } }, async () => 'c')
+  app.get('/both', { config: { cache: { vary: ['Authorization', 'Cookie'] } } }, async () => 'b')
+  t.equal((await app.inject({ url: '/auth', headers: { authorization: 'x', cookie: 's=1' } })).headers['x-cache'], 'BYPASS')
+  t.equal((await app.inject({ url: '/cookies', headers: { authorization: 'x', cookie: 's=1' } })).headers['x-cache'], 'BYPASS')
+  t.equal((await app.inject({ url: '/both', headers: { authorization: 'x', cookie: 's=1' } })).headers['x-cache'], 'MISS')
+  t.equal((await app.inject({ url: '/both', headers: { authorization: 'x', cookie: 's=1' } })).headers['x-cache'], 'HIT')
+})
+
+t.test('the edges of what is stored: maxEntryBytes inclusive, Vary lists as the route keys them', async (t) => {
+  const app = await cachedApp(t, { maxEntryBytes: 100 })
+  const stored = async (url: string, headers: Record<string, string> = {}): Promise<boolean> => {
+    await app.inject({ url, headers })
+    return (await app.inject({ url, headers })).headers['x-cache'] === 'HIT'
+  }
+  app.get('/exact', { config: { cache: true } }, async () => 'x'.repeat(100))
+  app.get('/vary-list', { config: { cache: { vary: ['x-a', 'x-b'] } } }, async (_request, reply) => reply.header('vary', ' X-A ,, x-b, ').send('v'))
+  app.get('/vary-array', { config: { cache: { vary: ['x-a', 'x-b'] } } }, async (_request, reply) => reply.header('vary', ['X-A', 'X-B']).send('v'))
+  app.get('/vary-array-unkeyed', { config: { cache: { vary: ['x-a'] } } }, async (_request, reply) => reply.header('vary', ['x-a', 'x-c']).send('v'))
+  app.get('/vary-one-of', { config: { cache: { vary: ['x-a'] } } }, async (_request, reply) => reply.header('vary', 'x-a, x-b').send('v'))
+  app.get('/public', { config: { cache: true } }, async (_request, reply) => reply.header('cache-control', 'public').send('p'))
+  app.get('/must-revalidate', { config: { cache: true } }, async (_request, reply) => reply.header('cache-control', 'public, must-revalidate, max-age=30').send('m'))
+  app.get('/max-age-1', { config: { cache: true } }, async (_request, reply) => reply.header('cache-control', 'max-age=1').send('m'))
+  t.ok(await stored('/exact'), 'a body of exactly maxEntryBytes is stored')
+  t.ok(await stored('/vary-list'), 'names trimmed, lower-cased, empty parts skipped')
+  t.ok(await stored('/vary-array'), 'a Vary given as an array')
+  t.notOk(await stored('/vary-array-unkeyed'), 'an array naming an unkeyed header')
+  t.notOk(await stored('/vary-one-of'), 'one keyed header does not excuse another')
+  t.ok(await stored('/public'), 'cache-control with no max-age keeps the route TTL')
+  t.ok(await stored('/must-revalidate'))
+  t.ok(await stored('/max-age-1'), 'a positive max-age below the TTL is stored')
+})
+
+t.test('the TTL a response header gives is the TTL of the entry (as stored)', async (t) => {
+  const entries: Array<{ key: string, ttl: number }> = []
+  const memory = new MemoryStore({ maxBytes: 1_000_000 })
+  const store = {
+    name: 'recording',
+    get: (key: string) => memory.get(key),
+    set: (key: string, entry: CacheEntry, options: StoreSetOptions) => { entries.push({ key, ttl: entry.ttl }); memory.set(key, entry, options) },
+    delete: (key: string) => memory.delete(key),
+    invalidateTags: (tags: readonly string[]) => memory.invalidateTags(tags),
+    clear: () => { memory.clear() }
+  }
+  const app = await cachedApp(t, { store, ttl: 30 })
+  const routes: Array<[string, string | undefined, number]> = [
+    ['/none', undefined, 30],
+    ['/longer', 'max-age=100', 30],
+    ['/shorter', 'max-age=5', 5],
+    ['/same', 'max-age=30', 30],
+    ['/shared', 'max-age=1, s-maxage=20', 20],
+    ['/shared-longer', 'max-age=1, s-maxage=90', 30]
+  ]
+  for (const [url, cacheControl] of routes) {
+    app.get(url, { config: { cache: true } }, async (_request, reply) => {
+      if (cacheControl !== undefined) reply.header('cache-control', cacheControl)
+      return url
+    })
+  }
+  for (const [url] of routes) await app.inject(url)
+  t.same(entries.map((e) => e.ttl), routes.map(([, , ttl]) => ttl))
+})
+
+t.test('honorClientNoCache: each request directive that refreshes, and those that do not', async (t) => {
+  const app = await cachedApp(t, { honorClientNoCache: true })
+  const runs = counter()
+  app.get('/n', { config: { cache: true } }, async () => ({ run: runs.next() }))
+  await app.inject('/n')
+  const refreshes = [{ 'cache-control': 'no-cache' }, { 'cache-control': 'max-age=0' }, { 'cache-control': 'public, no-cache' }, { pragma: 'no-cache' }, { pragma: 'x, no-cache' }]
+  const served = [{ 'cache-control': 'max-age=5' }, { 'cache-control': 'no-store' }, { 'cache-control': 'public' }, { pragma: 'x' }, {}]
+  for (const headers of refreshes) t.equal((await app.inject({ url: '/n', headers })).headers['x-cache'], 'MISS', JSON.stringify(headers))
+  for (const headers of served) t.equal((await app.inject({ url: '/n', headers })).headers['x-cache'], 'HIT', JSON.stringify(headers))
+  t.equal(runs.runs, 1 + refreshes.length)
+})
+
+t.test('QUERY requests are cached and keyed by their body, like POST', async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  app.route({ method: 'QUERY', url: '/q', config: { cache: true }, handler: async (request) => ({ body: request.body, run: runs.next() }) })
+  const ask = async (q: string): Promise<string | undefined> => (await app.inject({ method: 'QUERY', url: '/q', payload: { q } })).headers['x-cache'] as string | undefined
+  t.equal(await ask('a'), 'MISS')
+  t.equal(await ask('a'), 'HIT')
+  t.equal(await ask('b'), 'MISS')
+  t.equal(runs.runs, 2)
+})
+
+t.test('storedHeaders: hop-by-hop, set-cookie, length, date and the cache\'s own headers are never stored', async (t) => {
+  const dropped = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te',
+    'trailer', 'transfer-encoding', 'upgrade', 'set-cookie', 'content-length', 'x-cache', 'age', 'date']
+  const headers: Record<string, string | string[] | number | undefined> = { 'content-type': 'text/plain', 'x-n': 5, 'x-list': ['a', 'b'], 'x-gone': undefined }
+  for (const name of dropped) headers[name] = name === 'connection' ? 'close, X-Secret ,x-other' : 'v'
+  headers['x-secret'] = 'named by connection'
+  headers['x-other'] = 'named by connection'
+  t.strictSame(storedHeaders(headers), { 'content-type': 'text/plain', 'x-n': '5', 'x-list': ['a', 'b'] })
+  t.strictSame(storedHeaders({ connection: ['x-a', 'x-b'], 'x-a': '1', 'x-b': '2', 'x-c': '3' }), { 'x-c': '3' }, 'connection given as a list')
+})
+
+t.test('a 304 carries exactly the validator and caching headers of the entry', async (t) => {
+  const app = await cachedApp(t)
+  const sent = {
+    'cache-control': 'public, max-age=30',
+    'content-location': '/doc.en',
+    expires: 'Thu, 01 Jan 2099 00:00:00 GMT',
+    vary: 'x-a',
+    'last-modified': 'Wed, 01 Jan 2025 00:00:00 GMT',
+    'x-extra': 'body header'
+  }
+  app.get('/doc', { config: { cache: { vary: ['x-a'] } } }, async (_request, reply) => reply.headers(sent).send('doc'))
+  const miss = await app.inject('/doc')
+  const notModified = await app.inject({ url: '/doc', headers: { 'if-none-match': miss.headers.etag as string } })
+  t.equal(notModified.statusCode, 304)
+  t.equal(notModified.headers.etag, miss.headers.etag)
+  for (const name of NOT_MODIFIED_HEADERS) if (name !== 'etag') t.equal(notModified.headers[name], sent[name as keyof typeof sent], name)
+  t.equal(notModified.headers['x-extra'], undefined)
+  t.same([...NOT_MODIFIED_HEADERS].sort(), ['cache-control', 'content-location', 'etag', 'expires', 'last-modified', 'vary'])
+})
+
+t.test('etagMatches: weak comparison, lists, and *', async (t) => {
+  const cases: Array<[string | undefined, string, boolean]> = [
+    [undefined, '"a"', false],
+    ['"a"', '"a"', true],
+    ['"b"', '"a"', false],
+    ['W/"a"', '"a"', true],
+    ['"a"', 'W/"a"', true],
+    ['W/"a"', 'W/"a"', true],
+    ['"x", "a"', '"a"', true],
+    ['"x",W/"a"', '"a"', true],
+    ['  "a"  ', '"a"', true],
+    ['"x", "y"', '"a"', false],
+    ['*', '"a"', true],
+    [' * ', '"a"', true],
+    ['"*"', '"a"', false],
+    ['a', '"a"', false],
+    ['W/', '"a"', false],
+    ['', '"a"', false]
+  ]
+  for (const [ifNoneMatch, etag, expected] of cases) t.equal(etagMatches(ifNoneMatch, etag), expected, `${String(ifNoneMatch)} vs ${etag}`)
+})
+
+t.test('payloadBytes: strings and views copied into bytes of their own; nothing else', async (t) => {
+  t.same([...payloadBytes('héllo') as Buffer], [...Buffer.from('héllo')])
+  t.equal((payloadBytes(undefined) as Buffer).length, 0)
+  t.equal((payloadBytes(null) as Buffer).length, 0)
+  const backing = new Uint8Array([9, 1, 2, 3, 9])
+  const view = new Uint8Array(backing.buffer, 1, 3)
+  const copy = payloadBytes(view) as Buffer
+  t.same([...copy], [1, 2, 3], 'the view, not its whole buffer')
+  backing[1] = 7
+  t.same([...copy], [1, 2, 3], 'a copy')
+  t.same([...payloadBytes(new Uint16Array([0x0102])) as Buffer], [...Buffer.from(new Uint16Array([0x0102]).buffer)])
+  t.equal(payloadBytes(Readable.from(['a'])), undefined)
+  t.equal(payloadBytes({ a: 1 }), undefined)
+})
