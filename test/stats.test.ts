@@ -50,5 +50,43 @@ t.test('health() of the memory store', async (t) => {
   const health = await app.cache.health()
   t.equal(health.ok, true)
   t.equal(health.store, 'memory')
-  t.type(health.latencyMs, 'number')
+  t.ok(health.latencyMs !== undefined && health.latencyMs >= 0 && health.latencyMs < 1000, `latency ${String(health.latencyMs)}`)
+})
+
+t.test('health() measures the store\'s ping, and reports its failure', async (t) => {
+  let down = false
+  const store = {
+    name: 'pinged',
+    get: () => undefined,
+    set: () => {},
+    delete: () => false,
+    invalidateTags: () => 0,
+    clear: () => {},
+    // Answers after at least 40 ms, or fails.
+    ping: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 40))
+      if (down) throw new Error('no route to host')
+      return 'PONG'
+    }
+  }
+  const app = await cachedApp(t, { store, timeout: 5000 })
+  const up = await app.cache.health()
+  t.equal(up.ok, true)
+  t.ok(up.latencyMs !== undefined && up.latencyMs >= 35, `the ping's own time: ${String(up.latencyMs)} ms`)
+  down = true
+  const failed = await app.cache.health()
+  t.equal(failed.ok, false)
+  t.equal(failed.error, 'no route to host')
+  t.equal(failed.latencyMs, undefined)
+})
+
+t.test('evictions count the entries the memory bound pushed out', async (t) => {
+  const app = await cachedApp(t, { memory: { maxBytes: 8192 } })
+  app.get('/big/:id', { config: { cache: true } }, async () => 'x'.repeat(2000))
+  for (let i = 0; i < 10; i++) await app.inject(`/big/${i}`)
+  const { store, total } = app.cache.stats()
+  t.equal(total.stores, 10)
+  t.ok(store.entries > 0 && store.entries < 10, `${store.entries} entries fit`)
+  t.equal(store.evictions, 10 - store.entries, 'every entry stored and no longer there was evicted')
+  t.ok(store.bytes <= 8192)
 })

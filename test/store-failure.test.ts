@@ -5,6 +5,7 @@ import { MemoryStore } from '../lib/stores/memory.js'
 import type { CacheStore, StoreSetOptions } from '../lib/stores/store.js'
 import { BREAKER_MIN_OPEN_MS, BREAKER_THRESHOLD, GuardedStore, TroubleLog } from '../lib/store-guard.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
+import { deferred } from './helpers/events.js'
 
 /** A store that answers through promises, and can be made to fail or hang on demand. */
 class FlakyStore implements CacheStore {
@@ -35,7 +36,11 @@ class FlakyStore implements CacheStore {
 
   async delete (key: string): Promise<boolean> { return this.inner.delete(key) }
   async invalidateTags (tags: readonly string[]): Promise<number> { return this.inner.invalidateTags(tags) }
-  async clear (): Promise<void> { this.inner.clear() }
+  clear (): Promise<void> {
+    if (this.mode === 'throw') throw new Error('sync failure')
+    return this.#run(() => { this.inner.clear() })
+  }
+
   async stats (): Promise<never> { throw new Error('not synchronous') }
   async close (): Promise<void> { this.closed = true }
 }
@@ -105,6 +110,28 @@ t.test('a store passed in is not closed by the plugin; the memory store it made 
   const app = await cachedApp(t, { store })
   await app.close()
   t.equal(store.closed, false)
+
+  const own = await cachedApp(t)
+  own.get('/a', { config: { cache: true } }, async () => 'a')
+  await own.inject('/a')
+  t.equal(own.cache.stats().store.entries, 1)
+  await own.close()
+  t.equal(own.cache.stats().store.entries, 0, 'closed: emptied, its memory given back')
+})
+
+t.test('clear() rejects when the store fails: the one call that does', async (t) => {
+  for (const mode of ['throw', 'reject'] as const) {
+    const store = new FlakyStore()
+    const app = await cachedApp(t, { store })
+    app.get('/a', { config: { cache: true } }, async () => 'a')
+    await app.inject('/a')
+    store.mode = mode
+    await t.rejects(app.cache.clear(), mode === 'throw' ? { message: 'sync failure' } : { message: 'connection refused' }, mode)
+    store.mode = 'ok'
+    t.equal((await app.inject('/a')).headers['x-cache'], 'HIT', `${mode}: nothing was cleared`)
+    await app.cache.clear()
+    t.equal((await app.inject('/a')).headers['x-cache'], 'MISS', 'and clear() works once the store does')
+  }
 })
 
 t.test('TroubleLog reports the suppressed count with the next line', async (t) => {
@@ -124,10 +151,18 @@ t.test('TroubleLog reports the suppressed count with the next line', async (t) =
 })
 
 t.test('answers that come after the timeout change nothing: the call already failed, and the breaker opens', async (t) => {
+  // Every call answers only when the test lets it, long after its 5 ms timeout: calls of round 0,
+  // then of round 1.
+  const gates = [deferred(), deferred()]
+  let round = 0
+  const answers: Array<Promise<unknown>> = []
   const late = async <T>(value: T, fail = false): Promise<T> => {
-    await new Promise((resolve) => setTimeout(resolve, 30))
-    if (fail) throw new Error('late failure')
-    return value
+    const answer = gates[round].promise.then(() => {
+      if (fail) throw new Error('late failure')
+      return value
+    })
+    answers.push(answer.catch(() => {}))
+    return await answer
   }
   const store: CacheStore = {
     name: 'late',
@@ -140,12 +175,18 @@ t.test('answers that come after the timeout change nothing: the call already fai
   const guarded = new GuardedStore(store, 5, new TroubleLog(Fastify().log))
   // All but one of the failures that open the circuit, each answered (successfully) after its timeout.
   const first = await Promise.allSettled(Array.from({ length: BREAKER_THRESHOLD - 1 }, async () => await guarded.run('get', () => store.get('k'))))
-  await new Promise((resolve) => setTimeout(resolve, 60))
+  gates[0].resolve()
+  await Promise.all(answers)
+  await new Promise((resolve) => setImmediate(resolve)) // and whatever they set off
   t.equal(guarded.breaker.allow(), true)
+  round = 1
   const outcomes = [...first, ...await Promise.allSettled([guarded.run('set', () => store.set('k', {} as CacheEntry, { ttl: 1 }))])]
   t.same(outcomes.map((o) => o.status), Array(BREAKER_THRESHOLD).fill('rejected'))
   t.match((outcomes[0] as PromiseRejectedResult).reason, { code: 'FST_RESPONSE_CACHE_STORE_TIMEOUT' })
   t.equal(guarded.breaker.allow(), false, 'the late successes did not reset the count of failures')
-  await new Promise((resolve) => setTimeout(resolve, 60)) // the last late answer, a failure, lands and changes nothing
+  gates[1].resolve()
+  t.equal(answers.length, BREAKER_THRESHOLD)
+  await Promise.all(answers) // the last late answer, a failure, lands and changes nothing
+  await new Promise((resolve) => setImmediate(resolve))
   t.equal(guarded.breaker.allow(), false)
 })
