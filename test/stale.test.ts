@@ -1,17 +1,10 @@
+import type { FastifyRequest, InjectOptions } from 'fastify'
 import t from 'tap'
 import { cachedApp, counter } from './helpers/app.js'
+import { eventually } from './helpers/events.js'
 import { storeKinds } from './helpers/stores.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-/** Until `check` holds, at most `attempts` times 20 ms apart. */
-async function eventually (check: () => Promise<boolean>, attempts = 100): Promise<boolean> {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return true
-    await sleep(20)
-  }
-  return false
-}
 
 for (const [kind, options] of await storeKinds(t)) {
   t.test(`${kind}: staleWhileRevalidate serves the stale entry at once and refreshes it once in the background`, async (t) => {
@@ -33,6 +26,32 @@ for (const [kind, options] of await storeKinds(t)) {
     t.equal(runs.runs, 2, 'ten stale answers, one refresh')
     t.equal((await app.inject('/swr')).headers['x-cache'], 'HIT')
     t.ok(app.cache.stats().routes['GET /swr'].stale >= 10)
+  })
+
+  t.test(`${kind}: a refresh replays the request: its tenant, its vary headers and its body`, async (t) => {
+    const app = await cachedApp(t, { ...options(), tenant: (request) => request.headers['x-tenant'] as string | undefined })
+    const runs = counter()
+    const windows = { ttl: 0.2, staleWhileRevalidate: 30 }
+    const seen = (request: FastifyRequest): object => ({
+      tenant: request.headers['x-tenant'], lang: request.headers['accept-language'], body: request.body, run: runs.next()
+    })
+    app.get('/page', { config: { cache: { ...windows, vary: ['accept-language'] } } }, async (request) => seen(request))
+    app.post('/search', { config: { cache: windows } }, async (request) => seen(request))
+    const requests: InjectOptions[] = [
+      { url: '/page', headers: { 'x-tenant': 'acme', 'accept-language': 'fr' } },
+      { method: 'POST', url: '/search', headers: { 'x-tenant': 'acme' }, payload: { q: 'aspirin' } }
+    ]
+    for (const request of requests) t.equal((await app.inject(request)).headers['x-cache'], 'MISS')
+    t.ok(await eventually(() => app.cache.stats().total.stores === 2), 'both entries stored')
+    await sleep(300) // past the 200 ms TTL
+    for (const request of requests) t.equal((await app.inject(request)).headers['x-cache'], 'STALE')
+    t.ok(await eventually(() => app.cache.stats().total.stores === 4), 'both refreshes stored an entry')
+    const [page, search] = await Promise.all(requests.map(async (request) => await app.inject(request)))
+    t.equal(page.headers['x-cache'], 'HIT', 'the refresh replaced the entry of the same tenant and language')
+    t.match(page.json(), { tenant: 'acme', lang: 'fr' })
+    t.equal(search.headers['x-cache'], 'HIT', 'and of the same body')
+    t.match(search.json(), { tenant: 'acme', body: { q: 'aspirin' } })
+    t.same([page.json().run, search.json().run].sort(), [3, 4], 'the refreshes\' own answers')
   })
 
   t.test(`${kind}: no header or query parameter can trigger or forge a refresh`, async (t) => {
