@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
-import { DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MEMORY_MAX_BYTES, resolveOptions } from '../lib/options.js'
+import { DEFAULT_MAX_ENTRY_BYTES, DEFAULT_MEMORY_MAX_BYTES, resolveOptions, resolveRouteOptions } from '../lib/options.js'
 
 async function readyWith (options: unknown): Promise<void> {
   const app = Fastify()
@@ -101,4 +101,179 @@ t.test('good options register', async (t) => {
     timeout: 50,
     statsRoute: { path: '/s' }
   }))
+})
+
+// resolveOptions and resolveRouteOptions on their own: each default, each value passed through,
+// each bound on both sides, and the message that names what is wrong.
+
+const invalid = (t: Test, options: unknown, message: string): void => {
+  t.throws(() => resolveOptions(options), { code: 'FST_RESPONSE_CACHE_INVALID_OPTION', message: `fastify-response-cache: invalid option ${message}` }, message)
+}
+
+t.test('every default, and every value passed through', async (t) => {
+  t.match(resolveOptions({}), {
+    store: 'memory',
+    redis: undefined,
+    namespace: 'rc',
+    ttl: 60,
+    staleWhileRevalidate: 0,
+    staleIfError: 0,
+    tenant: undefined,
+    maxEntryBytes: 1_048_576,
+    memoryMaxBytes: 67_108_864,
+    timeoutMs: 100,
+    coalesceTimeoutMs: 5000,
+    honorClientNoCache: false,
+    registry: undefined,
+    statsRoute: false
+  })
+  t.strictSame(resolveOptions(null).namespace, 'rc', 'null is no options')
+  const tenant = (): string => 't'
+  const registry = { registerMetric () {} }
+  const store = { get () {}, set () {}, delete () {}, invalidateTags () {}, clear () {} }
+  const redis = { fake: 'client' }
+  const given = resolveOptions({
+    store,
+    redis,
+    namespace: 'ns',
+    ttl: 5,
+    staleWhileRevalidate: 3,
+    staleIfError: 4,
+    tenant,
+    maxEntryBytes: 10,
+    memory: { maxBytes: 4096 },
+    timeout: 7,
+    coalesceTimeout: 8,
+    honorClientNoCache: true,
+    registry,
+    statsRoute: false
+  })
+  t.match(given, {
+    namespace: 'ns',
+    ttl: 5,
+    staleWhileRevalidate: 3,
+    staleIfError: 4,
+    maxEntryBytes: 10,
+    memoryMaxBytes: 4096,
+    timeoutMs: 7,
+    coalesceTimeoutMs: 8,
+    honorClientNoCache: true,
+    statsRoute: false
+  })
+  t.equal(given.store, store)
+  t.equal(given.redis, redis)
+  t.equal(given.tenant, tenant)
+  t.equal(given.registry, registry)
+  t.equal(resolveOptions({ store: 'redis' }).store, 'redis')
+  t.equal(resolveOptions({ memory: {} }).memoryMaxBytes, DEFAULT_MEMORY_MAX_BYTES, 'an empty memory object keeps the default')
+  t.equal(resolveOptions({ ttl: undefined }).ttl, 60, 'an option given as undefined is not given')
+  t.equal(resolveOptions({ coalesceTimeout: 0 }).coalesceTimeoutMs, 0)
+  t.equal(resolveOptions({ staleWhileRevalidate: 0 }).staleWhileRevalidate, 0)
+})
+
+t.test('each bound is checked on both sides', async (t) => {
+  const good = [
+    { ttl: 0.001 }, { staleWhileRevalidate: 0 }, { staleIfError: 0 }, { maxEntryBytes: 1 }, { memory: { maxBytes: 1024 } },
+    { timeout: 0.5 }, { timeout: 60_000 }, { coalesceTimeout: 600_000 }, { namespace: 'x'.repeat(64) }, { namespace: 'A-z_0.9' },
+    { honorClientNoCache: false }, { statsRoute: true }, { statsRoute: {} }, { statsRoute: { onRequest: [] } }
+  ]
+  for (const options of good) t.doesNotThrow(() => resolveOptions(options), JSON.stringify(options).slice(0, 60))
+  invalid(t, { ttl: -1 }, '"ttl": expected a number of seconds greater than 0, got -1')
+  invalid(t, { staleWhileRevalidate: -0.5 }, '"staleWhileRevalidate": expected staleWhileRevalidate: a number of seconds, 0 or more, got -0.5')
+  invalid(t, { staleIfError: 'long' }, '"staleIfError": expected staleIfError: a number of seconds, 0 or more, got "long"')
+  invalid(t, { maxEntryBytes: 0 }, '"maxEntryBytes": expected a whole number of bytes, 1 or more, got 0')
+  invalid(t, { memory: { maxBytes: 1023 } }, '"memory.maxBytes": expected a whole number of bytes, 1024 or more, got 1023')
+  invalid(t, { memory: [] }, '"memory": expected an object { maxBytes }, got an array')
+  invalid(t, { timeout: 60_001 }, '"timeout": expected milliseconds, more than 0 and at most 60000, got 60001')
+  invalid(t, { coalesceTimeout: 600_001 }, '"coalesceTimeout": expected milliseconds, 0 to 600000, got 600001')
+  invalid(t, { coalesceTimeout: -1 }, '"coalesceTimeout": expected milliseconds, 0 to 600000, got -1')
+  invalid(t, { namespace: 'x'.repeat(65) }, `"namespace": expected a string of 1 to 64 letters, digits, "_", "-" or ".", got "${'x'.repeat(40)}…"`)
+  invalid(t, { namespace: 'rc:' }, '"namespace": expected a string of 1 to 64 letters, digits, "_", "-" or ".", got "rc:"')
+  invalid(t, { namespace: 'a\nb' }, '"namespace": expected a string of 1 to 64 letters, digits, "_", "-" or ".", got "a\nb"')
+  invalid(t, { honorClientNoCache: 1 }, '"honorClientNoCache": expected a boolean, got 1')
+  invalid(t, { store: null }, '"store": expected \'memory\', \'redis\' or a store object, got null')
+  invalid(t, { store: true }, '"store": expected \'memory\', \'redis\' or a store object, got true')
+  invalid(t, { redis: 'localhost' }, '"redis": expected an ioredis Redis or Cluster client, got "localhost"')
+  invalid(t, { tenant: {} }, '"tenant": expected a function of the request returning a string or undefined, got an object')
+  invalid(t, { registry: 'default' }, '"registry": expected a prom-client Registry, got "default"')
+  invalid(t, { registry: {} }, '"registry": expected a prom-client Registry, got an object')
+  invalid(t, { registry: { registerMetric: true } }, '"registry": expected a prom-client Registry, got an object')
+  invalid(t, { statsRoute: 1 }, '"statsRoute": expected true, false or an object { path, onRequest }, got 1')
+  invalid(t, { statsRoute: [] }, '"statsRoute": expected true, false or an object { path, onRequest }, got an array')
+  invalid(t, { statsRoute: { path: 5 } }, '"statsRoute.path": expected a path starting with "/", got 5')
+  invalid(t, { statsRoute: { onRequest: 'hook' } }, '"statsRoute.onRequest": expected a hook function or an array of them, got "hook"')
+  invalid(t, { statsRoute: { open: true } }, '"statsRoute.open": is not a known option')
+  invalid(t, { memory: { maxBytes: 2048, evict: 'lru' } }, '"memory.evict": is not a known option')
+  invalid(t, [], '"options": expected an object, got an array')
+  invalid(t, 5, '"options": expected an object, got 5')
+})
+
+t.test('statsRoute: false, true, a hook alone or a list; the default path', async (t) => {
+  const hook = (): void => {}
+  t.equal(resolveOptions({ statsRoute: false }).statsRoute, false)
+  t.strictSame(resolveOptions({ statsRoute: {} }).statsRoute, { path: '/cache/stats', onRequest: [] })
+  t.strictSame(resolveOptions({ statsRoute: { path: '/x' } }).statsRoute, { path: '/x', onRequest: [] })
+  t.strictSame(resolveOptions({ statsRoute: { onRequest: [hook, hook] } }).statsRoute, { path: '/cache/stats', onRequest: [hook, hook] })
+})
+
+t.test('route options: defaults from the plugin, values passed through, vary lower-cased once each', async (t) => {
+  const defaults = resolveOptions({ ttl: 9, staleWhileRevalidate: 2, staleIfError: 3 })
+  t.equal(resolveRouteOptions(undefined, defaults, 'GET /r'), undefined)
+  t.equal(resolveRouteOptions(false, defaults, 'GET /r'), undefined)
+  const plain = resolveRouteOptions(true, defaults, 'GET /r')
+  t.strictSame(plain, {
+    ttl: 9,
+    staleWhileRevalidate: 2,
+    staleIfError: 3,
+    vary: [],
+    tags: undefined,
+    key: undefined,
+    invalidate: undefined,
+    statusCodes: new Set([200]),
+    ignoreCookies: false
+  })
+  t.strictSame(resolveRouteOptions({}, defaults, 'GET /r'), plain)
+  const tags = (): string[] => ['t']
+  const key = (): string => 'k'
+  const given = resolveRouteOptions({
+    ttl: 1, staleWhileRevalidate: 0, staleIfError: 0, vary: ['Accept-Language', 'accept-language', 'X-A'], tags, key, invalidate: ['i'], statusCodes: [200, 404], ignoreCookies: true
+  }, defaults, 'GET /r')
+  t.strictSame(given, {
+    ttl: 1,
+    staleWhileRevalidate: 0,
+    staleIfError: 0,
+    vary: ['accept-language', 'x-a'],
+    tags,
+    key,
+    invalidate: ['i'],
+    statusCodes: new Set([200, 404]),
+    ignoreCookies: true
+  })
+})
+
+t.test('route options: each bound, and the message names the route and the field', async (t) => {
+  const defaults = resolveOptions({})
+  const invalidRoute = (config: unknown, message: string): void => {
+    t.throws(() => resolveRouteOptions(config, defaults, 'GET /r'), {
+      code: 'FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG',
+      message: `fastify-response-cache: invalid config.cache on route "GET /r": ${message}`
+    }, message)
+  }
+  for (const config of [{ statusCodes: [200, 499] }, { vary: [] }, { vary: Array(32).fill('x-a') }, { tags: [] }, { tags: ['x'.repeat(256)] }, { invalidate: () => [] }]) {
+    t.doesNotThrow(() => resolveRouteOptions(config, defaults, 'GET /r'), JSON.stringify(config).slice(0, 60))
+  }
+  invalidRoute([], '"cache" expected true, false or an object, got an array')
+  invalidRoute(null, '"cache" expected true, false or an object, got null')
+  invalidRoute(1, '"cache" expected true, false or an object, got 1')
+  invalidRoute({ statusCodes: [199] }, '"statusCodes" expected a non-empty array of statuses from 200 to 499 (5xx is never stored), got an array')
+  invalidRoute({ statusCodes: [500] }, '"statusCodes" expected a non-empty array of statuses from 200 to 499 (5xx is never stored), got an array')
+  invalidRoute({ statusCodes: [200.5] }, '"statusCodes" expected a non-empty array of statuses from 200 to 499 (5xx is never stored), got an array')
+  invalidRoute({ vary: Array(33).fill('x-a') }, '"vary" expected an array of request header names, got an array')
+  invalidRoute({ vary: ['x:a'] }, '"vary" expected an array of request header names, got an array')
+  invalidRoute({ tags: ['x'.repeat(257)] }, '"tags" expected an array of non-empty strings or a function of the request, got an array')
+  invalidRoute({ tags: Array(1001).fill('t') }, '"tags" expected an array of non-empty strings or a function of the request, got an array')
+  invalidRoute({ invalidate: [''] }, '"invalidate" expected an array of non-empty strings or a function of the request, got an array')
+  invalidRoute({ key: 'k' }, '"key" expected a function of the request, got "k"')
+  invalidRoute({ staleWhileRevalidate: -1 }, '"staleWhileRevalidate" expected staleWhileRevalidate: a number of seconds, 0 or more, got -1')
+  invalidRoute({ ttl: null }, '"ttl" expected a number of seconds greater than 0, got null')
 })
