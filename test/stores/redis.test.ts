@@ -1,8 +1,9 @@
 import t from 'tap'
-import { encodeEntry } from '../../lib/entry.js'
+import { decodeEntry, encodeEntry } from '../../lib/entry.js'
+import responseCache from '../../lib/index.js'
 import { RedisStore, SHARDS } from '../../lib/stores/redis.js'
 import { logCapture } from '../helpers/app.js'
-import { connect, startRedis } from '../helpers/redis.js'
+import { connect, startRedis, writesSent } from '../helpers/redis.js'
 import { makeEntry, storeContract } from './contract.js'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
@@ -31,6 +32,19 @@ t.test('one Redis value per entry, binary, with a TTL covering the stale windows
   t.ok(raw?.equals(encodeEntry(entry)))
   const ttl = await client.pttl(key)
   t.ok(ttl > 89_000 && ttl <= 90_000, `pttl ${ttl}`)
+
+  // Through the plugin: the route's TTL plus the longer of its stale windows.
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(responseCache, { store: 'redis', redis: client, namespace: `${ns}app`, timeout: 2000 })
+  app.get('/windows', { config: { cache: { ttl: 30, staleWhileRevalidate: 60, staleIfError: 20 } } }, async () => 'w')
+  await app.inject('/windows')
+  await writesSent()
+  const [entryKey] = (await client.keys(`${ns}app:*`)).filter((k) => !k.includes(':tag:') && !k.includes(':lock:'))
+  const stored = await client.pttl(entryKey)
+  t.ok(stored > 89_000 && stored <= 90_000, `30 s fresh + 60 s stale-while-revalidate: pttl ${stored}`)
+  const written = await client.getBuffer(entryKey)
+  t.equal(written === null ? undefined : decodeEntry(written).ttl, 30, 'the entry itself is fresh for 30 s')
 })
 
 t.test('tag sets share the hash tag of their entries and expire with them', async (t) => {
