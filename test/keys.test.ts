@@ -1,5 +1,9 @@
+import type { FastifyRequest } from 'fastify'
+import { createHash } from 'node:crypto'
 import t from 'tap'
-import { encodeSegment, KEY_MEMO_SIZE, routeSegment, tenantSegment } from '../lib/key.js'
+import {
+  encodeSegment, KEY_MEMO_SIZE, rawPath, requestKey, routeSegment, sha256, tenantOf, tenantOfKey, tenantSegment
+} from '../lib/key.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import { cachedApp, counter } from './helpers/app.js'
 
@@ -123,4 +127,120 @@ t.test('keys remembered per route stay right past the memo bound, and per host a
   const https = await app.inject({ url: '/items/0', headers: { 'x-forwarded-proto': 'https' } })
   t.equal(https.headers['x-cache'], 'MISS')
   t.match(https.body, /^https:/)
+})
+
+t.test('encodeSegment: upper-case hex of every UTF-8 byte, two digits each', async (t) => {
+  t.equal(encodeSegment('a:b é\n%'), 'a%3Ab%20%C3%A9%0A%25')
+  t.equal(encodeSegment('AZaz09._-'), 'AZaz09._-', 'the safe set is kept')
+  t.equal(encodeSegment('/items/:id'), '%2Fitems%2F%3Aid')
+  t.equal(encodeSegment('{0a}*?[]'), '%7B0a%7D%2A%3F%5B%5D')
+})
+
+t.test('tenantSegment: a number keys like its string; the segment is the hash of the id', async (t) => {
+  t.equal(tenantSegment(7), tenantSegment('7'))
+  t.equal(tenantSegment('acme'), 't' + createHash('sha256').update('acme').digest('base64url').slice(0, 22))
+  t.equal(sha256('abc'), createHash('sha256').update('abc').digest('base64url'))
+  t.equal(sha256(Buffer.from('abc')), sha256('abc'))
+})
+
+t.test('rawPath and tenantOfKey', async (t) => {
+  t.equal(rawPath('/a/b?c=1?d'), '/a/b')
+  t.equal(rawPath('/a/b'), '/a/b')
+  t.equal(rawPath('?x'), '')
+  const tenant = tenantSegment('acme')
+  t.equal(tenantOfKey(`app.v1:${tenant}:GET:%2Fx:hash`, 'app.v1'), tenant)
+  t.equal(tenantOfKey('rc:-:GET:%2Fx:hash', 'rc'), '-')
+  t.equal(tenantOfKey('rc:-:v:k', 'rc'), '-')
+})
+
+t.test('tenantOf: strings and numbers are tenants, anything else is none', async (t) => {
+  const request = {} as FastifyRequest
+  t.equal(tenantOf({ tenant: undefined }, request), undefined)
+  t.equal(tenantOf({ tenant: () => 'a' }, request), 'a')
+  t.equal(tenantOf({ tenant: () => '' }, request), '', 'an empty id is a tenant of its own')
+  t.equal(tenantOf({ tenant: () => 7 as unknown as string }, request), '7')
+  for (const value of [null, undefined, {}, ['a'], true, Symbol('s')]) t.equal(tenantOf({ tenant: () => value as unknown as string }, request), undefined)
+})
+
+t.test('the key memo is bounded: past KEY_MEMO_SIZE it starts again', async (t) => {
+  const memo = new Map<string, string>()
+  const source = { namespace: 'rc', route: routeSegment('GET', '/m/:id'), vary: [], tenant: undefined, key: undefined, memo }
+  const request = (url: string): FastifyRequest => ({ protocol: 'http', host: 'h', url, headers: {}, params: {} }) as unknown as FastifyRequest
+  const first = requestKey(source, request('/m/0'), false)
+  t.equal(memo.get('http h /m/0'), first, 'remembered by protocol, host and URL')
+  for (let i = 1; i < KEY_MEMO_SIZE; i++) requestKey(source, request(`/m/${i}`), false)
+  t.equal(memo.size, KEY_MEMO_SIZE)
+  requestKey(source, request('/m/next'), false)
+  t.equal(memo.size, 1, 'cleared, then the new key remembered')
+  t.equal(requestKey(source, request('/m/0'), false), first, 'the same key once forgotten')
+  t.equal(requestKey({ ...source, memo: undefined }, request('/m/0'), false), first, 'with or without the memo')
+})
+
+t.test('the memo cannot be fooled by moving characters between protocol, host and URL', async (t) => {
+  const app = await cachedApp(t, {}, { trustProxy: true })
+  app.get('/*', { config: { cache: true } }, async (request) => `${request.protocol} ${request.host} ${request.url}`)
+  const pairs: Array<[Record<string, string>, string, Record<string, string>, string]> = [
+    [{ 'x-forwarded-proto': 'https', host: 'x.example' }, '/p', { 'x-forwarded-proto': 'http', host: 'sx.example' }, '/p'],
+    [{ host: 'example.com' }, '/a/b', { host: 'example.com/a' }, '/b']
+  ]
+  for (const [headersA, urlA, headersB, urlB] of pairs) {
+    const a = await app.inject({ url: urlA, headers: headersA })
+    const b = await app.inject({ url: urlB, headers: headersB })
+    if (b.statusCode !== 200) continue // a host Fastify refuses cannot share anything either
+    t.equal(b.headers['x-cache'], 'MISS', `${JSON.stringify(headersB)} ${urlB}`)
+    t.not(b.body, a.body)
+  }
+})
+
+t.test('a key function answering undefined is no key part; the string "undefined" is one', async (t) => {
+  const app = await cachedApp(t)
+  let part: unknown
+  const runs = counter()
+  app.get('/k', { config: { cache: { key: () => part as string } } }, async () => ({ run: runs.next() }))
+  part = undefined
+  t.equal((await app.inject('/k')).headers['x-cache'], 'MISS')
+  part = 'undefined'
+  t.equal((await app.inject('/k')).headers['x-cache'], 'MISS')
+  part = 0
+  t.equal((await app.inject('/k')).headers['x-cache'], 'MISS')
+  part = '0'
+  t.equal((await app.inject('/k')).headers['x-cache'], 'HIT', 'a number keys like its string')
+  part = undefined
+  t.equal((await app.inject('/k')).headers['x-cache'], 'HIT')
+  t.equal(runs.runs, 3)
+})
+
+t.test('a vary header that is absent keys apart from one that is empty', async (t) => {
+  const app = await cachedApp(t)
+  app.get('/v', { config: { cache: { vary: ['x-a'] } } }, async (request) => String(request.headers['x-a']))
+  t.equal((await app.inject('/v')).headers['x-cache'], 'MISS')
+  t.equal((await app.inject({ url: '/v', headers: { 'x-a': '' } })).headers['x-cache'], 'MISS')
+  t.equal((await app.inject({ url: '/v', headers: { 'x-a': 'null' } })).headers['x-cache'], 'MISS')
+  t.equal((await app.inject('/v')).body, 'undefined')
+})
+
+// Keyed by the parsed body: a JSON string and the same text parse alike, so they may share.
+t.test('POST bodies of every kind never share a key across kinds', async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
+  app.post('/b', { config: { cache: true } }, async () => ({ run: runs.next() }))
+  const bodies: Array<[string, string]> = [
+    ['application/json', '{"a":1}'],
+    ['text/plain', 'j{"a":1}'],
+    ['text/plain', '{"a":1}'],
+    ['application/octet-stream', '{"a":1}'],
+    ['text/plain', 's'],
+    ['application/json', '5'],
+    ['text/plain', 'j5']
+  ]
+  for (const [type, payload] of bodies) {
+    t.equal((await app.inject({ method: 'POST', url: '/b', headers: { 'content-type': type }, payload })).headers['x-cache'], 'MISS', `${type} ${payload}`)
+  }
+  for (const [type, payload] of bodies) {
+    t.equal((await app.inject({ method: 'POST', url: '/b', headers: { 'content-type': type }, payload })).headers['x-cache'], 'HIT', `${type} ${payload}`)
+  }
+  t.equal(runs.runs, bodies.length)
+  t.equal((await app.inject({ method: 'POST', url: '/b' })).headers['x-cache'], 'MISS', 'no body')
+  t.equal((await app.inject({ method: 'POST', url: '/b' })).headers['x-cache'], 'HIT')
 })
