@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
 import { Redis, type RedisOptions } from 'ioredis'
 import { RedisMemoryServer } from 'redis-memory-server'
 
@@ -45,23 +45,41 @@ export async function freePort (): Promise<number> {
 
 /** A redis-server on `port` that the test can SIGKILL and start again on the same port. */
 export async function spawnRedis (port: number, args: string[] = []): Promise<{ kill: () => Promise<void> }> {
+  const child = await redisProcess(port, args)
+  return { kill: async () => { await killProcess(child) } }
+}
+
+/**
+ * A redis-server that the test can also pause with SIGSTOP (its connections stay open and it answers
+ * nothing: a slow Redis, for real) and resume with SIGCONT, which answers everything sent meanwhile.
+ */
+export async function spawnPausableRedis (port: number, args: string[] = []): Promise<{ kill: () => Promise<void>, pause: () => void, resume: () => void }> {
+  const child = await redisProcess(port, args)
+  return {
+    kill: async () => { await killProcess(child) },
+    pause: () => { child.kill('SIGSTOP') },
+    resume: () => { child.kill('SIGCONT') }
+  }
+}
+
+async function redisProcess (port: number, args: string[]): Promise<ChildProcess> {
   const { spawn } = await import('node:child_process')
   const child = spawn(process.env.REDISMS_SYSTEM_BINARY as string, [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args
   ], { stdio: ['ignore', 'pipe', 'inherit'] })
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => { reject(new Error(`redis-server exited with ${String(code)}`)) })
-    child.stdout.on('data', (chunk: Buffer) => { if (chunk.toString().includes('Ready to accept connections')) resolve() })
+    child.stdout?.on('data', (chunk: Buffer) => { if (chunk.toString().includes('Ready to accept connections')) resolve() })
   })
   child.removeAllListeners('exit')
-  return {
-    kill: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGKILL')
-      await exited
-    }
-  }
+  return child
+}
+
+async function killProcess (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGKILL')
+  await exited
 }
 
 /**
