@@ -204,6 +204,8 @@ t.test('each bound is checked on both sides', async (t) => {
   invalid(t, { statsRoute: { onRequest: 'hook' } }, '"statsRoute.onRequest": expected a hook function or an array of them, got "hook"')
   invalid(t, { statsRoute: { open: true } }, '"statsRoute.open": is not a known option')
   invalid(t, { memory: { maxBytes: 2048, evict: 'lru' } }, '"memory.evict": is not a known option')
+  invalid(t, { redis: 'x'.repeat(40) }, `"redis": expected an ioredis Redis or Cluster client, got "${'x'.repeat(40)}"`)
+  invalid(t, { redis: 'x'.repeat(41) }, `"redis": expected an ioredis Redis or Cluster client, got "${'x'.repeat(40)}…"`)
   invalid(t, [], '"options": expected an object, got an array')
   invalid(t, 5, '"options": expected an object, got 5')
 })
