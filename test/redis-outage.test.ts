@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
+import { Redis, type RedisOptions } from 'ioredis'
 import t from 'tap'
 import responseCache from '../lib/index.js'
 import { BREAKER_THRESHOLD, CircuitBreaker } from '../lib/store-guard.js'
@@ -21,6 +21,28 @@ async function answeredInTime (app: FastifyInstance, url: string): Promise<{ sta
   return first
 }
 
+/**
+ * An app caching `/r` and `/other` on a Redis client of `options` (connected before it answers),
+ * with the warn log captured; `/r` is a HIT when it answers.
+ */
+async function appOnRedis (t: Tap, options: RedisOptions): Promise<{ app: FastifyInstance, client: Redis, lines: Array<Record<string, unknown>> }> {
+  const client = new Redis(options)
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  await new Promise((resolve) => client.once('ready', resolve))
+  const { lines, logger } = logCapture('warn')
+  const app = Fastify({ logger })
+  t.teardown(() => app.close())
+  await app.register(responseCache, { store: 'redis', redis: client, timeout: TIMEOUT_MS })
+  const runs = counter()
+  app.get('/r', { config: { cache: true } }, async () => ({ run: runs.next() }))
+  app.get('/other', { config: { cache: true } }, async () => ({ run: runs.next() }))
+  t.equal((await app.inject('/r')).headers['x-cache'], 'MISS')
+  t.equal((await app.inject('/r')).headers['x-cache'], 'HIT')
+  return { app, client, lines }
+}
+type Tap = import('tap').Test
+
 for (const clientKind of ['recommended options', 'ioredis defaults'] as const) {
   t.test(`Redis killed mid-test, then restarted (${clientKind})`, async (t) => {
     const port = await freePort()
@@ -29,20 +51,7 @@ for (const clientKind of ['recommended options', 'ioredis defaults'] as const) {
     const options = clientKind === 'ioredis defaults'
       ? { port, retryStrategy: () => 50 }
       : { port, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 }
-    const client = new Redis(options)
-    client.on('error', () => {})
-    t.teardown(() => { client.disconnect() })
-    await new Promise((resolve) => client.once('ready', resolve))
-
-    const { lines, logger } = logCapture('warn')
-    const app = Fastify({ logger })
-    t.teardown(() => app.close())
-    await app.register(responseCache, { store: 'redis', redis: client, timeout: TIMEOUT_MS })
-    const runs = counter()
-    app.get('/r', { config: { cache: true } }, async () => ({ run: runs.next() }))
-
-    t.equal((await app.inject('/r')).headers['x-cache'], 'MISS')
-    t.equal((await app.inject('/r')).headers['x-cache'], 'HIT')
+    const { app, client, lines } = await appOnRedis(t, options)
 
     await server.kill()
     const during = []
@@ -84,20 +93,7 @@ t.test('Redis paused (connected, answering nothing), then resumed', async (t) =>
   const port = await freePort()
   const server = await spawnPausableRedis(port)
   t.teardown(async () => { server.resume(); await server.kill() })
-  const client = new Redis({ port, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 })
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  await new Promise((resolve) => client.once('ready', resolve))
-
-  const { lines, logger } = logCapture('warn')
-  const app = Fastify({ logger })
-  t.teardown(() => app.close())
-  await app.register(responseCache, { store: 'redis', redis: client, timeout: TIMEOUT_MS })
-  const runs = counter()
-  app.get('/r', { config: { cache: true } }, async () => ({ run: runs.next() }))
-  app.get('/other', { config: { cache: true } }, async () => ({ run: runs.next() }))
-  t.equal((await app.inject('/r')).headers['x-cache'], 'MISS')
-  t.equal((await app.inject('/r')).headers['x-cache'], 'HIT')
+  const { app, client, lines } = await appOnRedis(t, { port, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 })
 
   server.pause()
   const during = []
