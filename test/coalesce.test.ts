@@ -1,5 +1,6 @@
 import t from 'tap'
 import { cachedApp, counter } from './helpers/app.js'
+import { deferred } from './helpers/events.js'
 import { storeKinds } from './helpers/stores.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -58,16 +59,23 @@ for (const [kind, options] of await storeKinds(t)) {
   t.test(`${kind}: the wait is bounded by coalesceTimeout`, async (t) => {
     const app = await cachedApp(t, { ...options(), coalesceTimeout: 30 })
     const runs = counter()
+    const leading = deferred()
+    const finish = deferred()
+    // The leader's handler answers only once the waiter has given up on it and answered.
     app.get('/slow', { config: { cache: true } }, async () => {
       const run = runs.next()
-      await sleep(300)
+      if (run === 1) {
+        leading.resolve()
+        await finish.promise
+      }
       return { run }
     })
     const leader = app.inject('/slow')
-    await sleep(5)
+    await leading.promise
     const waiter = await app.inject('/slow')
     t.equal(waiter.headers['x-cache'], 'MISS', 'the waiter gave up on the leader and ran the handler')
-    t.equal(runs.runs, 2)
+    t.same(waiter.json(), { run: 2 })
+    finish.resolve()
     t.equal((await leader).statusCode, 200)
   })
 }
