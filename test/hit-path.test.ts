@@ -3,6 +3,7 @@ import type { CacheEntry } from '../lib/entry.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { CacheStore } from '../lib/stores/store.js'
 import { cachedApp, counter } from './helpers/app.js'
+import { until } from './helpers/events.js'
 
 t.test('GET: first MISS runs the handler, then HIT serves the same bytes without it', async (t) => {
   const app = await cachedApp(t)
@@ -175,11 +176,6 @@ t.test('a stored response keeps its status and headers but not hop-by-hop ones',
   t.equal(hit.headers['x-num'], '5')
   t.equal(hit.headers['keep-alive'], undefined)
 })
-
-/** Sleeps until `ms` have passed since `since` (a Date.now() value): for TTLs, where time is the contract. */
-async function until (since: number, ms: number): Promise<void> {
-  while (Date.now() - since <= ms) await new Promise((resolve) => setTimeout(resolve, since + ms + 1 - Date.now()))
-}
 
 t.test('the route TTL: an expired entry is never served', async (t) => {
   const app = await cachedApp(t)

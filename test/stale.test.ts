@@ -1,7 +1,7 @@
 import type { FastifyRequest, InjectOptions } from 'fastify'
 import t from 'tap'
 import { cachedApp, counter } from './helpers/app.js'
-import { eventually } from './helpers/events.js'
+import { deferred, eventually, until } from './helpers/events.js'
 import { storeKinds } from './helpers/stores.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
@@ -10,28 +10,35 @@ for (const [kind, options] of await storeKinds(t)) {
   t.test(`${kind}: staleWhileRevalidate serves the stale entry at once and refreshes it once in the background`, async (t) => {
     const app = await cachedApp(t, options())
     const runs = counter()
-    app.get('/swr', { config: { cache: { ttl: 0.2, staleWhileRevalidate: 30 } } }, async () => {
-      await sleep(50)
-      return { run: runs.next() }
+    const refreshing = deferred()
+    // The refresh answers only once all the stale answers have gone out. A 1 s TTL leaves room for
+    // the HIT on the refreshed entry on a loaded machine.
+    app.get('/swr', { config: { cache: { ttl: 1, staleWhileRevalidate: 30 } } }, async () => {
+      const run = runs.next()
+      if (run === 2) await refreshing.promise
+      return { run }
     })
     await app.inject('/swr')
-    await sleep(300)
+    await until(Date.now(), 1000)
     const stale = await Promise.all(Array.from({ length: 10 }, async () => await app.inject('/swr')))
     for (const r of stale) {
       t.equal(r.headers['x-cache'], 'STALE')
       t.same(JSON.parse(r.body), { run: 1 })
-      t.ok(Number(r.headers.age) >= 0)
+      t.ok(Number(r.headers.age) >= 1)
     }
-    t.ok(await eventually(async () => JSON.parse((await app.inject('/swr')).body).run === 2), 'the refresh stored a new entry')
+    refreshing.resolve()
+    t.ok(await eventually(() => app.cache.stats().total.stores === 2), 'the refresh stored a new entry')
     t.equal(runs.runs, 2, 'ten stale answers, one refresh')
-    t.equal((await app.inject('/swr')).headers['x-cache'], 'HIT')
-    t.ok(app.cache.stats().routes['GET /swr'].stale >= 10)
+    const hit = await app.inject('/swr')
+    t.equal(hit.headers['x-cache'], 'HIT')
+    t.same(hit.json(), { run: 2 })
+    t.equal(app.cache.stats().routes['GET /swr'].stale, 10)
   })
 
   t.test(`${kind}: a refresh replays the request: its tenant, its vary headers and its body`, async (t) => {
     const app = await cachedApp(t, { ...options(), tenant: (request) => request.headers['x-tenant'] as string | undefined })
     const runs = counter()
-    const windows = { ttl: 0.2, staleWhileRevalidate: 30 }
+    const windows = { ttl: 1, staleWhileRevalidate: 30 }
     const seen = (request: FastifyRequest): object => ({
       tenant: request.headers['x-tenant'], lang: request.headers['accept-language'], body: request.body, run: runs.next()
     })
@@ -43,7 +50,7 @@ for (const [kind, options] of await storeKinds(t)) {
     ]
     for (const request of requests) t.equal((await app.inject(request)).headers['x-cache'], 'MISS')
     t.ok(await eventually(() => app.cache.stats().total.stores === 2), 'both entries stored')
-    await sleep(300) // past the 200 ms TTL
+    await until(Date.now(), 1000) // past the TTL
     for (const request of requests) t.equal((await app.inject(request)).headers['x-cache'], 'STALE')
     t.ok(await eventually(() => app.cache.stats().total.stores === 4), 'both refreshes stored an entry')
     const [page, search] = await Promise.all(requests.map(async (request) => await app.inject(request)))

@@ -16,3 +16,11 @@ export async function eventually (check: () => boolean | Promise<boolean>, ms = 
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+/**
+ * Sleeps until more than `ms` have passed since `since` (a Date.now() value taken after the event):
+ * for TTLs, where time is the contract.
+ */
+export async function until (since: number, ms: number): Promise<void> {
+  while (Date.now() - since <= ms) await new Promise((resolve) => setTimeout(resolve, since + ms + 1 - Date.now()))
+}
