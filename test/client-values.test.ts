@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { encodeEntry } from '../lib/entry.js'
 import { cachedApp, logCapture } from './helpers/app.js'
+import { until } from './helpers/events.js'
 import { CLIENT_OPTIONS, freePort } from './helpers/redis.js'
 import { storeKinds } from './helpers/stores.js'
 
@@ -53,9 +54,10 @@ for (const [kind, options] of kinds) {
     t.same(await app.cache.get('prefs', { tenant: 42 }), { theme: 'light' }, 'del drops one tenant\'s value only')
     await app.cache.del('never-set')
 
-    await app.cache.set('short', 'lived', { ttl: 0.5 })
+    await app.cache.set('short', 'lived', { ttl: 1 })
+    const stored = Date.now()
     t.equal(await app.cache.get('short'), 'lived')
-    await sleep(600)
+    await until(stored, 1000)
     t.equal(await app.cache.get('short'), undefined, 'gone after its ttl')
   })
 
