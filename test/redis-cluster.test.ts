@@ -4,6 +4,7 @@ import responseCache from '../lib/index.js'
 import { RedisStore } from '../lib/stores/redis.js'
 import { counter } from './helpers/app.js'
 import { startCluster } from './helpers/cluster.js'
+import { evictedKeys, limitMemory } from './helpers/redis.js'
 import { makeEntry, storeContract } from './stores/contract.js'
 
 const cluster = await startCluster(t)
@@ -51,5 +52,15 @@ t.test('store figures through the Cluster', async (t) => {
   const { store } = (await app.inject('/cache/stats')).json() as { store: { entries: number, bytes: number, evictions: number } }
   t.equal(store.entries, 12)
   t.ok(store.bytes > 0)
-  t.equal(store.evictions, 0)
+
+  // Evictions are the servers' own counts, summed over the masters.
+  const masters = cluster.nodes('master')
+  for (const node of masters) await limitMemory(node, 1_000_000)
+  const filler = 'x'.repeat(100_000)
+  for (let i = 0; i < 90; i++) await cluster.set(`filler:${i}`, filler)
+  for (const node of masters) await node.config('SET', 'maxmemory', '0') // no more evictions while the figures are read
+  const perMaster = await Promise.all(masters.map(evictedKeys))
+  t.ok(perMaster.filter((n) => n > 0).length >= 2, `evicted per master: ${perMaster.join(', ')}`)
+  const after = (await app.inject('/cache/stats')).json() as { store: { evictions: number } }
+  t.equal(after.store.evictions, perMaster.reduce((sum, n) => sum + n, 0))
 })

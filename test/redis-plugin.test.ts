@@ -5,7 +5,7 @@ import t from 'tap'
 import responseCache, { type CacheStore, type ResponseCacheOptions } from '../lib/index.js'
 import { RedisStore } from '../lib/stores/redis.js'
 import { counter } from './helpers/app.js'
-import { CLIENT_OPTIONS, connect, startRedis, writesSent } from './helpers/redis.js'
+import { CLIENT_OPTIONS, connect, evictedKeys, limitMemory, startRedis, writesSent } from './helpers/redis.js'
 
 const server = await startRedis(t)
 const client = await connect(t, server)
@@ -175,11 +175,6 @@ t.test('store figures from Redis: entries of the routes and values, bytes sample
   t.equal((await app.inject('/cache/stats')).json().store.entries, 5)
 })
 
-/** The server's own count of keys evicted under maxmemory. */
-async function evictedKeys (redis: Redis): Promise<number> {
-  return Number(/evicted_keys:(\d+)/.exec(await redis.info('stats'))?.[1])
-}
-
 t.test('store evictions are the evictions the server counted', async (t) => {
   const full = await startRedis(t)
   const redis = await connect(t, full)
@@ -187,8 +182,7 @@ t.test('store evictions are the evictions the server counted', async (t) => {
   t.teardown(() => app.close())
   await app.register(responseCache, { store: 'redis', redis, namespace: 'full', statsRoute: true })
   await app.ready()
-  await redis.config('SET', 'maxmemory-policy', 'allkeys-lru')
-  await redis.config('SET', 'maxmemory', String(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]) + 2_000_000))
+  await limitMemory(redis, 2_000_000)
   const filler = 'x'.repeat(100_000)
   for (let i = 0; i < 60; i++) await redis.set(`filler:${i}`, filler)
   await redis.config('SET', 'maxmemory', '0') // no more evictions while the figures are read

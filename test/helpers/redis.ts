@@ -90,3 +90,14 @@ async function killProcess (child: ChildProcess): Promise<void> {
 export async function writesSent (): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve))
 }
+
+/** The server's own count of keys it evicted under maxmemory. */
+export async function evictedKeys (redis: Redis): Promise<number> {
+  return Number(/evicted_keys:(\d+)/.exec(await redis.info('stats'))?.[1])
+}
+
+/** Lets `redis` evict (allkeys-lru) once it holds `headroom` bytes more than it does now. */
+export async function limitMemory (redis: Redis, headroom: number): Promise<void> {
+  await redis.config('SET', 'maxmemory-policy', 'allkeys-lru')
+  await redis.config('SET', 'maxmemory', String(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]) + headroom))
+}

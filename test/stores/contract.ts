@@ -1,6 +1,7 @@
 import type { Test } from 'tap'
 import type { CacheEntry } from '../../lib/entry.js'
 import type { CacheStore } from '../../lib/stores/store.js'
+import { eventually } from '../helpers/events.js'
 
 /** An entry with a body of `size` bytes. */
 export function makeEntry (body: string | Buffer = 'hello', overrides: Partial<CacheEntry> = {}): CacheEntry {
@@ -17,9 +18,16 @@ export function makeEntry (body: string | Buffer = 'hello', overrides: Partial<C
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
+/** How many of `keys` the store holds. */
+async function present (store: CacheStore, keys: string[]): Promise<number> {
+  let n = 0
+  for (const key of keys) if (await store.get(key) !== undefined) n++
+  return n
+}
+
 /**
- * What every store must do. `make` gives a fresh, empty store for each subtest; memory, Redis and
- * Cluster stores all run this suite.
+ * What every store must do. `make` gives a fresh, empty store for each subtest; memory, Redis,
+ * Cluster and a custom store all run this suite.
  */
 export function storeContract (t: Test, make: (t: Test) => Promise<CacheStore> | CacheStore): void {
   t.test('get of an unknown key is undefined', async (t) => {
@@ -120,6 +128,60 @@ export function storeContract (t: Test, make: (t: Test) => Promise<CacheStore> |
     t.equal(await store.get('c1'), undefined)
     t.equal(await store.get('c2'), undefined)
     t.equal(await store.invalidateTags(['t']), 0)
+  })
+
+  t.test('a lock is held until it expires by itself, and a write given its token releases it', async (t) => {
+    const store = await make(t)
+    const { lock, getOrLock } = store
+    if (lock === undefined) {
+      t.pass('no lock: the store is not shared across processes')
+      return
+    }
+    const token = await lock.call(store, 'locked', 100)
+    t.type(token, 'string')
+    t.equal(await lock.call(store, 'locked', 100), undefined, 'held')
+    // No owner releases it: it lapses after its 100 ms (the bound is only for a store that never lets go).
+    t.ok(await eventually(async () => await lock.call(store, 'locked', 60_000) !== undefined), 'expired, and taken again')
+    t.equal(await lock.call(store, 'locked', 100), undefined, 'held by the new taker')
+    if (getOrLock === undefined) return
+    const first = await getOrLock.call(store, 'cold', 100)
+    t.type(first.token, 'string', 'a miss takes the lock')
+    t.same(await getOrLock.call(store, 'cold', 100), {}, 'held: neither entry nor lock')
+    t.ok(await eventually(async () => (await getOrLock.call(store, 'cold', 100)).token !== undefined), 'the lock a lookup took expires too')
+    const owned = await getOrLock.call(store, 'warm', 60_000)
+    await store.set('warm', makeEntry('w'), { ttl: 10, lockToken: owned.token })
+    t.type(await lock.call(store, 'warm', 100), 'string', 'the write released the lock its token held')
+    t.equal((await getOrLock.call(store, 'warm', 100)).entry?.body.toString(), 'w', 'a hit answers the entry')
+  })
+
+  t.test('an invalidation while writes are in flight leaves no entry its tags cannot drop', async (t) => {
+    const store = await make(t)
+    const keys = Array.from({ length: 20 }, (_, i) => `flying:${i}`)
+    const writes = keys.map(async (key) => { await store.set(key, makeEntry(key), { ttl: 10, tags: ['flying'] }) })
+    const dropped = await store.invalidateTags(['flying'])
+    await Promise.all(writes)
+    const left = await present(store, keys)
+    t.equal(dropped + left, keys.length, `${dropped} written before the invalidation and dropped, ${left} written after it`)
+    t.equal(await store.invalidateTags(['flying']), left, 'every entry left is in its tag set')
+    t.equal(await present(store, keys), 0)
+  })
+
+  t.test('clear while writes are in flight leaves no entry its tags cannot drop', async (t) => {
+    const store = await make(t)
+    const keys = Array.from({ length: 20 }, (_, i) => `racing:${i}`)
+    await store.set('before', makeEntry('b'), { ttl: 10, tags: ['racing'] })
+    const writes = keys.map(async (key) => { await store.set(key, makeEntry(key), { ttl: 10, tags: ['racing'] }) })
+    await Promise.all([...writes, store.clear()])
+    t.equal(await store.get('before'), undefined, 'what was written before clear is gone')
+    const left = await present(store, keys)
+    // Known bug: the Redis store's clear SCANs, then UNLINKs what it saw, tag sets included; a write
+    // landing in between adds its entry to a tag set that is then unlinked, and the entry outlives
+    // its index (invalidation by that tag, route or path misses it until its TTL).
+    const todo = store.name === 'redis' ? 'RedisStore.clear() unlinks tag sets that writes landing during it have just added to' : false
+    t.equal(await store.invalidateTags(['racing']), left, 'every entry left is in its tag set', { todo })
+    t.equal(await present(store, keys), 0, 'none is left', { todo })
+    await store.set('after', makeEntry('a'), { ttl: 10 })
+    t.equal((await store.get('after'))?.body.toString(), 'a', 'a write after clear is kept')
   })
 
   t.test('keys with odd characters are kept apart', async (t) => {
