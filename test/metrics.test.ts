@@ -44,6 +44,16 @@ t.test('the stats route answers Prometheus text when asked for text/plain', asyn
   t.equal(json.json().values.misses, 1, 'JSON otherwise, with the value counters')
 })
 
+t.test('response_cache_evictions_total counts the entries the memory bound pushed out', async (t) => {
+  const app = await cachedApp(t, { statsRoute: true, memory: { maxBytes: 8192 } })
+  app.get('/big/:id', { config: { cache: true } }, async () => 'x'.repeat(2000))
+  for (let i = 0; i < 10; i++) await app.inject(`/big/${i}`)
+  const text = (await app.inject({ url: '/cache/stats', headers: { accept: 'text/plain' } })).body
+  const entries = sample(text, 'response_cache_entries{namespace="rc",store="memory"}') ?? 0
+  t.ok(entries > 0 && entries < 10, `${entries} entries fit`)
+  t.equal(sample(text, 'response_cache_evictions_total{namespace="rc",store="memory"}'), 10 - entries)
+})
+
 t.test('an app registry gets the counters too, one set for any number of plugin instances', async (t) => {
   const registry = new Registry()
   const app = Fastify()
