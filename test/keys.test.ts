@@ -232,7 +232,10 @@ t.test('POST bodies of every kind never share a key across kinds', async (t) => 
     ['application/octet-stream', '{"a":1}'],
     ['text/plain', 's'],
     ['application/json', '5'],
-    ['text/plain', 'j5']
+    ['text/plain', 'j5'],
+    // What a Buffer would serialise to as JSON must not meet the Buffer itself.
+    ['application/json', '{"type":"Buffer","data":[120]}'],
+    ['application/octet-stream', 'x']
   ]
   for (const [type, payload] of bodies) {
     t.equal((await app.inject({ method: 'POST', url: '/b', headers: { 'content-type': type }, payload })).headers['x-cache'], 'MISS', `${type} ${payload}`)
