@@ -73,7 +73,7 @@ for (const clientKind of ['recommended options', 'ioredis defaults'] as const) {
     t.equal(down.ok, false, 'health says the store is down')
     t.equal(down.store, 'redis')
     t.match(down.error, /client is|Connection is closed|ECONNREFUSED|timed out|paused/, 'and why')
-    await t.rejects(app.cache.clear(), {}, 'clear() says it did not happen')
+    await t.rejects(app.cache.clear(), { message: /./ }, 'clear() says it did not happen')
 
     server = await spawnRedis(port)
     let resumed = false
@@ -111,7 +111,7 @@ t.test('Redis paused (connected, answering nothing), then resumed', async (t) =>
   const warnings = lines.filter((l) => String(l.msg).startsWith('response cache store trouble'))
   t.equal(warnings.length, 1, 'store trouble logged once, not per request')
   t.match(warnings[0], { responseCache: { code: 'FST_RESPONSE_CACHE_STORE_TIMEOUT' } })
-  await t.rejects(app.cache.clear(), {}, 'clear() says it did not happen')
+  await t.rejects(app.cache.clear(), { message: /./ }, 'clear() says it did not happen')
 
   server.resume()
   t.ok(await eventually(async () => (await answeredInTime(app, '/r')).cache === 'HIT', 15_000), 'the cache is used again once Redis answers')
