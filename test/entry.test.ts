@@ -124,3 +124,11 @@ t.test('size: overhead, key, body, etag, header names and values, tags counted t
   t.equal(entrySize('k', entry, ['t1', 'tag2']), entrySize('k', entry, []) + 12)
   t.equal(ENTRY_OVERHEAD_BYTES, 768)
 })
+
+t.test('latin1 bytes in the etag and in header names are counted as one byte each', async (t) => {
+  const entry = makeEntry('body', { etag: 'W/"caf\u00e9"', headers: { 'x-\u00e9t\u00e9': 'd\u00e9j\u00e0', 'x-list': ['\u00ff', 'a'] } })
+  const encoded = encodeEntry(entry)
+  t.equal(encoded.length, 24 + (2 + 8) + 2 + (2 + 5 + 2 + 4 + 4) + (2 + 6 + 2 + 4 + 1 + 4 + 1) + 4)
+  const decoded = decodeEntry(encoded)
+  t.strictSame({ ...decoded, body: decoded.body.toString() }, { ...entry, body: 'body' })
+})

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
+import { pathGroup, selectorTags } from '../lib/tags.js'
 import { cachedApp, logCapture } from './helpers/app.js'
 
 // What an invalidation after a write drops, rule by rule (docs/API.md, "Invalidation"): each test
@@ -228,4 +229,44 @@ t.test('a store that answers invalidations in place, or with a promise, is waite
     t.match(lines.find((line) => line.msg === 'response cache: invalidated after a write'), { responseCache: { dropped: 3 } })
     t.equal(app.cache.stats().total.errors, 0)
   }
+})
+
+t.test('a throwing invalidate function adds no tag to what is dropped: only the paths the write changed', async (t) => {
+  const asked: string[][] = []
+  const store = {
+    name: 'recording',
+    get: () => undefined,
+    set: () => {},
+    delete: () => false,
+    invalidateTags: (tags: readonly string[]) => { asked.push([...tags]); return 0 },
+    clear: () => {}
+  }
+  const { app } = await shop(t, { store })
+  app.put('/things/:id', { config: { cache: { invalidate: () => { throw new Error('boom') } } } }, async () => 'ok')
+  await app.inject({ method: 'PUT', url: '/things/1' })
+  t.equal(asked.length, 1)
+  t.same(asked[0], selectorTags({ groups: [pathGroup('localhost:80', '/things/1')] }), 'the path group alone')
+})
+
+t.test('an informational status is no success: nothing is dropped', async (t) => {
+  const { app } = await shop(t)
+  await fill(t, app)
+  const write = await app.inject({ method: 'PUT', url: '/items/1?status=199' })
+  t.equal(write.statusCode, 199)
+  t.equal(await xCache(app, '/items/1'), 'HIT')
+})
+
+t.test('a store that fails the invalidation is logged naming the call', async (t) => {
+  const { lines, logger } = logCapture('warn')
+  const store = {
+    name: 'failing',
+    get: () => undefined,
+    set: () => {},
+    delete: () => false,
+    invalidateTags: () => { throw new Error('store down') },
+    clear: () => {}
+  }
+  const { app } = await shop(t, { store }, { logger })
+  t.equal((await app.inject({ method: 'DELETE', url: '/items/1' })).statusCode, 200)
+  t.ok(lines.some((line) => (line.responseCache as { operation?: string } | undefined)?.operation === 'invalidateTags'), 'the warn line names invalidateTags')
 })

@@ -3,6 +3,7 @@
 // belongs to someone else.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fc from 'fast-check'
+import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { storeKinds } from './helpers/stores.js'
@@ -124,3 +125,24 @@ for (const [kind, options] of await storeKinds(t)) {
     t.ok(app.cache.stats().total.hits > 0)
   })
 }
+
+t.test('fat GET over a real socket: a chunked body with no content-length bypasses the cache too', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => { await app.close() })
+  await app.register(responseCache)
+  reflecting(app, true)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const chunked = await new Promise<{ status: number, xCache: string | undefined }>((resolve, reject) => {
+    const request = httpRequest({ host: '127.0.0.1', port, method: 'GET', path: '/page/1', headers: { 'transfer-encoding': 'chunked', 'content-type': 'text/plain' } }, (response) => {
+      response.resume()
+      response.on('end', () => { resolve({ status: response.statusCode ?? 0, xCache: response.headers['x-cache'] as string | undefined }) })
+    })
+    request.on('error', reject)
+    request.write('evil')
+    request.end()
+  })
+  t.equal(chunked.status, 200)
+  t.equal(chunked.xCache, 'BYPASS')
+  t.equal((await app.inject('/page/1')).headers['x-cache'], 'MISS', 'the chunked GET stored nothing')
+})

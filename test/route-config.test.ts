@@ -6,7 +6,8 @@ import { cachedApp } from './helpers/app.js'
 const bad: Array<[string, unknown, RegExp]> = [
   ['a string', 'yes', /route "GET \/r": "cache" expected true, false or an object, got "yes"/],
   ['ttl 0', { ttl: 0 }, /route "GET \/r": "ttl" expected a number of seconds greater than 0, got 0/],
-  ['negative staleIfError', { staleIfError: -5 }, /"staleIfError"/],
+  ['negative staleIfError', { staleIfError: -5 }, /"staleIfError" expected staleIfError: a number of seconds, 0 or more, got -5/],
+  ['negative staleWhileRevalidate', { staleWhileRevalidate: -5 }, /"staleWhileRevalidate" expected staleWhileRevalidate: a number of seconds, 0 or more, got -5/],
   ['vary not an array', { vary: 'accept' }, /"vary" expected an array of request header names/],
   ['vary with a bad name', { vary: ['bad header'] }, /"vary"/],
   ['tags of numbers', { tags: [1] }, /"tags" expected an array of non-empty strings or a function/],
