@@ -4,8 +4,8 @@ import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, redactCredentials } from './errors
 import { dropTags } from './invalidation.js'
 import { tenantSegment } from './key.js'
 import type { CacheStats, Stats } from './stats.js'
-import type { GuardedStore } from './store-guard.js'
-import type { StoreStats } from './stores/store.js'
+import { logNotDone, type GuardedStore } from './store-guard.js'
+import type { StoreState, StoreStats } from './stores/store.js'
 import { countedGroups, selectorTags } from './tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
@@ -29,16 +29,24 @@ export interface ResponseCacheClient {
     <S extends TSchema>(key: string, options: GetValueOptions<S> & { schema: S }): Promise<Static<S> | undefined>
     <T = unknown>(key: string, options?: GetValueOptions & { schema?: undefined }): Promise<T | undefined>
   }
-  /** Stores a value; throws FST_RESPONSE_CACHE_UNSERIALIZABLE_VALUE for functions, symbols or cycles. A failed write is lost, not thrown. */
-  set: <T>(key: string, value: T, options?: SetValueOptions) => Promise<void>
-  del: (key: string, options?: ValueOptions) => Promise<void>
+  /**
+   * Stores a value; resolves to true once the store holds it, false when the store could not take it
+   * (away, slow or failing: the write is lost, not thrown). Throws FST_RESPONSE_CACHE_UNSERIALIZABLE_VALUE
+   * for functions, symbols or cycles.
+   */
+  set: <T>(key: string, value: T, options?: SetValueOptions) => Promise<boolean>
+  /** Removes a value; resolves to true once the store no longer holds it, false when the store could not be asked. */
+  del: (key: string, options?: ValueOptions) => Promise<boolean>
   /** The cached value of `key`, or `fn()`'s, run once for any number of concurrent callers and stored. */
   wrap: {
     <S extends TSchema>(key: string, fn: () => Static<S> | Promise<Static<S>>, options: WrapOptions<S> & { schema: S }): Promise<Static<S>>
     <T>(key: string, fn: () => T | Promise<T>, options?: WrapOptions & { schema?: undefined }): Promise<T>
   }
-  /** Drops response and value entries alike; resolves to how many were dropped (0 when the store fails). */
-  invalidate: (what: InvalidateSelector) => Promise<number>
+  /**
+   * Drops response and value entries alike; resolves to how many were dropped, or undefined when the
+   * store could not be asked (nothing was dropped).
+   */
+  invalidate: (what: InvalidateSelector) => Promise<number | undefined>
   /** Drops every entry of this plugin's namespace; rejects when the store fails. */
   clear: () => Promise<void>
   /** Counters in total and per route, and the store's own figures. */
@@ -52,6 +60,8 @@ export interface ResponseCacheClient {
 export interface CacheHealth {
   ok: boolean
   store: string
+  /** `up`; `connecting` before the store first answered; `down` once it answered and no longer does. */
+  state: StoreState
   latencyMs?: number
   error?: string
 }
@@ -92,6 +102,7 @@ export function createClient ({ store: guarded, stats, namespace, ttl, log, warm
 } {
   const store = guarded.store
   const values = new ValueCache(guarded, namespace, ttl, stats.values, log)
+  const notDone = (operation: string, error: unknown): void => { logNotDone(log, operation, error) }
   let last: StoreStats & { name: string } = { name: store.name, entries: 0, bytes: 0, evictions: 0 }
   let lastAt = -Infinity
   let refreshing: Promise<void> | undefined
@@ -130,23 +141,30 @@ export function createClient ({ store: guarded, stats, namespace, ttl, log, warm
       if (selected.length === 0) return 0
       try {
         return await dropTags(guarded, flush, selected)
-      } catch {
+      } catch (error) {
         stats.other.errors++
-        return 0
+        notDone('invalidate', error)
+        return undefined
       }
     },
     clear: async () => {
       await flush()
-      await guarded.run('clear', () => store.clear(), CLEAR_TIMEOUT_MS)
+      try {
+        await guarded.run('clear', () => store.clear(), CLEAR_TIMEOUT_MS)
+      } catch (error) {
+        notDone('clear', error)
+        throw error
+      }
     },
     stats: () => stats.snapshot(storeStats()),
     health: async () => {
       const started = performance.now()
       try {
         await guarded.run('ping', () => store.ping?.())
-        return { ok: true, store: store.name, latencyMs: Math.round((performance.now() - started) * 100) / 100 }
+        return { ok: true, store: store.name, state: 'up', latencyMs: Math.round((performance.now() - started) * 100) / 100 }
       } catch (error) {
-        return { ok: false, store: store.name, error: redactCredentials(String((error as Error)?.message ?? error)) }
+        const state = store.state?.() ?? 'down'
+        return { ok: false, store: store.name, state: state === 'up' ? 'down' : state, error: redactCredentials(String((error as Error)?.message ?? error)) }
       }
     },
     warm

@@ -158,11 +158,21 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     ? undefined
     : registerMetrics({ namespace: options.namespace, stats: client.stats, health: client.health, refresh: refreshStoreStats }, options.registry)
 
+  // A store that can answer again is used from the next request, not after the breaker's pause.
+  const stopWatching = store.onReady?.(() => { guarded.breaker.reset() })
+
   app.addHook('onReady', async () => {
     if (routeErrors.length > 0) throw routeErrors[0]
+    // A client passed in straight from `new Redis(url)` is still connecting: the first requests
+    // and app.cache calls after ready() should find it ready.
+    if (store.connect !== undefined && !await store.connect(options.readyTimeoutMs)) {
+      app.log.warn({ responseCache: { store: store.name, readyTimeoutMs: options.readyTimeoutMs } },
+        'response cache: the store is not ready; serving without the cache until it is')
+    }
   })
 
   app.addHook('onClose', async () => {
+    stopWatching?.()
     metrics?.remove()
     // A graceful restart keeps what was answered last: writes on their way to the store land first.
     await flush()

@@ -11,6 +11,7 @@ export const DEFAULT_MAX_ENTRY_BYTES = 1_048_576
 export const DEFAULT_MEMORY_MAX_BYTES = 67_108_864
 export const DEFAULT_TIMEOUT_MS = 100
 export const DEFAULT_COALESCE_TIMEOUT_MS = 5000
+export const DEFAULT_READY_TIMEOUT_MS = 3000
 export const DEFAULT_STATS_PATH = '/cache/stats'
 export const DEFAULT_STATUS_CODES = [200]
 
@@ -48,6 +49,12 @@ export interface ResponseCacheOptions {
   }
   /** Milliseconds a store call may take before the request goes on without the cache. @defaultValue `100` */
   timeout?: number
+  /**
+   * Milliseconds `app.ready()` waits for a Redis client that is still connecting (or made with
+   * `lazyConnect`). Past it the app starts without the cache, says so once at warn, and uses Redis
+   * from the moment the client is ready. @defaultValue `3000`
+   */
+  readyTimeout?: number
   /**
    * Milliseconds a request waits for another request of the same key that is already running the
    * handler, before it runs the handler itself. @defaultValue `5000`
@@ -115,6 +122,7 @@ const optionsSchema = Type.Object({
     maxBytes: Type.Integer({ minimum: 1024, description: 'a whole number of bytes, 1024 or more' })
   }, { description: 'an object { maxBytes }' }),
   timeout: Type.Number({ exclusiveMinimum: 0, maximum: 60_000, description: 'milliseconds, more than 0 and at most 60000' }),
+  readyTimeout: Type.Number({ minimum: 0, maximum: 600_000, description: 'milliseconds, 0 to 600000' }),
   coalesceTimeout: Type.Number({ minimum: 0, maximum: 600_000, description: 'milliseconds, 0 to 600000' }),
   honorClientNoCache: Type.Boolean({ description: 'a boolean' }),
   registry: Type.Object({}, { description: 'a prom-client Registry' }),
@@ -199,6 +207,7 @@ export interface ResolvedOptions {
   maxEntryBytes: number
   memoryMaxBytes: number
   timeoutMs: number
+  readyTimeoutMs: number
   coalesceTimeoutMs: number
   honorClientNoCache: boolean
   registry: Registry | undefined
@@ -238,6 +247,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxEntryBytes: o.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
     memoryMaxBytes: memory?.maxBytes as number | undefined ?? DEFAULT_MEMORY_MAX_BYTES,
     timeoutMs: o.timeout ?? DEFAULT_TIMEOUT_MS,
+    readyTimeoutMs: o.readyTimeout ?? DEFAULT_READY_TIMEOUT_MS,
     coalesceTimeoutMs: o.coalesceTimeout ?? DEFAULT_COALESCE_TIMEOUT_MS,
     honorClientNoCache: o.honorClientNoCache ?? false,
     registry: o.registry,

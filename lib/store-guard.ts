@@ -35,6 +35,14 @@ export class TroubleLog {
   }
 }
 
+/**
+ * A call of app.cache that the store did not carry out: the caller sees it in what the call answers,
+ * and the log says why at debug (the warn line is TroubleLog's, rate-limited).
+ */
+export function logNotDone (log: FastifyBaseLogger, operation: string, error: unknown): void {
+  log.debug({ responseCache: { operation, problem: redactCredentials(String((error as Error)?.message ?? error)) } }, 'response cache: store call not done')
+}
+
 /** Failures in a row that open the circuit. */
 export const BREAKER_THRESHOLD = 5
 export const BREAKER_MIN_OPEN_MS = 1000
@@ -57,6 +65,12 @@ export class CircuitBreaker {
   success (): void {
     this.#failures = 0
     this.#openMs = BREAKER_MIN_OPEN_MS
+  }
+
+  /** The store says it can answer again (a Redis client's 'ready'): closed at once, no pause waited out. */
+  reset (): void {
+    this.success()
+    this.#openUntil = 0
   }
 
   failure (now = Date.now()): void {

@@ -4,7 +4,7 @@ import type { CacheEntry } from './entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from './errors.js'
 import { tenantSegment } from './key.js'
 import type { RouteCounters } from './stats.js'
-import type { GuardedStore } from './store-guard.js'
+import { logNotDone, type GuardedStore } from './store-guard.js'
 import { entryTags } from './tags.js'
 import { decodeValue, matches, VALUE_STATUS, valueEntry, valueKey } from './values.js'
 
@@ -104,7 +104,7 @@ export class ValueCache {
     return { value, staleMs: Date.now() - entry.storedAt - entry.ttl * 1000 }
   }
 
-  async #write (key: string, value: unknown, options: WrapOptions | undefined): Promise<void> {
+  async #write (key: string, value: unknown, options: WrapOptions | undefined): Promise<boolean> {
     const ttl = options?.ttl ?? this.defaultTtl
     // Encoded before the store is asked: a value that cannot be stored is the caller's error.
     const entry = valueEntry(value, ttl)
@@ -112,8 +112,11 @@ export class ValueCache {
     try {
       await this.store.set(key, entry, { ttl: ttl + (options?.staleWhileRevalidate ?? 0), tags })
       this.counters.stores++
-    } catch {
+      return true
+    } catch (error) {
       this.counters.errors++
+      logNotDone(this.log, 'set', error)
+      return false
     }
   }
 
@@ -128,18 +131,21 @@ export class ValueCache {
     return found.value as T
   }
 
-  async set (key: string, value: unknown, options?: SetValueOptions): Promise<void> {
+  async set (key: string, value: unknown, options?: SetValueOptions): Promise<boolean> {
     checkOptions(options)
-    await this.#write(this.#key(key, options), value, options)
+    return await this.#write(this.#key(key, options), value, options)
   }
 
-  async del (key: string, options?: ValueOptions): Promise<void> {
+  async del (key: string, options?: ValueOptions): Promise<boolean> {
     checkOptions(options)
     const storeKey = this.#key(key, options)
     try {
       await this.store.run('delete', () => this.store.store.delete(storeKey))
-    } catch {
+      return true
+    } catch (error) {
       this.counters.errors++
+      logNotDone(this.log, 'delete', error)
+      return false
     }
   }
 

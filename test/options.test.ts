@@ -122,6 +122,7 @@ t.test('every default, and every value passed through', async (t) => {
     maxEntryBytes: 1_048_576,
     memoryMaxBytes: 67_108_864,
     timeoutMs: 100,
+    readyTimeoutMs: 3000,
     coalesceTimeoutMs: 5000,
     honorClientNoCache: false,
     registry: undefined,
@@ -143,6 +144,7 @@ t.test('every default, and every value passed through', async (t) => {
     maxEntryBytes: 10,
     memory: { maxBytes: 4096 },
     timeout: 7,
+    readyTimeout: 6,
     coalesceTimeout: 8,
     honorClientNoCache: true,
     registry,
@@ -156,6 +158,7 @@ t.test('every default, and every value passed through', async (t) => {
     maxEntryBytes: 10,
     memoryMaxBytes: 4096,
     timeoutMs: 7,
+    readyTimeoutMs: 6,
     coalesceTimeoutMs: 8,
     honorClientNoCache: true,
     statsRoute: false
@@ -168,13 +171,14 @@ t.test('every default, and every value passed through', async (t) => {
   t.equal(resolveOptions({ memory: {} }).memoryMaxBytes, DEFAULT_MEMORY_MAX_BYTES, 'an empty memory object keeps the default')
   t.equal(resolveOptions({ ttl: undefined }).ttl, 60, 'an option given as undefined is not given')
   t.equal(resolveOptions({ coalesceTimeout: 0 }).coalesceTimeoutMs, 0)
+  t.equal(resolveOptions({ readyTimeout: 0 }).readyTimeoutMs, 0, 'ready() need not wait at all')
   t.equal(resolveOptions({ staleWhileRevalidate: 0 }).staleWhileRevalidate, 0)
 })
 
 t.test('each bound is checked on both sides', async (t) => {
   const good = [
     { ttl: 0.001 }, { staleWhileRevalidate: 0 }, { staleIfError: 0 }, { maxEntryBytes: 1 }, { memory: { maxBytes: 1024 } },
-    { timeout: 0.5 }, { timeout: 60_000 }, { coalesceTimeout: 600_000 }, { namespace: 'x'.repeat(64) }, { namespace: 'A-z_0.9' },
+    { timeout: 0.5 }, { timeout: 60_000 }, { coalesceTimeout: 600_000 }, { readyTimeout: 600_000 }, { namespace: 'x'.repeat(64) }, { namespace: 'A-z_0.9' },
     { honorClientNoCache: false }, { statsRoute: true }, { statsRoute: {} }, { statsRoute: { onRequest: [] } }
   ]
   for (const options of good) t.doesNotThrow(() => resolveOptions(options), JSON.stringify(options).slice(0, 60))
@@ -186,6 +190,8 @@ t.test('each bound is checked on both sides', async (t) => {
   invalid(t, { memory: [] }, '"memory": expected an object { maxBytes }, got an array')
   invalid(t, { timeout: 60_001 }, '"timeout": expected milliseconds, more than 0 and at most 60000, got 60001')
   invalid(t, { coalesceTimeout: 600_001 }, '"coalesceTimeout": expected milliseconds, 0 to 600000, got 600001')
+  invalid(t, { readyTimeout: 600_001 }, '"readyTimeout": expected milliseconds, 0 to 600000, got 600001')
+  invalid(t, { readyTimeout: -1 }, '"readyTimeout": expected milliseconds, 0 to 600000, got -1')
   invalid(t, { coalesceTimeout: -1 }, '"coalesceTimeout": expected milliseconds, 0 to 600000, got -1')
   invalid(t, { namespace: 'x'.repeat(65) }, `"namespace": expected a string of 1 to 64 letters, digits, "_", "-" or ".", got "${'x'.repeat(40)}…"`)
   invalid(t, { namespace: 'rc:' }, '"namespace": expected a string of 1 to 64 letters, digits, "_", "-" or ".", got "rc:"')

@@ -3,12 +3,15 @@ import { randomBytes } from 'node:crypto'
 import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE, ReportedKeys } from '../errors.js'
 import { encodeSegment } from '../key.js'
-import type { CacheStore, StoreSetOptions, StoreStats } from './store.js'
+import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
 
 /** The parts of an ioredis `Redis` or `Cluster` the store uses. */
 export interface RedisClientLike {
   status: string
+  connect?: () => Promise<void>
+  on?: (event: 'ready' | 'close', listener: () => void) => unknown
+  off?: (event: 'ready' | 'close', listener: () => void) => unknown
   isCluster?: boolean
   getBuffer: (key: string) => Promise<Buffer | null>
   set: (key: string, value: string, px: 'PX', ms: number, nx: 'NX') => Promise<unknown>
@@ -146,6 +149,8 @@ export class RedisStore implements CacheStore {
   readonly #encodedTags = new Map<string, string>()
   readonly #tokenPrefix = randomBytes(12).toString('base64url') + '.'
   #tokens = 0
+  /** A connection attempt failed or a connection was lost since the client was last ready. */
+  #lost = false
   readonly #writes = new TurnBatch<BatchedWrite, number>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
 
   constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger }) {
@@ -180,6 +185,53 @@ export class RedisStore implements CacheStore {
   /** Unique across processes (a random prefix per store) and cheap per lock (a counter, not a random draw). */
   #token (): string {
     return this.#tokenPrefix + (++this.#tokens).toString(36)
+  }
+
+  /** Connects a `lazyConnect` client and waits for one still connecting, at most `timeoutMs`. */
+  async connect (timeoutMs: number): Promise<boolean> {
+    const client = this.#client
+    if (client.status === 'ready') return true
+    if (client.status === 'end' || typeof client.on !== 'function') return false
+    let stop = (): void => {}
+    const ready = new Promise<boolean>((resolve) => {
+      const listener = (): void => { resolve(true) }
+      const timer = setTimeout(() => { resolve(false) }, timeoutMs)
+      client.on?.('ready', listener)
+      stop = () => {
+        clearTimeout(timer)
+        client.off?.('ready', listener)
+      }
+    })
+    // A failed first attempt rejects connect(); the client's retry strategy goes on trying.
+    if (client.status === 'wait') client.connect?.().catch(() => {})
+    try {
+      return await ready
+    } finally {
+      stop()
+    }
+  }
+
+  state (): StoreState {
+    const status = this.#client.status
+    if (status === 'ready') return 'up'
+    // Connecting until a connection attempt fails or a connection is lost ('close'); then down,
+    // including while the client tries again.
+    return this.#lost || status === 'end' || status === 'close' || status === 'reconnecting' ? 'down' : 'connecting'
+  }
+
+  onReady (listener: () => void): () => void {
+    const client = this.#client
+    const ready = (): void => {
+      this.#lost = false
+      listener()
+    }
+    const closed = (): void => { this.#lost = true }
+    client.on?.('ready', ready)
+    client.on?.('close', closed)
+    return () => {
+      client.off?.('ready', ready)
+      client.off?.('close', closed)
+    }
   }
 
   #ready (): void {

@@ -11,6 +11,9 @@ export interface StoreSetOptions {
   lockToken?: string
 }
 
+/** Whether a store can answer: `connecting` until it first could, `down` when it could and no longer can. */
+export type StoreState = 'up' | 'connecting' | 'down'
+
 export interface StoreStats {
   entries: number
   bytes: number
@@ -52,6 +55,18 @@ export interface CacheStore {
    */
   stats?: (groups?: readonly string[]) => MaybePromise<StoreStats>
   close?: () => MaybePromise<void>
+  /**
+   * Waits until the store can answer, at most `timeoutMs` (a Redis client still connecting, or made
+   * with `lazyConnect`, is connected); answers whether it can. The plugin calls it as the app gets ready.
+   */
+  connect?: (timeoutMs: number) => Promise<boolean>
+  /** Whether the store can answer now, as far as it knows without asking (for `health()`). */
+  state?: () => StoreState
+  /**
+   * Calls `listener` each time the store can answer again (a Redis client's `ready`), so that the
+   * plugin uses it from the next request; answers a function that stops the calls.
+   */
+  onReady?: (listener: () => void) => () => void
 }
 
 export const STORE_METHODS = ['get', 'set', 'delete', 'invalidateTags', 'clear'] as const
