@@ -1,14 +1,16 @@
 // `npm run bench`: every scenario's server runs in its own process; autocannon drives it from here
 // with fixed connections, warm-up and duration; results go to bench/RESULTS.md and bench/results.svg
 // as ratios to the bare route measured in the same run. `npm run bench -- --quick` is the CI smoke
-// run (the core scenarios, one short round; no peers, stampede, store figures or profile): it and
+// run (the core scenarios, one short round; no peers, stampede, store figures, recovery or profile): it and
 // partial runs (BENCH_ONLY=a,b) print their figures and write nothing. `--profile` adds the CPU
 // profile to a quick or partial run; a full run always takes it.
 import { writeFileSync } from 'node:fs'
 import { renderChart } from './chart.js'
 import { measureCodecs } from './codecs.js'
+import { measureEncryption } from './encryption.js'
 import { CONNECTIONS, load, startRedis, startServer, which, type Server } from './harness.js'
 import { profileMemoryHit, type ProfileSummary } from './profile.js'
+import { measureRecovery, type Recovery } from './recovery.js'
 import { renderReport, summarise, type Measured, type Stampede } from './report.js'
 import { SCENARIOS, type Scenario } from './scenarios.js'
 import { measureMemoryBound, measureStores, type MemoryBound } from './store.js'
@@ -90,6 +92,7 @@ const results: Measured[] = []
 const stampedes: Stampede[] = []
 let stores: string[] = []
 let memoryBound: MemoryBound | undefined
+let recovery: Recovery | undefined
 let profiled: ProfileSummary | undefined
 const startedAt = performance.now()
 console.log(`bench: ${scenarios.length} scenarios × ${ROUNDS} rounds, ${CONNECTIONS} connections, ${WARMUP_SECONDS}s warm-up + ${DURATION_SECONDS}s each${quick ? ' (quick)' : ''}`)
@@ -125,6 +128,8 @@ try {
     console.log('memory bound: 1,000,000 keys into a 64 MiB memory store (child process)')
     memoryBound = measureMemoryBound()
     console.log(`  ${JSON.stringify(memoryBound)}`)
+    console.log('recovery: Redis killed and restarted under load')
+    recovery = await measureRecovery()
   }
   if (profile) {
     console.log('profile: memory-hit server under load with --cpu-prof')
@@ -152,6 +157,8 @@ if (full) {
     skipped,
     stampedes,
     codecs: measureCodecs(),
+    encryption: measureEncryption(),
+    recovery,
     stores,
     memoryBound,
     profile: profiled

@@ -1,12 +1,9 @@
-import { createHash, hash as nodeHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import stableStringify from 'safe-stable-stringify'
 
-/** SHA-256 in base64url (43 characters); one-shot crypto.hash where Node has it (20.12+). */
-export const sha256: (data: string | Buffer) => string = typeof nodeHash === 'function'
-  ? (data) => nodeHash('sha256', data, 'base64url')
-  /* c8 ignore next */
-  : (data) => createHash('sha256').update(data).digest('base64url')
+/** SHA-256 in base64url (43 characters), one-shot (crypto.hash, Node 20.12 and later). */
+export const sha256 = (data: string | Buffer): string => hash('sha256', data, 'base64url')
 
 const UNSAFE = /[^A-Za-z0-9._-]/g
 const percent = (ch: string): string => {
@@ -71,7 +68,7 @@ export function tenantOf (source: Pick<KeySource, 'tenant'>, request: FastifyReq
 
 /** The body as key material: a kind letter, then the text (the sorted JSON of a parsed object). */
 function bodyPart (body: unknown): string {
-  if (body === undefined || body === null) return 'n'
+  if (body === undefined) return 'n'
   if (Buffer.isBuffer(body)) return 'b' + sha256(body)
   if (typeof body === 'string') return 's' + body
   return 'j' + String(stableStringify(body))

@@ -2,6 +2,7 @@ import { Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { Registry } from 'prom-client'
+import { checkEncryptionOption, Keyring, type EncryptionOptions } from './stores/encryption.js'
 import { FST_RESPONSE_CACHE_INVALID_OPTION, FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG, redactCredentials } from './errors.js'
 import type { CacheStore } from './stores/store.js'
 
@@ -47,6 +48,11 @@ export interface ResponseCacheOptions {
     /** Bytes the memory store may hold (bodies, headers and keys counted). @defaultValue `67_108_864` */
     maxBytes?: number
   }
+  /**
+   * Encrypts every entry and value written to Redis (AES-256-GCM): the first key seals, every key
+   * listed opens, so keys rotate without a flush. The memory store is unaffected. @defaultValue none
+   */
+  encryption?: EncryptionOptions
   /** Milliseconds a store call may take before the request goes on without the cache. @defaultValue `100` */
   timeout?: number
   /**
@@ -121,6 +127,8 @@ const optionsSchema = Type.Object({
   memory: Type.Object({
     maxBytes: Type.Integer({ minimum: 1024, description: 'a whole number of bytes, 1024 or more' })
   }, { description: 'an object { maxBytes }' }),
+  // Checked by checkEncryptionOption, whose messages never echo a key.
+  encryption: Type.Any(),
   timeout: Type.Number({ exclusiveMinimum: 0, maximum: 60_000, description: 'milliseconds, more than 0 and at most 60000' }),
   readyTimeout: Type.Number({ minimum: 0, maximum: 600_000, description: 'milliseconds, 0 to 600000' }),
   coalesceTimeout: Type.Number({ minimum: 0, maximum: 600_000, description: 'milliseconds, 0 to 600000' }),
@@ -180,16 +188,10 @@ function checkObject (schema: TObject, value: Record<string, unknown>, prefix: s
       continue
     }
     if (!Value.Check(propertySchema, propertyValue)) {
-      fail(path, `expected ${String(propertySchema.description ?? describeSchema(propertySchema))}, ${describe(propertyValue)}`)
+      // Every schema above carries a description: it is what the message says is expected.
+      fail(path, `expected ${String(propertySchema.description)}, ${describe(propertyValue)}`)
     }
   }
-}
-
-function describeSchema (schema: TSchema): string {
-  const items = schema.items as TSchema | undefined
-  if (schema.type === 'array' && items !== undefined) return `an array of ${describeSchema(items)}`
-  if (schema.pattern !== undefined) return `a string matching ${String(schema.pattern)}`
-  return String(schema.type ?? 'a valid value')
 }
 
 function isRecord (value: unknown): value is Record<string, unknown> {
@@ -206,6 +208,7 @@ export interface ResolvedOptions {
   tenant: ((request: FastifyRequest) => string | undefined) | undefined
   maxEntryBytes: number
   memoryMaxBytes: number
+  keyring: Keyring | undefined
   timeoutMs: number
   readyTimeoutMs: number
   coalesceTimeoutMs: number
@@ -226,6 +229,14 @@ export function resolveOptions (options: unknown): ResolvedOptions {
 
   const o = opts as ResponseCacheOptions
   if (o.registry !== undefined && typeof o.registry.registerMetric !== 'function') fail('registry', `expected a prom-client Registry, ${describe(o.registry)}`)
+  let keyring: Keyring | undefined
+  if (o.encryption !== undefined) {
+    const problem = checkEncryptionOption(o.encryption)
+    if (problem !== undefined) fail('encryption', problem)
+    // A custom store holds entries where the plugin cannot tell: encrypting for it would be a guess.
+    if (typeof o.store === 'object') fail('encryption', "applies to store 'redis' (and is ignored by 'memory'); a custom store encrypts what it keeps itself")
+    keyring = new Keyring(o.encryption)
+  }
   const ttl = o.ttl ?? DEFAULT_TTL
   let statsRoute: ResolvedOptions['statsRoute'] = false
   if (o.statsRoute === true) statsRoute = { path: DEFAULT_STATS_PATH, onRequest: [] }
@@ -246,6 +257,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     tenant: o.tenant,
     maxEntryBytes: o.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
     memoryMaxBytes: memory?.maxBytes as number | undefined ?? DEFAULT_MEMORY_MAX_BYTES,
+    keyring,
     timeoutMs: o.timeout ?? DEFAULT_TIMEOUT_MS,
     readyTimeoutMs: o.readyTimeout ?? DEFAULT_READY_TIMEOUT_MS,
     coalesceTimeoutMs: o.coalesceTimeout ?? DEFAULT_COALESCE_TIMEOUT_MS,

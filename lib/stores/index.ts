@@ -26,7 +26,7 @@ function redisClient (options: ResolvedOptions, app: FastifyInstance): RedisClie
 export function createStore (options: ResolvedOptions, app: FastifyInstance): CacheStore {
   const { store } = options
   if (store === 'memory') return new MemoryStore({ maxBytes: options.memoryMaxBytes })
-  if (store === 'redis') return new RedisStore({ client: redisClient(options, app), namespace: options.namespace, log: app.log })
+  if (store === 'redis') return new RedisStore({ client: redisClient(options, app), namespace: options.namespace, log: app.log, keyring: options.keyring })
   for (const method of STORE_METHODS) {
     if (typeof store[method] !== 'function') throw new FST_RESPONSE_CACHE_INVALID_STORE(method)
   }

@@ -1,9 +1,10 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { randomBytes } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE, ReportedKeys } from '../errors.js'
 import { encodeSegment } from '../key.js'
 import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
+import { SealedEntryError, type Keyring } from './encryption.js'
 import { TurnBatch } from './turn-batch.js'
 
 /** The parts of an ioredis `Redis` or `Cluster` the store uses. */
@@ -145,6 +146,8 @@ export class RedisStore implements CacheStore {
   readonly #client: ScriptedClient
   readonly #namespace: string
   readonly #log: FastifyBaseLogger
+  /** Seals what is written and opens what is read, when the `encryption` option is given. */
+  readonly #keyring: Keyring | undefined
   readonly #reported = new ReportedKeys()
   readonly #encodedTags = new Map<string, string>()
   readonly #tokenPrefix = randomBytes(12).toString('base64url') + '.'
@@ -153,10 +156,11 @@ export class RedisStore implements CacheStore {
   #lost = false
   readonly #writes = new TurnBatch<BatchedWrite, number>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
 
-  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger }) {
+  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring }) {
     this.#client = options.client as ScriptedClient
     this.#namespace = options.namespace
     this.#log = options.log
+    this.#keyring = options.keyring
     if (typeof this.#client.responseCacheSetMany !== 'function') {
       this.#client.defineCommand('responseCacheSetMany', { lua: SET_MANY })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
@@ -279,9 +283,10 @@ export class RedisStore implements CacheStore {
 
   #decode (redisKey: string, data: Buffer): CacheEntry | undefined {
     try {
-      return decodeEntry(data)
+      // The Redis key is the additional data: a sealed entry copied under another key does not open.
+      return decodeEntry(this.#keyring === undefined ? data : this.#keyring.open(data, redisKey))
     } catch (error) {
-      if (error instanceof CorruptEntryError) return this.#corrupt(redisKey, error)
+      if (error instanceof CorruptEntryError || error instanceof SealedEntryError) return this.#corrupt(redisKey, error)
       /* c8 ignore next 2 */
       throw error
     }
@@ -294,9 +299,12 @@ export class RedisStore implements CacheStore {
   async set (key: string, entry: CacheEntry, options: StoreSetOptions): Promise<void> {
     this.#ready()
     const shard = shardOf(key)
-    const keys = [this.redisKey(key), this.#lockKey(key)]
+    const redisKey = this.redisKey(key)
+    const keys = [redisKey, this.#lockKey(key)]
     for (const tag of new Set(options.tags)) keys.push(this.#tagKey(shard, tag))
-    const args = [encodeEntry(entry), Math.max(1, Math.ceil(options.ttl * 1000)), options.lockToken ?? '', keys.length - 2]
+    const encoded = encodeEntry(entry)
+    const value = this.#keyring === undefined ? encoded : this.#keyring.seal(encoded, redisKey)
+    const args = [value, Math.max(1, Math.ceil(options.ttl * 1000)), options.lockToken ?? '', keys.length - 2]
     if (await this.#writes.add(this.#group(shard), { keys, args }) !== 1) {
       throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE('redis', 'a tag set of the entry holds a value of another type')
     }
@@ -408,7 +416,9 @@ export class RedisStore implements CacheStore {
   #corrupt (redisKey: string, error: unknown): undefined {
     // Logged once per key: a bad value must not write a line on every request that reads it.
     if (this.#reported.first(redisKey)) {
-      this.#log.warn({ responseCache: { key: redisKey, problem: String((error as Error).message) } }, 'response cache: unreadable entry treated as a miss')
+      // The key itself may hold a tenant or a URL's query: the log names its fingerprint.
+      const entry = hash('sha256', redisKey, 'hex').slice(0, 16)
+      this.#log.warn({ responseCache: { entry, problem: String((error as Error).message) } }, 'response cache: unreadable entry treated as a miss')
     }
     return undefined
   }

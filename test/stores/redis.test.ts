@@ -127,6 +127,8 @@ t.test('a corrupt or foreign value is a miss, logged once per key', async (t) =>
   t.equal(await store.get(key), undefined, 'WRONGTYPE is a miss too')
   const warnings = lines.filter((l) => l.msg === 'response cache: unreadable entry treated as a miss')
   t.equal(warnings.length, 1, 'one line for the key, however often it is read')
+  t.match(warnings[0], { responseCache: { entry: /^[0-9a-f]{16}$/ } }, 'the entry named by a fingerprint')
+  t.notMatch(JSON.stringify(warnings), /corrupt:|GET|%2F/, 'not by its key, which may hold a tenant or a query')
   await client.del(store.redisKey(key))
   await store.set(key, makeEntry('fixed'), { ttl: 10 })
   t.equal((await store.get(key))?.body.toString(), 'fixed', 'a new store overwrites it')
