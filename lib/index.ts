@@ -22,9 +22,10 @@ export type {
 } from './client.js'
 export type { CacheStats, CounterSnapshot } from './stats.js'
 export type { CacheEntry, HeaderValue } from './entry.js'
-export type { CacheStore, StoreSetOptions, StoreStats, MaybePromise } from './stores/store.js'
+export type { CacheStore, StoreSetOptions, StoreState, StoreStats, MaybePromise } from './stores/store.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore, type RedisClientLike } from './stores/redis.js'
+export type { EncryptionOptions, EncryptionKey } from './stores/encryption.js'
 export * as errors from './errors.js'
 
 declare module 'fastify' {
