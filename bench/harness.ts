@@ -87,3 +87,42 @@ export async function load (url: string, options: Load): Promise<autocannon.Resu
     requests: options.unique === true ? [{ setupRequest: (request) => ({ ...request, path: `${path}?u=${++uniqueCounter}` }) }] : undefined
   })
 }
+
+export interface Answer {
+  /** performance.now() when the answer was read. */
+  at: number
+  /** Index of the URL asked for. */
+  url: number
+  hit: boolean
+}
+
+/**
+ * `workers` fetch loops, each going round `urls` from its own place, recording every answer (and
+ * counting failures and non-200s) until `stop()`; for the measures that watch hits over time.
+ */
+export function fetchLoops (urls: string[], workers: number): { answers: Answer[], failed: () => number, stop: () => Promise<void> } {
+  const answers: Answer[] = []
+  let failed = 0
+  const state = { running: true }
+  const loops = Array.from({ length: workers }, async (_, worker) => {
+    for (let i = worker; state.running; i++) {
+      const url = i % urls.length
+      try {
+        const response = await fetch(urls[url])
+        await response.arrayBuffer()
+        if (response.status !== 200) failed++
+        answers.push({ at: performance.now(), url, hit: response.headers.get('x-cache') === 'HIT' })
+      } catch {
+        failed++
+      }
+    }
+  })
+  return {
+    answers,
+    failed: () => failed,
+    stop: async () => {
+      state.running = false
+      await Promise.all(loops)
+    }
+  }
+}

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { freePort, startServer, which } from './harness.js'
+import { fetchLoops, freePort, startServer, which } from './harness.js'
 
 const WORKERS = 16
 const KEYS = 10
@@ -37,21 +37,7 @@ async function round (): Promise<{ firstHitMs: number, shares: number[], answers
   const port = await freePort()
   let redis = await redisServer(port)
   const server = await startServer('redis-hit.ts', { BENCH_REDIS_PORT: String(port) })
-  const answers: Array<{ at: number, hit: boolean }> = []
-  let failed = 0
-  const load = { running: true }
-  const workers = Array.from({ length: WORKERS }, async (_, worker) => {
-    for (let i = worker; load.running; i++) {
-      try {
-        const response = await fetch(`${server.address}/product?id=${i % KEYS}`)
-        await response.arrayBuffer()
-        if (response.status !== 200) failed++
-        answers.push({ at: performance.now(), hit: response.headers.get('x-cache') === 'HIT' })
-      } catch {
-        failed++
-      }
-    }
-  })
+  const load = fetchLoops(Array.from({ length: KEYS }, (_, id) => `${server.address}/product?id=${id}`), WORKERS)
   try {
     await new Promise((resolve) => setTimeout(resolve, BEFORE_MS))
     const exited = once(redis, 'exit')
@@ -61,17 +47,16 @@ async function round (): Promise<{ firstHitMs: number, shares: number[], answers
     redis = await redisServer(port)
     const restartedAt = performance.now()
     await new Promise((resolve) => setTimeout(resolve, AFTER_MS))
-    load.running = false
-    await Promise.all(workers)
-    const after = answers.filter((a) => a.at >= restartedAt)
+    await load.stop()
+    const after = load.answers.filter((a) => a.at >= restartedAt)
     const firstHit = after.find((a) => a.hit)
     const shares = Array.from({ length: AFTER_MS / 1000 }, (_, second) => {
       const inSecond = after.filter((a) => a.at - restartedAt >= second * 1000 && a.at - restartedAt < (second + 1) * 1000)
       return inSecond.length === 0 ? 0 : inSecond.filter((a) => a.hit).length / inSecond.length
     })
-    return { firstHitMs: firstHit === undefined ? Infinity : firstHit.at - restartedAt, shares, answers: answers.length, failed }
+    return { firstHitMs: firstHit === undefined ? Infinity : firstHit.at - restartedAt, shares, answers: load.answers.length, failed: load.failed() }
   } finally {
-    load.running = false
+    await load.stop()
     await server.stop()
     redis.kill('SIGKILL')
   }

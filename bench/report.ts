@@ -6,6 +6,7 @@ import os from 'node:os'
 import { ENTRY_OVERHEAD_BYTES } from '../lib/entry.js'
 import type { ProfileSummary } from './profile.js'
 import { IN_PROCESS_PEERS, type Scenario } from './scenarios.js'
+import { failoverSection, type Failover } from './failover.js'
 import { recoverySection, type Recovery } from './recovery.js'
 import type { MemoryBound } from './store.js'
 
@@ -146,6 +147,8 @@ export interface ReportInput {
   codecs: string[]
   encryption: string[]
   recovery: Recovery | undefined
+  failover: Failover | undefined
+  failoverFullCoverage: Failover | undefined
   stores: string[]
   memoryBound: MemoryBound | undefined
   profile: ProfileSummary | undefined
@@ -318,6 +321,10 @@ export function renderReport (input: ReportInput): string {
     '## Recovery after a Redis restart',
     '',
     ...recoverySection(input.recovery),
+    '',
+    '## A Redis Cluster master failing over',
+    '',
+    ...failoverSection(input.failover, input.failoverFullCoverage),
     '',
     '## Encryption at rest',
     '',

@@ -1,13 +1,14 @@
 // `npm run bench`: every scenario's server runs in its own process; autocannon drives it from here
 // with fixed connections, warm-up and duration; results go to bench/RESULTS.md and bench/results.svg
 // as ratios to the bare route measured in the same run. `npm run bench -- --quick` is the CI smoke
-// run (the core scenarios, one short round; no peers, stampede, store figures, recovery or profile): it and
+// run (the core scenarios, one short round; no peers, stampede, store figures, recovery, failover or profile): it and
 // partial runs (BENCH_ONLY=a,b) print their figures and write nothing. `--profile` adds the CPU
 // profile to a quick or partial run; a full run always takes it.
 import { writeFileSync } from 'node:fs'
 import { renderChart } from './chart.js'
 import { measureCodecs } from './codecs.js'
 import { measureEncryption } from './encryption.js'
+import { measureFailover, type Failover } from './failover.js'
 import { CONNECTIONS, load, startRedis, startServer, which, type Server } from './harness.js'
 import { profileMemoryHit, type ProfileSummary } from './profile.js'
 import { measureRecovery, type Recovery } from './recovery.js'
@@ -93,6 +94,8 @@ const stampedes: Stampede[] = []
 let stores: string[] = []
 let memoryBound: MemoryBound | undefined
 let recovery: Recovery | undefined
+let failover: Failover | undefined
+let failoverFullCoverage: Failover | undefined
 let profiled: ProfileSummary | undefined
 const startedAt = performance.now()
 console.log(`bench: ${scenarios.length} scenarios × ${ROUNDS} rounds, ${CONNECTIONS} connections, ${WARMUP_SECONDS}s warm-up + ${DURATION_SECONDS}s each${quick ? ' (quick)' : ''}`)
@@ -130,6 +133,9 @@ try {
     console.log(`  ${JSON.stringify(memoryBound)}`)
     console.log('recovery: Redis killed and restarted under load')
     recovery = await measureRecovery()
+    console.log('failover: a Redis Cluster master killed under load, its replica taking over')
+    failover = await measureFailover()
+    failoverFullCoverage = await measureFailover(true)
   }
   if (profile) {
     console.log('profile: memory-hit server under load with --cpu-prof')
@@ -159,6 +165,8 @@ if (full) {
     codecs: measureCodecs(),
     encryption: measureEncryption(),
     recovery,
+    failover,
+    failoverFullCoverage,
     stores,
     memoryBound,
     profile: profiled

@@ -159,8 +159,9 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     ? undefined
     : registerMetrics({ namespace: options.namespace, stats: client.stats, health: client.health, refresh: refreshStoreStats }, options.registry)
 
-  // A store that can answer again is used from the next request, not after the breaker's pause.
-  const stopWatching = store.onReady?.(() => { guarded.breaker.reset() })
+  // A store that can answer again (all of it, or the keys of some failure domains) is used from the
+  // next request, not after the breaker's pause.
+  const stopWatching = store.onReady?.((domains) => { guarded.reset(domains) })
 
   app.addHook('onReady', async () => {
     if (routeErrors.length > 0) throw routeErrors[0]

@@ -90,7 +90,11 @@ export class CircuitBreaker {
  * decides what a failure means for its request.
  */
 export class GuardedStore {
-  readonly breaker = new CircuitBreaker()
+  /** Calls that concern the whole store (invalidate, clear, stats, ping), and every call of a store with one failure domain. */
+  readonly #storeBreaker = new CircuitBreaker()
+  /** Per failure domain (a Redis Cluster's shards): a dead master pauses only the keys it holds. */
+  readonly #domainBreakers = new Map<number, CircuitBreaker>()
+  readonly #domainOf: ((key: string) => number) | undefined
 
   /** The store takes locks shared by every process (Redis): cold keys are computed once across them. */
   readonly canLock: boolean
@@ -109,6 +113,34 @@ export class GuardedStore {
   ) {
     this.canLock = remote && typeof store.lock === 'function' && typeof store.unlock === 'function'
     this.#getOrLock = this.canLock && typeof store.getOrLock === 'function' ? store.getOrLock.bind(store) : undefined
+    this.#domainOf = remote && typeof store.failureDomain === 'function' ? store.failureDomain.bind(store) : undefined
+  }
+
+  /** The failure domain of `key`, or undefined when the store fails as one. */
+  domainOf (key: string): number | undefined {
+    return this.#domainOf?.(key)
+  }
+
+  #breaker (domain: number | undefined): CircuitBreaker {
+    if (domain === undefined) return this.#storeBreaker
+    let breaker = this.#domainBreakers.get(domain)
+    if (breaker === undefined) this.#domainBreakers.set(domain, breaker = new CircuitBreaker())
+    return breaker
+  }
+
+  /** Whether calls of `domain` (undefined: whole-store calls) are let through now. */
+  allows (domain?: number): boolean {
+    return this.#breaker(domain).allow()
+  }
+
+  /** The store can answer again, for every key or for the keys of `domains`: closed at once. */
+  reset (domains?: readonly number[]): void {
+    if (domains === undefined) {
+      this.#storeBreaker.reset()
+      for (const breaker of this.#domainBreakers.values()) breaker.reset()
+      return
+    }
+    for (const domain of domains) this.#domainBreakers.get(domain)?.reset()
   }
 
   readonly #reading = new Map<string, Promise<CacheEntry | undefined>>()
@@ -122,7 +154,7 @@ export class GuardedStore {
   get (key: string): MaybePromise<CacheEntry | undefined> {
     // The memory store is asked in place: no closure on the hit path.
     if (!this.remote) return this.store.get(key)
-    return this.#shared(key, () => this.store.get(key))
+    return this.#shared(key, () => this.store.get(key), this.domainOf(key))
   }
 
   /**
@@ -135,7 +167,7 @@ export class GuardedStore {
     return this.#shared(key, () => {
       const answer = getOrLock(key, lockMs)
       return isPromise(answer) ? answer.then((found) => this.#found(key, found)) : this.#found(key, answer)
-    })
+    }, this.domainOf(key))
   }
 
   #found (key: string, { entry, token }: { entry?: CacheEntry, token?: string }): CacheEntry | undefined {
@@ -155,10 +187,10 @@ export class GuardedStore {
     return this.#getOrLock !== undefined
   }
 
-  #shared (key: string, call: () => MaybePromise<CacheEntry | undefined>): MaybePromise<CacheEntry | undefined> {
+  #shared (key: string, call: () => MaybePromise<CacheEntry | undefined>, domain: number | undefined): MaybePromise<CacheEntry | undefined> {
     const pending = this.#reading.get(key)
     if (pending !== undefined) return pending
-    const read = this.run('get', call)
+    const read = this.run('get', call, this.timeoutMs, domain)
     if (!isPromise(read)) return read
     const shared = read.finally(() => { this.#reading.delete(key) })
     this.#reading.set(key, shared)
@@ -166,29 +198,33 @@ export class GuardedStore {
   }
 
   set (key: string, entry: CacheEntry, options: StoreSetOptions): MaybePromise<void> {
-    return this.run('set', () => this.store.set(key, entry, options))
+    return this.run('set', () => this.store.set(key, entry, options), this.timeoutMs, this.domainOf(key))
   }
 
   lock (key: string, ttlMs: number): MaybePromise<string | undefined> {
-    return this.run('lock', () => (this.store.lock as NonNullable<CacheStore['lock']>)(key, ttlMs))
+    return this.run('lock', () => (this.store.lock as NonNullable<CacheStore['lock']>)(key, ttlMs), this.timeoutMs, this.domainOf(key))
   }
 
   /** Best effort: a lock that is not released expires by itself. */
   unlock (key: string, token: string): void {
     try {
-      const done = this.run('unlock', () => (this.store.unlock as NonNullable<CacheStore['unlock']>)(key, token))
+      const done = this.run('unlock', () => (this.store.unlock as NonNullable<CacheStore['unlock']>)(key, token), this.timeoutMs, this.domainOf(key))
       if (isPromise(done)) done.catch(() => {})
     } catch {}
   }
 
-  /** `timeoutMs` may be raised for calls that walk the keyspace (clear), never for the request path. */
-  run<T> (operation: string, call: () => MaybePromise<T>, timeoutMs = this.timeoutMs): MaybePromise<T> {
-    if (!this.breaker.allow()) throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE(this.store.name, 'paused after repeated failures')
+  /**
+   * `timeoutMs` may be raised for calls that walk the keyspace (clear), never for the request path.
+   * `domain` is the failure domain of the call's key (see domainOf); undefined for whole-store calls.
+   */
+  run<T> (operation: string, call: () => MaybePromise<T>, timeoutMs = this.timeoutMs, domain?: number): MaybePromise<T> {
+    const breaker = this.#breaker(domain)
+    if (!breaker.allow()) throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE(this.store.name, 'paused after repeated failures')
     let result: MaybePromise<T>
     try {
       result = call()
     } catch (error) {
-      this.#failed(operation, error)
+      this.#failed(breaker, operation, error)
       throw error
     }
     if (!isPromise(result)) return result
@@ -200,25 +236,25 @@ export class GuardedStore {
       const timer = setTimeout(() => {
         timedOut = true
         const error = new FST_RESPONSE_CACHE_STORE_TIMEOUT(operation, timeoutMs)
-        this.#failed(operation, error)
+        this.#failed(breaker, operation, error)
         reject(error)
       }, timeoutMs)
       result.then((value) => {
         if (timedOut) return
         clearTimeout(timer)
-        this.breaker.success()
+        breaker.success()
         resolve(value)
       }, (error: unknown) => {
         if (timedOut) return
         clearTimeout(timer)
-        this.#failed(operation, error)
+        this.#failed(breaker, operation, error)
         reject(error)
       })
     })
   }
 
-  #failed (operation: string, error: unknown): void {
-    this.breaker.failure()
+  #failed (breaker: CircuitBreaker, operation: string, error: unknown): void {
+    breaker.failure()
     this.trouble.report(operation, error)
   }
 }

@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import responseCache from '../lib/index.js'
-import { RedisStore } from '../lib/stores/redis.js'
+import { RedisStore, SHARD_SLOTS } from '../lib/stores/redis.js'
 import { counter } from './helpers/app.js'
 import { startCluster } from './helpers/cluster.js'
 import { evictedKeys, limitMemory } from './helpers/redis.js'
@@ -12,6 +12,17 @@ let namespaces = 0
 
 t.test('redis store contract through a three-master Cluster', async (t) => {
   storeContract(t, () => new RedisStore({ client: cluster, namespace: `c${++namespaces}`, log: Fastify().log }))
+})
+
+t.test('the slot of each shard, which the store follows through failovers, is the Cluster\'s own', async (t) => {
+  const store = new RedisStore({ client: cluster, namespace: 'slots', log: Fastify().log })
+  const slots = await Promise.all(SHARD_SLOTS.map(async (_, shard) => {
+    // A key of the shard, found the way the store finds it.
+    let key = ''
+    for (let i = 0; !store.redisKey(key).includes(`{${shard.toString(16).padStart(2, '0')}}`); i++) key = `slots:-:GET:%2F:${i}`
+    return await cluster.cluster('KEYSLOT', store.redisKey(key))
+  }))
+  t.same(slots, SHARD_SLOTS)
 })
 
 t.test('entries spread over the masters; an entry and its tag sets share a slot', async (t) => {

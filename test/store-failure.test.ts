@@ -178,15 +178,15 @@ t.test('answers that come after the timeout change nothing: the call already fai
   gates[0].resolve()
   await Promise.all(answers)
   await new Promise((resolve) => setImmediate(resolve)) // and whatever they set off
-  t.equal(guarded.breaker.allow(), true)
+  t.equal(guarded.allows(), true)
   round = 1
   const outcomes = [...first, ...await Promise.allSettled([guarded.run('set', () => store.set('k', {} as CacheEntry, { ttl: 1 }))])]
   t.same(outcomes.map((o) => o.status), Array(BREAKER_THRESHOLD).fill('rejected'))
   t.match((outcomes[0] as PromiseRejectedResult).reason, { code: 'FST_RESPONSE_CACHE_STORE_TIMEOUT' })
-  t.equal(guarded.breaker.allow(), false, 'the late successes did not reset the count of failures')
+  t.equal(guarded.allows(), false, 'the late successes did not reset the count of failures')
   gates[1].resolve()
   t.equal(answers.length, BREAKER_THRESHOLD)
   await Promise.all(answers) // the last late answer, a failure, lands and changes nothing
   await new Promise((resolve) => setImmediate(resolve))
-  t.equal(guarded.breaker.allow(), false)
+  t.equal(guarded.allows(), false)
 })

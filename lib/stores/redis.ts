@@ -11,9 +11,11 @@ import { TurnBatch } from './turn-batch.js'
 export interface RedisClientLike {
   status: string
   connect?: () => Promise<void>
-  on?: (event: 'ready' | 'close', listener: () => void) => unknown
-  off?: (event: 'ready' | 'close', listener: () => void) => unknown
+  on?: (event: 'ready' | 'close' | 'refresh', listener: () => void) => unknown
+  off?: (event: 'ready' | 'close' | 'refresh', listener: () => void) => unknown
   isCluster?: boolean
+  /** A Cluster's slot map: the nodes of each slot, its master first ("host:port"). */
+  slots?: string[][]
   getBuffer: (key: string) => Promise<Buffer | null>
   set: (key: string, value: string, px: 'PX', ms: number, nx: 'NX') => Promise<unknown>
   unlink: (...keys: string[]) => Promise<number>
@@ -135,6 +137,8 @@ function shardOf (key: string): number {
 }
 
 const shardTag = (shard: number): string => '{' + shard.toString(16).padStart(2, '0') + '}'
+/** The Cluster slot of each shard's hash tag (CLUSTER KEYSLOT {00} to {0f}; a test checks them). */
+export const SHARD_SLOTS = [13254, 9191, 4996, 933, 13122, 9059, 4864, 801, 13006, 8943, 14610, 2417, 6480, 10679, 14742, 2549]
 
 /**
  * One Redis value per entry, in the binary form of entry.ts. Keys are
@@ -154,6 +158,11 @@ export class RedisStore implements CacheStore {
   #tokens = 0
   /** A connection attempt failed or a connection was lost since the client was last ready. */
   #lost = false
+  /**
+   * On a Cluster, the failure domain of a key is its shard: the master that holds the shard's slot
+   * can die alone, and its keys are paused alone. A single Redis fails as one.
+   */
+  readonly failureDomain: ((key: string) => number) | undefined
   readonly #writes = new TurnBatch<BatchedWrite, number>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
 
   constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring }) {
@@ -161,6 +170,7 @@ export class RedisStore implements CacheStore {
     this.#namespace = options.namespace
     this.#log = options.log
     this.#keyring = options.keyring
+    this.failureDomain = this.#client.isCluster === true ? shardOf : undefined
     if (typeof this.#client.responseCacheSetMany !== 'function') {
       this.#client.defineCommand('responseCacheSetMany', { lua: SET_MANY })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
@@ -223,19 +233,35 @@ export class RedisStore implements CacheStore {
     return this.#lost || status === 'end' || status === 'close' || status === 'reconnecting' ? 'down' : 'connecting'
   }
 
-  onReady (listener: () => void): () => void {
+  onReady (listener: (shards?: readonly number[]) => void): () => void {
     const client = this.#client
     const ready = (): void => {
       this.#lost = false
       listener()
     }
     const closed = (): void => { this.#lost = true }
+    // After a failover the client's slot map names a new master for the failed shards: their keys
+    // are tried again from the next request, not when the breaker's pause ends.
+    let masters = this.#shardMasters()
+    const refreshed = (): void => {
+      const now = this.#shardMasters()
+      const moved = now.flatMap((master, shard) => master !== masters[shard] ? [shard] : [])
+      masters = now
+      if (moved.length > 0) listener(moved)
+    }
     client.on?.('ready', ready)
     client.on?.('close', closed)
+    if (client.isCluster === true) client.on?.('refresh', refreshed)
     return () => {
       client.off?.('ready', ready)
       client.off?.('close', closed)
+      client.off?.('refresh', refreshed)
     }
+  }
+
+  /** The master of each shard's slot in the Cluster client's slot map (undefined before it has one). */
+  #shardMasters (): Array<string | undefined> {
+    return SHARD_SLOTS.map((slot) => this.#client.slots?.[slot]?.[0])
   }
 
   #ready (): void {

@@ -63,10 +63,17 @@ export interface CacheStore {
   /** Whether the store can answer now, as far as it knows without asking (for `health()`). */
   state?: () => StoreState
   /**
-   * Calls `listener` each time the store can answer again (a Redis client's `ready`), so that the
-   * plugin uses it from the next request; answers a function that stops the calls.
+   * Calls `listener` each time the store can answer again, so that the plugin uses it from the next
+   * request: with no argument for every key (a Redis client's `ready`), or with the failure domains
+   * whose keys can (a Cluster's slots moved to a new master). Answers a function that stops the calls.
    */
-  onReady?: (listener: () => void) => () => void
+  onReady?: (listener: (domains?: readonly number[]) => void) => () => void
+  /**
+   * Keys whose calls fail together share a failure domain (a small whole number), and each domain
+   * has a circuit breaker of its own: on a Redis Cluster, a dead master pauses only its own keys.
+   * Without it, the store fails as one.
+   */
+  failureDomain?: (key: string) => number
 }
 
 export const STORE_METHODS = ['get', 'set', 'delete', 'invalidateTags', 'clear'] as const
