@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { HookContext, RequestState, RouteState } from './hooks.js'
 import { sendEntry } from './respond.js'
+import type { CacheEntry } from './entry.js'
 import type { MaybePromise } from './stores/store.js'
 
 /** How often a process waiting on another process's lock looks for its entry. */
@@ -10,6 +11,8 @@ export const LOCK_POLL_MS = 25
 async function attempt<T> (call: () => MaybePromise<T>): Promise<T> {
   return await new Promise<T>((resolve) => { resolve(call()) })
 }
+
+const isFresh = (entry: CacheEntry | undefined): entry is CacheEntry => entry !== undefined && Date.now() - entry.storedAt < entry.ttl * 1000
 
 /** Coalescing across processes that share a store with locks (Redis). */
 export function crossProcess ({ store, options, inFlight }: HookContext): {
@@ -28,16 +31,18 @@ export function crossProcess ({ store, options, inFlight }: HookContext): {
       done()
     }
     const deadline = Date.now() + options.coalesceTimeoutMs
+    const serve = (entry: CacheEntry): void => {
+      route.counters.hits++
+      state.status = 'HIT'
+      state.leader = false
+      inFlight.settle(key, entry)
+      state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
+    }
     const poll = (): void => {
       setTimeout(() => {
         attempt(() => store.get(key)).then((entry) => {
-          if (entry !== undefined && Date.now() - entry.storedAt < entry.ttl * 1000) {
-            route.counters.hits++
-            state.status = 'HIT'
-            state.leader = false
-            inFlight.settle(key, entry)
-            state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
-          } else if ((state.lockToken = store.takeToken(key)) !== undefined || Date.now() >= deadline) {
+          if (isFresh(entry)) serve(entry)
+          else if ((state.lockToken = store.takeToken(key)) !== undefined || Date.now() >= deadline) {
             // A lookup of another request of this process took the lock meanwhile: it is this leader's.
             runHandler()
           } else poll()
@@ -49,8 +54,19 @@ export function crossProcess ({ store, options, inFlight }: HookContext): {
         poll()
         return
       }
-      state.lockToken = token
-      runHandler()
+      // The holder seen by the lookup may have written its entry and let go since: look once more.
+      attempt(() => store.get(key)).then((entry) => {
+        if (!isFresh(entry)) {
+          state.lockToken = token
+          runHandler()
+          return
+        }
+        store.unlock(key, token)
+        serve(entry)
+      }, () => {
+        state.lockToken = token
+        runHandler()
+      })
     }, runHandler)
   }
 

@@ -179,7 +179,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     // A graceful restart keeps what was answered last: writes on their way to the store land first.
     await flush()
     // A store or client passed in by the app is the app's to close; the memory store is ours.
-    if (options.store === 'memory') await store.close?.()
+    if (options.store === 'memory' || options.store === 'tiered') await store.close?.()
   })
 
   if (options.statsRoute !== false && metrics !== undefined) {

@@ -13,16 +13,18 @@ export const DEFAULT_MEMORY_MAX_BYTES = 67_108_864
 export const DEFAULT_TIMEOUT_MS = 100
 export const DEFAULT_COALESCE_TIMEOUT_MS = 5000
 export const DEFAULT_READY_TIMEOUT_MS = 3000
+export const DEFAULT_LOCAL_TTL = 60
 export const DEFAULT_STATS_PATH = '/cache/stats'
 export const DEFAULT_STATUS_CODES = [200]
 
 /** Options given to `app.register(responseCache, options)`. */
 export interface ResponseCacheOptions {
   /**
-   * Where entries live: `'memory'` (embedded LRU), `'redis'`, or a custom {@link CacheStore}.
+   * Where entries live: `'memory'` (embedded LRU), `'redis'`, `'tiered'` (memory over Redis, kept in step
+   * across instances), or a custom {@link CacheStore}.
    * @defaultValue `'memory'`
    */
-  store?: 'memory' | 'redis' | CacheStore
+  store?: 'memory' | 'redis' | 'tiered' | CacheStore
   /** ioredis `Redis` or `Cluster` for `store: 'redis'`. @defaultValue `app.redis` from `@fastify/redis` */
   redis?: unknown
   /**
@@ -45,8 +47,16 @@ export interface ResponseCacheOptions {
   maxEntryBytes?: number
   /** Memory store settings. */
   memory?: {
-    /** Bytes the memory store may hold (bodies, headers and keys counted). @defaultValue `67_108_864` */
+    /** Bytes the memory store (and the tiered store's memory tier) may hold (bodies, headers and keys counted). @defaultValue `67_108_864` */
     maxBytes?: number
+  }
+  /** `store: 'tiered'`: memory over Redis. */
+  tiered?: {
+    /**
+     * Seconds an entry stays in this instance's memory at most, whatever its TTL in Redis: the bound
+     * on how long a lost invalidation message can leave an old answer here. @defaultValue `60`
+     */
+    localTtl?: number
   }
   /**
    * Encrypts every entry and value written to Redis (AES-256-GCM): the first key seals, every key
@@ -111,8 +121,8 @@ const fn = (what: string) => Type.Function([Type.Any()], Type.Any(), { descripti
 const tagList = Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 })
 
 const optionsSchema = Type.Object({
-  store: Type.Union([Type.Literal('memory'), Type.Literal('redis'), Type.Object({})], {
-    description: "'memory', 'redis' or a store object"
+  store: Type.Union([Type.Literal('memory'), Type.Literal('redis'), Type.Literal('tiered'), Type.Object({})], {
+    description: "'memory', 'redis', 'tiered' or a store object"
   }),
   redis: Type.Object({}, { description: 'an ioredis Redis or Cluster client' }),
   namespace: Type.String({
@@ -127,6 +137,9 @@ const optionsSchema = Type.Object({
   memory: Type.Object({
     maxBytes: Type.Integer({ minimum: 1024, description: 'a whole number of bytes, 1024 or more' })
   }, { description: 'an object { maxBytes }' }),
+  tiered: Type.Object({
+    localTtl: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, description: 'a number of seconds greater than 0, at most 86400' })
+  }, { description: 'an object { localTtl }' }),
   // Checked by checkEncryptionOption, whose messages never echo a key.
   encryption: Type.Any(),
   timeout: Type.Number({ exclusiveMinimum: 0, maximum: 60_000, description: 'milliseconds, more than 0 and at most 60000' }),
@@ -199,7 +212,7 @@ function isRecord (value: unknown): value is Record<string, unknown> {
 }
 
 export interface ResolvedOptions {
-  store: 'memory' | 'redis' | CacheStore
+  store: 'memory' | 'redis' | 'tiered' | CacheStore
   redis: unknown
   namespace: string
   ttl: number
@@ -208,6 +221,7 @@ export interface ResolvedOptions {
   tenant: ((request: FastifyRequest) => string | undefined) | undefined
   maxEntryBytes: number
   memoryMaxBytes: number
+  localTtlMs: number
   keyring: Keyring | undefined
   timeoutMs: number
   readyTimeoutMs: number
@@ -257,6 +271,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     tenant: o.tenant,
     maxEntryBytes: o.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
     memoryMaxBytes: memory?.maxBytes as number | undefined ?? DEFAULT_MEMORY_MAX_BYTES,
+    localTtlMs: ((opts.tiered as { localTtl?: number } | undefined)?.localTtl ?? DEFAULT_LOCAL_TTL) * 1000,
     keyring,
     timeoutMs: o.timeout ?? DEFAULT_TIMEOUT_MS,
     readyTimeoutMs: o.readyTimeout ?? DEFAULT_READY_TIMEOUT_MS,

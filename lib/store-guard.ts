@@ -218,6 +218,7 @@ export class GuardedStore {
    * `domain` is the failure domain of the call's key (see domainOf); undefined for whole-store calls.
    */
   run<T> (operation: string, call: () => MaybePromise<T>, timeoutMs = this.timeoutMs, domain?: number): MaybePromise<T> {
+    if (this.store.guardsItself === true) return call()
     const breaker = this.#breaker(domain)
     if (!breaker.allow()) throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE(this.store.name, 'paused after repeated failures')
     let result: MaybePromise<T>

@@ -41,7 +41,7 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['namespace', { namespace: 'a:b' }, /"namespace": expected a string of 1 to 64/],
   ['namespace', { namespace: '' }, /"namespace"/],
   ['namespace', { namespace: 'x'.repeat(65) }, /"namespace".*…/],
-  ['store', { store: 'tiered' }, /"store": expected 'memory', 'redis' or a store object/],
+  ['store', { store: 'layered' }, /"store": expected 'memory', 'redis', 'tiered' or a store object/],
   ['tenant', { tenant: 'x-tenant-id' }, /"tenant": expected a function/],
   ['maxEntryBytes', { maxEntryBytes: 1.5 }, /"maxEntryBytes": expected a whole number/],
   ['memory', { memory: 5 }, /"memory": expected an object/],
@@ -123,6 +123,7 @@ t.test('every default, and every value passed through', async (t) => {
     memoryMaxBytes: 67_108_864,
     timeoutMs: 100,
     readyTimeoutMs: 3000,
+    localTtlMs: 60_000,
     coalesceTimeoutMs: 5000,
     honorClientNoCache: false,
     registry: undefined,
@@ -172,6 +173,8 @@ t.test('every default, and every value passed through', async (t) => {
   t.equal(resolveOptions({ ttl: undefined }).ttl, 60, 'an option given as undefined is not given')
   t.equal(resolveOptions({ coalesceTimeout: 0 }).coalesceTimeoutMs, 0)
   t.equal(resolveOptions({ readyTimeout: 0 }).readyTimeoutMs, 0, 'ready() need not wait at all')
+  t.equal(resolveOptions({ store: 'tiered', tiered: { localTtl: 1.5 } }).localTtlMs, 1500)
+  t.equal(resolveOptions({ tiered: {} }).localTtlMs, 60_000)
   t.equal(resolveOptions({ staleWhileRevalidate: 0 }).staleWhileRevalidate, 0)
 })
 
@@ -191,14 +194,17 @@ t.test('each bound is checked on both sides', async (t) => {
   invalid(t, { timeout: 60_001 }, '"timeout": expected milliseconds, more than 0 and at most 60000, got 60001')
   invalid(t, { coalesceTimeout: 600_001 }, '"coalesceTimeout": expected milliseconds, 0 to 600000, got 600001')
   invalid(t, { readyTimeout: 600_001 }, '"readyTimeout": expected milliseconds, 0 to 600000, got 600001')
+  invalid(t, { tiered: { localTtl: 0 } }, '"tiered.localTtl": expected a number of seconds greater than 0, at most 86400, got 0')
+  invalid(t, { tiered: { localTtl: 86_401 } }, '"tiered.localTtl": expected a number of seconds greater than 0, at most 86400, got 86401')
+  invalid(t, { tiered: { ttl: 5 } }, '"tiered.ttl": is not a known option')
   invalid(t, { readyTimeout: -1 }, '"readyTimeout": expected milliseconds, 0 to 600000, got -1')
   invalid(t, { coalesceTimeout: -1 }, '"coalesceTimeout": expected milliseconds, 0 to 600000, got -1')
   invalid(t, { namespace: 'x'.repeat(65) }, `"namespace": expected a string of 1 to 64 letters, digits, "_", "-" or ".", got "${'x'.repeat(40)}…"`)
   invalid(t, { namespace: 'rc:' }, '"namespace": expected a string of 1 to 64 letters, digits, "_", "-" or ".", got "rc:"')
   invalid(t, { namespace: 'a\nb' }, '"namespace": expected a string of 1 to 64 letters, digits, "_", "-" or ".", got "a\nb"')
   invalid(t, { honorClientNoCache: 1 }, '"honorClientNoCache": expected a boolean, got 1')
-  invalid(t, { store: null }, '"store": expected \'memory\', \'redis\' or a store object, got null')
-  invalid(t, { store: true }, '"store": expected \'memory\', \'redis\' or a store object, got true')
+  invalid(t, { store: null }, '"store": expected \'memory\', \'redis\', \'tiered\' or a store object, got null')
+  invalid(t, { store: true }, '"store": expected \'memory\', \'redis\', \'tiered\' or a store object, got true')
   invalid(t, { redis: 'localhost' }, '"redis": expected an ioredis Redis or Cluster client, got "localhost"')
   invalid(t, { tenant: {} }, '"tenant": expected a function of the request returning a string or undefined, got an object')
   invalid(t, { registry: 'default' }, '"registry": expected a prom-client Registry, got "default"')

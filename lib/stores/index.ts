@@ -2,12 +2,15 @@ import type { FastifyInstance } from 'fastify'
 import { FST_RESPONSE_CACHE_INVALID_STORE, FST_RESPONSE_CACHE_NO_REDIS_CLIENT } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import { MemoryStore } from './memory.js'
+import type { BusClient } from './bus.js'
 import { RedisStore, type RedisClientLike } from './redis.js'
+import { TieredStore } from './tiered.js'
 import { STORE_METHODS, type CacheStore } from './store.js'
 
 export type { CacheStore, StoreSetOptions, StoreStats } from './store.js'
 export { MemoryStore } from './memory.js'
 export { RedisStore } from './redis.js'
+export { TieredStore } from './tiered.js'
 
 const CLIENT_METHODS = ['getBuffer', 'set', 'unlink', 'scan', 'defineCommand'] as const
 
@@ -27,6 +30,18 @@ export function createStore (options: ResolvedOptions, app: FastifyInstance): Ca
   const { store } = options
   if (store === 'memory') return new MemoryStore({ maxBytes: options.memoryMaxBytes })
   if (store === 'redis') return new RedisStore({ client: redisClient(options, app), namespace: options.namespace, log: app.log, keyring: options.keyring })
+  if (store === 'tiered') {
+    const client = redisClient(options, app)
+    return new TieredStore({
+      l1: new MemoryStore({ maxBytes: options.memoryMaxBytes }),
+      redis: new RedisStore({ client, namespace: options.namespace, log: app.log, keyring: options.keyring }),
+      busClient: client as unknown as BusClient,
+      namespace: options.namespace,
+      timeoutMs: options.timeoutMs,
+      localTtlMs: options.localTtlMs,
+      log: app.log
+    })
+  }
   for (const method of STORE_METHODS) {
     if (typeof store[method] !== 'function') throw new FST_RESPONSE_CACHE_INVALID_STORE(method)
   }

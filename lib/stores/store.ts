@@ -74,6 +74,12 @@ export interface CacheStore {
    * Without it, the store fails as one.
    */
   failureDomain?: (key: string) => number
+  /**
+   * The store bounds and pauses its own remote calls and does not fail for them (the tiered store,
+   * whose memory tier must go on answering while Redis is away): the plugin adds no timeout or
+   * circuit breaker of its own around it.
+   */
+  readonly guardsItself?: boolean
 }
 
 export const STORE_METHODS = ['get', 'set', 'delete', 'invalidateTags', 'clear'] as const

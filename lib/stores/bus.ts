@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto'
+
+/**
+ * What one instance tells the others to drop from their local tier: store keys, store tags, or
+ * everything. Values never travel; keys and tags are only ever compared, never read as patterns.
+ */
+export type Drop = { kind: 'keys', keys: string[] } | { kind: 'tags', tags: string[] } | { kind: 'clear' }
+  /** Entries written anew: copies stored before `storedAt` are older than what Redis now holds. */
+  | { kind: 'written', keys: string[], storedAt: number[] }
+
+/** The wire form, JSON: format version, sender id, the sender's sequence number, kind and items. */
+interface Message {
+  v: 1
+  s: string
+  n: number
+  k: 'k' | 't' | 'c' | 'w'
+  x?: string[]
+  t?: number[]
+}
+
+const FORMAT = 1
+const KINDS = { keys: 'k', tags: 't', clear: 'c', written: 'w' } as const
+
+/** The parts of an ioredis client the bus uses: one connection publishes, its duplicate subscribes. */
+export interface BusClient {
+  status: string
+  publish: (channel: string, message: string) => Promise<unknown>
+  duplicate: () => BusSubscriber
+}
+
+export interface BusSubscriber {
+  status: string
+  connect: () => Promise<void>
+  subscribe: (channel: string) => Promise<unknown>
+  on: (event: string, listener: (...args: any[]) => void) => unknown
+  disconnect: () => void
+}
+
+export interface BusListener {
+  /** Drop what another instance changed. */
+  drop: (drop: Drop) => void
+  /**
+   * A message may have been missed (a gap in a sender's numbers, or the bus connection lost and back):
+   * the local tier can no longer be trusted.
+   */
+  distrust: (why: 'gap' | 'reconnected') => void
+}
+
+/**
+ * Redis pub/sub between the instances of one namespace (`<namespace>:bus`), on a connection of its
+ * own. Pub/sub delivers at most once, so each sender numbers its messages: a receiver that sees a
+ * number skipped, or whose connection dropped, distrusts its local tier rather than serve what a
+ * lost message would have dropped.
+ */
+export class InvalidationBus {
+  readonly channel: string
+  readonly #client: BusClient
+  readonly #subscriber: BusSubscriber
+  readonly #listener: BusListener
+  /** Sender id: unique across processes and restarts. */
+  readonly id = randomBytes(9).toString('base64url')
+  #sent = 0
+  readonly #lastSeen = new Map<string, number>()
+  #subscribed = false
+  #lost = false
+  /** Messages that did not parse or came from a newer format: counted, never acted on. */
+  unreadable = 0
+
+  constructor (client: BusClient, namespace: string, listener: BusListener) {
+    this.channel = namespace + ':bus'
+    this.#client = client
+    this.#listener = listener
+    this.#subscriber = client.duplicate()
+    this.#subscriber.on('error', () => {})
+    this.#subscriber.on('message', (channel: string, text: string) => { if (channel === this.channel) this.#receive(text) })
+    this.#subscriber.on('close', () => { if (this.#subscribed) this.#lost = true })
+    // ioredis subscribes again by itself after a reconnect; whatever was sent meanwhile is lost.
+    this.#subscriber.on('ready', () => {
+      if (!this.#lost) return
+      this.#lost = false
+      this.#lastSeen.clear()
+      this.#listener.distrust('reconnected')
+    })
+  }
+
+  /**
+   * Subscribes, once its connection is ready (at most `timeoutMs`); answers once Redis confirmed it:
+   * messages sent after that reach this instance.
+   */
+  async start (timeoutMs: number): Promise<void> {
+    const subscriber = this.#subscriber
+    if (subscriber.status !== 'ready') {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error('the invalidation bus did not connect in time')) }, timeoutMs)
+        subscriber.on('ready', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+        // The client's own options carry over to its duplicate, lazyConnect included.
+        if (subscriber.status === 'wait') subscriber.connect().catch(() => {})
+      })
+    }
+    await subscriber.subscribe(this.channel)
+    this.#subscribed = true
+  }
+
+  /** Tells the other instances; the caller has applied the change itself, and Redis holds it. */
+  async publish (drop: Drop): Promise<void> {
+    const message: Message = { v: FORMAT, s: this.id, n: ++this.#sent, k: KINDS[drop.kind] }
+    if (drop.kind === 'keys' || drop.kind === 'written') message.x = drop.keys
+    if (drop.kind === 'written') message.t = drop.storedAt
+    if (drop.kind === 'tags') message.x = drop.tags
+    await this.#client.publish(this.channel, JSON.stringify(message))
+  }
+
+  #receive (text: string): void {
+    let message: Message
+    try {
+      message = JSON.parse(text) as Message
+    } catch {
+      this.unreadable++
+      return
+    }
+    if (message?.v !== FORMAT || typeof message.s !== 'string' || typeof message.n !== 'number') {
+      this.unreadable++
+      return
+    }
+    if (message.s === this.id) return
+    const last = this.#lastSeen.get(message.s)
+    this.#lastSeen.set(message.s, message.n)
+    // A sender heard from for the first time past its first message: what it sent before may have
+    // been missed as well as not.
+    if ((last === undefined && message.n !== 1) || (last !== undefined && message.n !== last + 1)) this.#listener.distrust('gap')
+    const items = Array.isArray(message.x) ? message.x.filter((item): item is string => typeof item === 'string') : []
+    if (message.k === 'w') {
+      const times = Array.isArray(message.t) ? message.t : []
+      // A time that is not a number is read as "now": the copy here is dropped.
+      this.#listener.drop({ kind: 'written', keys: items, storedAt: items.map((_, i) => typeof times[i] === 'number' ? times[i] : Date.now()) })
+    } else if (message.k === 'k') this.#listener.drop({ kind: 'keys', keys: items })
+    else if (message.k === 't') this.#listener.drop({ kind: 'tags', tags: items })
+    else if (message.k === 'c') this.#listener.drop({ kind: 'clear' })
+    else this.unreadable++
+  }
+
+  close (): void {
+    this.#subscribed = false
+    this.#subscriber.disconnect()
+  }
+}

@@ -1,0 +1,107 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import responseCache from '../lib/index.js'
+import { counter } from './helpers/app.js'
+import { eventually } from './helpers/events.js'
+import { freePort, spawnPausableRedis } from './helpers/redis.js'
+
+// Three instances of one app on one redis-server, each written as the README shows: a client from
+// `new Redis(url)` and `store: 'tiered'`.
+
+type Tap = import('tap').Test
+
+async function instances (t: Tap, namespace: string, count = 3, routes = (app: FastifyInstance): void => {}): Promise<{ apps: FastifyInstance[], runs: { runs: number }, pause: () => void, resume: () => void, url: string }> {
+  const port = await freePort()
+  const server = await spawnPausableRedis(port)
+  t.teardown(async () => { server.resume(); await server.kill() })
+  const url = `redis://127.0.0.1:${port}`
+  const runs = counter()
+  const apps: FastifyInstance[] = []
+  for (let i = 0; i < count; i++) {
+    const redis = new Redis(url)
+    redis.on('error', () => {})
+    t.teardown(() => { redis.disconnect() })
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(responseCache, { store: 'tiered', redis, namespace })
+    app.get('/patients/:id', { config: { cache: { ttl: 600, tags: (request) => [`patient:${(request.params as { id: string }).id}`] } } },
+      async (request) => ({ id: (request.params as { id: string }).id, run: runs.next() }))
+    routes(app)
+    await app.ready()
+    apps.push(app)
+  }
+  return { apps, runs, pause: server.pause, resume: server.resume, url }
+}
+
+const xCache = async (app: FastifyInstance, path: string): Promise<unknown> => (await app.inject(path)).headers['x-cache']
+
+t.test('one instance stores, the others hit; once in memory, a hit needs no Redis', async (t) => {
+  const { apps: [a, b, c], runs, pause, resume } = await instances(t, 'share')
+  t.equal(await xCache(a, '/patients/1'), 'MISS')
+  t.equal(await xCache(a, '/patients/1'), 'HIT')
+  t.equal(await xCache(b, '/patients/1'), 'HIT', 'from Redis')
+  t.equal(await xCache(c, '/patients/1'), 'HIT')
+  pause()
+  for (const app of [a, b, c]) {
+    const r = await app.inject('/patients/1')
+    t.equal(r.headers['x-cache'], 'HIT', 'from its own memory while Redis answers nothing')
+    t.same(r.json(), { id: '1', run: 1 })
+  }
+  const miss = await b.inject('/patients/2')
+  t.same([miss.statusCode, miss.json()], [200, { id: '2', run: 2 }], 'a miss runs the handler without waiting on Redis beyond the timeout')
+  t.equal(await xCache(b, '/patients/2'), 'HIT', 'and is kept in memory meanwhile')
+  resume()
+  t.equal(runs.runs, 2)
+})
+
+/** Until `app` no longer answers the body computed by the first run: its memory copy was dropped. */
+const dropped = async (app: FastifyInstance, path: string): Promise<boolean> =>
+  await eventually(async () => (await app.inject(path)).json().run !== 1)
+
+t.test('an invalidation on one instance is gone from the memory of every other', async (t) => {
+  const { apps: [a, b, c], runs } = await instances(t, 'invalidate')
+  for (const app of [a, b, c]) t.same((await app.inject('/patients/1')).json(), { id: '1', run: 1 })
+  t.equal(await a.cache.invalidate({ tags: ['patient:1'] }), 1)
+  for (const app of [b, c]) t.ok(await dropped(app, '/patients/1'), 'dropped from its memory')
+  t.ok(runs.runs <= 3, 'recomputed at most once per instance')
+})
+
+t.test('a 2xx write on one instance drops the GET entries of its path from every instance', async (t) => {
+  const { apps, runs } = await instances(t, 'write', 3, (app) => { app.put('/patients/:id', async () => ({ saved: true })) })
+  for (const app of apps) t.same((await app.inject('/patients/7')).json(), { id: '7', run: 1 })
+  t.equal((await apps[0].inject({ method: 'PUT', url: '/patients/7', payload: {} })).statusCode, 200)
+  for (const app of apps.slice(1)) t.ok(await dropped(app, '/patients/7'))
+  t.ok(runs.runs <= 3)
+})
+
+t.test('a lost message is noticed: a gap in a sender\'s numbers empties the memory tier', async (t) => {
+  const { apps: [a, b], pause, resume, url } = await instances(t, 'gap', 2)
+  await a.inject('/patients/1')
+  await b.inject('/patients/1')
+  const raw = new Redis(url)
+  t.teardown(() => { raw.disconnect() })
+  // A sender whose message 2 never arrived.
+  await raw.publish('gap:bus', JSON.stringify({ v: 1, s: 'other', n: 1, k: 'k', x: ['nothing'] }))
+  await raw.publish('gap:bus', JSON.stringify({ v: 1, s: 'other', n: 3, k: 'k', x: ['nothing'] }))
+  // Published after the gap by the same connection: once it has landed, the gap has too.
+  await raw.publish('gap:bus', JSON.stringify({ v: 1, s: 'other', n: 4, k: 'k', x: ['nothing'] }))
+  await raw.publish('gap:bus', 'not json')
+  pause()
+  t.ok(await eventually(async () => await xCache(b, '/patients/1') !== 'HIT'), 'b no longer trusts what it held')
+  resume()
+})
+
+t.test('the bus connection lost and back: what was held before is not trusted', async (t) => {
+  const { apps: [a, b], url } = await instances(t, 'reconnect', 2)
+  await a.inject('/patients/1')
+  t.equal(await xCache(b, '/patients/1'), 'HIT')
+  const raw = new Redis(url)
+  t.teardown(() => { raw.disconnect() })
+  // Both instances' subscriber connections killed, and the entry invalidated while they are away.
+  await raw.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+  t.equal(await a.cache.invalidate({ tags: ['patient:1'] }), 1)
+  t.ok(await eventually(async () => (await raw.pubsub('NUMSUB', 'reconnect:bus') as [string, number])[1] === 2), 'both subscribed again')
+  const r = await b.inject('/patients/1')
+  t.not(r.headers['x-cache'], 'HIT', 'b does not answer the entry dropped while its bus was away')
+})
