@@ -58,6 +58,11 @@ const PRUNE_SAMPLE = 3
 // its versions, and a version without its entry is only a small key that expires.
 const SET_MANY = `${VERSION_LUA}
 local token, baseLength = ARGV[1], tonumber(ARGV[2])
+-- Redis holds a script to maxmemory only until its first write (a PEXPIRE would lift the limit for
+-- the rest): first a write that needs memory and changes nothing (SETRANGE of no bytes), so that a
+-- full Redis refuses every entry of the call.
+local full = redis.pcall('SETRANGE', KEYS[3], 0, '')
+full = type(full) == 'table' and string.find(full.err, 'OOM', 1, true) and full.err
 local function write (k, a, last)
   local entry, ms = KEYS[k], tonumber(ARGV[a + 1])
   local records = {}
@@ -87,7 +92,8 @@ local results = {}
 local k = 1
 for a = 3, #ARGV, 4 do
   local last = k + 2 + 2 * tonumber(ARGV[a + 3])
-  local ok, result = pcall(write, k, a, last)
+  local ok, result = false, full
+  if not full then ok, result = pcall(write, k, a, last) end
   if not ok then result = type(result) == 'table' and result.err or tostring(result) end
   local lockToken = ARGV[a + 2]
   if lockToken ~= '' and redis.call('GET', KEYS[k + 1]) == lockToken then redis.call('DEL', KEYS[k + 1]) end
