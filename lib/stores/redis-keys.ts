@@ -10,9 +10,6 @@ export function shardOf (key: string): number {
 
 export const shardTag = (shard: number): string => '{' + shard.toString(16).padStart(2, '0') + '}'
 
-/** Byte length of `namespace:{shard}:`: every key of one shard starts with it (after the client's keyPrefix). */
-export const shardBaseLength = (namespace: string): number => namespace.length + 6
-
 interface PrefixedClient {
   options?: { keyPrefix?: unknown, redisOptions?: { keyPrefix?: unknown } }
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE, ReportedKeys } from '../errors.js'
 import { encodeSegment } from '../key.js'
-import { hashTagOf, keyPrefixOf, prefixPattern, SHARDS, shardBaseLength, shardOf, shardTag } from './redis-keys.js'
+import { hashTagOf, keyPrefixOf, prefixPattern, SHARDS, shardOf, shardTag } from './redis-keys.js'
 import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
 import { CURRENT_LUA, entryBytes, VERSION_LUA } from './versions.js'
@@ -44,8 +44,8 @@ const TAG_MEMO_SIZE = 10_000
 /** Members of a tag set checked for expired entries on each write to it. */
 const PRUNE_SAMPLE = 3
 
-// Writes a batch of entries in one call. ARGV[1] is a token no write used before (see versions.ts),
-// ARGV[2] the byte length of `<keyPrefix><namespace>:{shard}:`. Per entry, KEYS holds the entry, its
+// Writes a batch of entries in one call. ARGV[1] is a token no write used before (see versions.ts).
+// Per entry, KEYS holds the entry, its
 // coalescing lock, the shard's generation key, then a tag set and its version key per tag; ARGV holds
 // the value, the TTL in ms, the writer's lock token ('' for none) and the number of tags. Each entry
 // is stored behind the header of the versions it is written under (created where missing), added to
@@ -57,7 +57,7 @@ const PRUNE_SAMPLE = 3
 // whatever such a write did before it failed is harmless, since an entry is never answered without
 // its versions, and a version without its entry is only a small key that expires.
 const SET_MANY = `${VERSION_LUA}
-local token, baseLength = ARGV[1], tonumber(ARGV[2])
+local token = ARGV[1]
 -- Redis holds a script to maxmemory only until its first write (a PEXPIRE would lift the limit for
 -- the rest): first a write that needs memory and changes nothing (SETRANGE of no bytes), so that a
 -- full Redis refuses every entry of the call.
@@ -65,16 +65,17 @@ local full = redis.pcall('SETRANGE', KEYS[3], 0, '')
 full = type(full) == 'table' and string.find(full.err, 'OOM', 1, true) and full.err
 local function write (k, a, last)
   local entry, ms = KEYS[k], tonumber(ARGV[a + 1])
-  local records = {}
+  local names, tokens = {}, {}
   for i = k + 2, last, 2 do
     local ok, current = pcall(version, KEYS[i], token, ms)
     if not ok then
       if string.find(type(current) == 'table' and current.err or tostring(current), 'WRONGTYPE', 1, true) then return 0 end
       error(current)
     end
-    records[#records + 1] = string.sub(KEYS[i], baseLength + 1) .. ' ' .. current .. '\\n'
+    names[#names + 1] = KEYS[i]
+    tokens[#tokens + 1] = current
   end
-  redis.call('SET', entry, header(records) .. ARGV[a], 'PX', ms)
+  redis.call('SET', entry, header(names, tokens) .. ARGV[a], 'PX', ms)
   for i = k + 3, last, 2 do
     local added = redis.pcall('SADD', KEYS[i], entry)
     if type(added) == 'table' and added.err then
@@ -90,7 +91,7 @@ local function write (k, a, last)
 end
 local results = {}
 local k = 1
-for a = 3, #ARGV, 4 do
+for a = 2, #ARGV, 4 do
   local last = k + 2 + 2 * tonumber(ARGV[a + 3])
   local ok, result = false, full
   if not full then ok, result = pcall(write, k, a, last) end
@@ -118,11 +119,11 @@ for i = 1, #KEYS, 2 do
 end
 return dropped`
 
-// The entry, when every version it was written under is current (ARGV[1]: the byte length of
-// `<keyPrefix><namespace>:{shard}:`); an outdated one is unlinked and answered as a miss.
+// The entry, when every version it was written under is current; an outdated one is unlinked and
+// answered as a miss.
 const GET = `${CURRENT_LUA}
 local value = redis.call('GET', KEYS[1])
-if value and not current(value, string.sub(KEYS[1], 1, tonumber(ARGV[1]))) then
+if value and not current(value) then
   redis.call('UNLINK', KEYS[1])
   return false
 end
@@ -134,7 +135,7 @@ return value`
 const GET_OR_LOCK = `${CURRENT_LUA}
 local value = redis.call('GET', KEYS[1])
 if value then
-  if current(value, string.sub(KEYS[1], 1, tonumber(ARGV[3]))) then return value end
+  if current(value) then return value end
   redis.call('UNLINK', KEYS[1])
 end
 if redis.pcall('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return 0 end
@@ -197,15 +198,12 @@ export class RedisStore implements CacheStore {
   readonly #writes = new TurnBatch<BatchedWrite, number | string>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
   /** The client's keyPrefix: Redis holds every key with it, and SCAN answers keys with it. */
   readonly #keyPrefix: string
-  /** Byte length of `<keyPrefix><namespace>:{shard}:`, for the scripts that find version keys from an entry's key. */
-  readonly #baseLength: number
 
   constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger }) {
     this.#client = options.client as ScriptedClient
     this.#namespace = options.namespace
     this.#log = options.log
     this.#keyPrefix = keyPrefixOf(this.#client)
-    this.#baseLength = Buffer.byteLength(this.#keyPrefix) + shardBaseLength(this.#namespace)
     if (typeof this.#client.responseCacheGetBuffer !== 'function') {
       this.#client.defineCommand('responseCacheSetMany', { lua: SET_MANY })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
@@ -313,7 +311,7 @@ export class RedisStore implements CacheStore {
     const redisKey = this.redisKey(key)
     let data: Buffer | null
     try {
-      data = await this.#client.responseCacheGetBuffer(redisKey, this.#baseLength)
+      data = await this.#client.responseCacheGetBuffer(redisKey)
     } catch (error) {
       return this.#readFailed(redisKey, error)
     }
@@ -331,7 +329,7 @@ export class RedisStore implements CacheStore {
     const token = this.#token()
     let answer: Buffer | number
     try {
-      answer = await this.#client.responseCacheGetOrLockBuffer(redisKey, this.#lockKey(key), token, Math.max(1, Math.ceil(ttlMs)), this.#baseLength)
+      answer = await this.#client.responseCacheGetOrLockBuffer(redisKey, this.#lockKey(key), token, Math.max(1, Math.ceil(ttlMs)))
     } catch (error) {
       return { entry: this.#readFailed(redisKey, error) }
     }
@@ -381,7 +379,7 @@ export class RedisStore implements CacheStore {
     this.#ready()
     const keys = writes.flatMap((write) => write.keys)
     const args = writes.flatMap((write) => write.args)
-    return await this.#client.responseCacheSetMany(keys.length, ...keys, this.#token(), this.#baseLength, ...args)
+    return await this.#client.responseCacheSetMany(keys.length, ...keys, this.#token(), ...args)
   }
 
   /**
