@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import responseCache, { type CacheStats, type CounterSnapshot, type WarmReport } from '../dist/esm/index.js'
+import responseCache, { type CacheHealth, type CacheStats, type CounterSnapshot, type WarmReport } from '../dist/esm/index.js'
 
 const app = Fastify()
 await app.register(responseCache, { ttl: 30, store: 'memory', statsRoute: { path: '/ops/cache' } })
@@ -23,8 +23,8 @@ app.get('/f', { config: { cache: true } }, async (request, reply) => {
 // app.cache generics
 expectType<Promise<number | undefined>>(app.cache.get<number>('k'))
 expectType<Promise<unknown>>(app.cache.get('k'))
-expectType<Promise<void>>(app.cache.set('k', { a: 1 }, { ttl: 10, tags: ['t'], tenant: 'acme' }))
-expectType<Promise<void>>(app.cache.del('k', { tenant: 42 }))
+expectType<Promise<boolean>>(app.cache.set('k', { a: 1 }, { ttl: 10, tags: ['t'], tenant: 'acme' }))
+expectType<Promise<boolean>>(app.cache.del('k', { tenant: 42 }))
 expectType<Promise<{ drug: string }>>(app.cache.wrap('k', async () => ({ drug: 'x' })))
 expectType<Promise<string>>(app.cache.wrap('k', () => 'sync', { staleWhileRevalidate: 10 }))
 expectError(app.cache.set('k', 1, { ttl: '10' }))
@@ -36,11 +36,12 @@ expectError(app.cache.wrap('k', async () => ({ drug: 'x' }), { schema: Analysis 
 expectType<Promise<{ drug: string, score: number } | undefined>>(app.cache.get('k', { schema: Analysis }))
 
 // invalidation, warm, stats, health
-expectType<Promise<number>>(app.cache.invalidate({ tags: ['a'], route: 'GET /b', tenant: 'acme' }))
+expectType<Promise<number | undefined>>(app.cache.invalidate({ tags: ['a'], route: 'GET /b', tenant: 'acme' }))
 expectError(app.cache.invalidate({ tag: ['a'] }))
 expectType<Promise<WarmReport>>(app.cache.warm(['/a', { url: '/b', method: 'POST', body: { q: 1 } }]))
 expectType<CacheStats>(app.cache.stats())
 expectType<CounterSnapshot>(app.cache.stats().routes['GET /a'])
 expectAssignable<{ hits: number, misses: number, stale: number, bypasses: number, stores: number, errors: number, hitRatio: number }>(app.cache.stats().total)
 expectAssignable<{ name: string, entries: number, bytes: number, evictions: number }>(app.cache.stats().store)
-expectType<Promise<{ ok: boolean, store: string, latencyMs?: number, error?: string }>>(app.cache.health())
+expectType<Promise<CacheHealth>>(app.cache.health())
+expectAssignable<{ ok: boolean, store: string, state: 'up' | 'connecting' | 'down', latencyMs?: number, error?: string }>(await app.cache.health())
