@@ -131,6 +131,8 @@ t.test('a corrupt or foreign value is a miss, logged once per key', async (t) =>
   await client.set(store.redisKey(key), 'not an entry')
   t.equal(await store.get(key), undefined)
   t.equal(await store.get(key), undefined)
+  await client.set(store.redisKey(key), Buffer.from([VERSIONED_MAGIC, 0, 0, 1, 0, 0, 0, 0, 0]))
+  t.equal(await store.get(key), undefined, 'a version header longer than its value is a miss')
   await client.del(store.redisKey(key))
   await client.sadd(store.redisKey(key), 'a set')
   t.equal(await store.get(key), undefined, 'WRONGTYPE is a miss too')
