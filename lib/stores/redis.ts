@@ -45,9 +45,9 @@ const TAG_MEMO_SIZE = 10_000
 const PRUNE_SAMPLE = 3
 
 // Writes a batch of entries in one call. ARGV[1] is a token no write used before (see versions.ts).
-// Per entry, KEYS holds the entry, its
-// coalescing lock, the shard's generation key, then a tag set and its version key per tag; ARGV holds
-// the value, the TTL in ms, the writer's lock token ('' for none) and the number of tags. Each entry
+// Per entry, KEYS holds the entry, its coalescing lock, the shard's generation key, then a tag set
+// and its version key per tag; ARGV holds the value (the entry's bytes: the header is put before
+// them here), the TTL in ms, the writer's lock token ('' for none) and the number of tags. Each entry
 // is stored behind the header of the versions it is written under (created where missing), added to
 // its tag sets (a tag set lives as long as its longest-lived entry) and its lock released if the
 // token still holds it. A busy route's set is written to for ever and so never expires: each write
