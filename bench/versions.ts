@@ -4,7 +4,7 @@
 // the lock, then the write of the entry with its tags releases it). Rounds alternate which store goes
 // first; each round's figure is a ratio of the two, and the medians are printed as a Markdown table.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
@@ -30,7 +30,12 @@ async function baseStore (): Promise<new (options: { client: Redis, namespace: s
   mkdirSync(new URL('./.tmp/', import.meta.url), { recursive: true })
   const file = new URL('./.tmp/redis-store-base.ts', import.meta.url)
   writeFileSync(file, source)
-  return (await import(file.href) as { RedisStore: new (options: { client: Redis, namespace: string, log: FastifyBaseLogger }) => CacheStore }).RedisStore
+  try {
+    return (await import(file.href) as { RedisStore: new (options: { client: Redis, namespace: string, log: FastifyBaseLogger }) => CacheStore }).RedisStore
+  } finally {
+    // Loaded: the copy goes, so that lint and typecheck never read the old source.
+    rmSync(file)
+  }
 }
 
 /** Operations per second of `op`, `inFlight` at a time, for about MEASURE_MS. */

@@ -32,7 +32,6 @@ export function entryBytes (value: Buffer): Buffer {
 }
 
 const u32 = (n: string): string => `math.floor(${n} / 16777216) % 256, math.floor(${n} / 65536) % 256, math.floor(${n} / 256) % 256, ${n} % 256`
-const readU32 = (at: number): string => `((string.byte(value, ${at}) * 256 + string.byte(value, ${at + 1})) * 256 + string.byte(value, ${at + 2})) * 256 + string.byte(value, ${at + 3})`
 
 /**
  * Lua, in the scripts that write an entry: `version(key, token, ms)` answers the version key's
@@ -64,8 +63,9 @@ end`
 export const CURRENT_LUA = `
 local function current (value)
   if #value < ${HEADER_BYTES} or string.byte(value, 1) ~= ${VERSIONED_MAGIC} then return true end
-  local size = ${readU32(2)}
-  local namesEnd = ${HEADER_BYTES} + ${readU32(6)}
+  local a, b, c, d, e, f, g, h = string.byte(value, 2, ${HEADER_BYTES})
+  local size = ((a * 256 + b) * 256 + c) * 256 + d
+  local namesEnd = ${HEADER_BYTES} + ((e * 256 + f) * 256 + g) * 256 + h
   if size > #value or namesEnd > size then return true end
   local found = redis.call('MGET', unpack(cmsgpack.unpack(string.sub(value, ${HEADER_BYTES + 1}, namesEnd))))
   return cmsgpack.pack(found) == string.sub(value, namesEnd + 1, size)
