@@ -30,7 +30,7 @@ t.test('entries spread over the masters; an entry and its tag sets share a slot'
 t.test('the plugin on a Cluster: MISS, HIT, tag invalidation and clear()', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(responseCache, { store: 'redis', redis: cluster, namespace: 'app' })
+  await app.register(responseCache, { store: 'redis', redis: cluster, namespace: 'app', timeout: 2000 })
   const runs = counter()
   app.get('/items/:id', {
     config: { cache: { tags: (request) => [`item:${(request.params as { id: string }).id}`, 'items'] } }
