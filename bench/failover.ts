@@ -7,6 +7,7 @@ import { Cluster, type Redis } from 'ioredis'
 import { fileURLToPath } from 'node:url'
 import { decodeEntry } from '../lib/entry.js'
 import { SHARD_SLOTS } from '../lib/stores/redis.js'
+import { entryBytes } from '../lib/stores/versions.js'
 import { startClusterNodes } from '../test/helpers/cluster.js'
 import { fetchLoops, startServer } from './harness.js'
 
@@ -47,8 +48,8 @@ async function round (fullCoverage: boolean): Promise<{ liveHitShare: number, fa
     const onVictim = new Set<number>()
     for (const node of watcher.nodes('master').filter((master) => master.options.port === victim)) {
       for (const key of await node.keys('failover:*')) {
-        if (await node.type(key) !== 'string') continue
-        const { headers } = decodeEntry(await node.getBuffer(key) as Buffer)
+        if (await node.type(key) !== 'string' || /:(lock|ver):|:gen$/.test(key)) continue
+        const { headers } = decodeEntry(entryBytes(await node.getBuffer(key) as Buffer))
         const id = Number(headers['x-product-id'])
         if (!Number.isNaN(id)) onVictim.add(id)
       }

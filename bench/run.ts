@@ -4,7 +4,7 @@
 // run (the core scenarios, one short round; no peers, stampede, store figures, recovery, failover or profile): it and
 // partial runs (BENCH_ONLY=a,b) print their figures and write nothing. `--profile` adds the CPU
 // profile to a quick or partial run; a full run always takes it.
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { renderChart } from './chart.js'
 import { measureCodecs } from './codecs.js'
 import { measureEncryption } from './encryption.js'
@@ -152,6 +152,8 @@ const failures = results.reduce((n, m) => n + m.errors + m.non2xx, 0)
 console.log(`bench: ${Math.round((performance.now() - startedAt) / 1000)} s; errors or non-2xx answers: ${failures}`)
 if (failures > 0) process.exitCode = 1
 if (full) {
+  // Sections measured by other scripts (bench/versions.ts) are kept from the file as it was.
+  const kept = /\n## Versioned tags[^]*?(?=\n## )/.exec(readFileSync(new URL('./RESULTS.md', import.meta.url), 'utf8'))?.[0] ?? ''
   writeFileSync(new URL('./RESULTS.md', import.meta.url), renderReport({
     quick,
     connections: CONNECTIONS,
@@ -170,7 +172,7 @@ if (full) {
     stores,
     memoryBound,
     profile: profiled
-  }))
+  }) + kept)
   writeFileSync(new URL('./results.svg', import.meta.url), renderChart(results, summary))
   console.log('written to bench/RESULTS.md and bench/results.svg')
 }

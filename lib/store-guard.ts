@@ -255,7 +255,9 @@ export class GuardedStore {
   }
 
   #failed (breaker: CircuitBreaker, operation: string, error: unknown): void {
-    breaker.failure()
+    // A Redis error reply (a write refused on a full Redis, a value of another type) comes from a
+    // server that answers: that call failed, the store is not down, and reads must go on.
+    if ((error as Error | undefined)?.name !== 'ReplyError') breaker.failure()
     this.trouble.report(operation, error)
   }
 }

@@ -45,9 +45,12 @@ expectAssignable<{ hits: number, misses: number, stale: number, bypasses: number
 expectAssignable<{ name: string, entries: number, bytes: number, evictions: number }>(app.cache.stats().store)
 expectType<Promise<CacheHealth>>(app.cache.health())
 expectType<'up' | 'connecting' | 'down'>((await app.cache.health()).state)
+expectAssignable<{ ok: boolean, store: string, state: 'up' | 'connecting' | 'down', latencyMs?: number, error?: string }>(await app.cache.health())
 
-// options: readyTimeout and encryption
+// options: readyTimeout, encryption and the tiered store
 expectAssignable<ResponseCacheOptions>({ store: 'redis', readyTimeout: 5000, encryption: { keys: [{ id: '2026-11', key: 'base64…' }, { id: 'old', key: Buffer.alloc(32) }] } })
+expectAssignable<ResponseCacheOptions>({ store: 'tiered', tiered: { localTtl: 30 }, memory: { maxBytes: 1_048_576 } })
 expectError<ResponseCacheOptions>({ readyTimeout: '5s' })
 expectError<ResponseCacheOptions>({ encryption: { keys: [{ key: 'no id' }] } })
+expectError<ResponseCacheOptions>({ store: 'layered' })
 expectType<EncryptionOptions | undefined>(({} as ResponseCacheOptions).encryption)

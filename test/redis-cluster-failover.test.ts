@@ -5,6 +5,7 @@ import t from 'tap'
 import { decodeEntry } from '../lib/entry.js'
 import responseCache from '../lib/index.js'
 import { SHARD_SLOTS } from '../lib/stores/redis.js'
+import { entryBytes } from '../lib/stores/versions.js'
 import { clusterOk, startClusterNodes } from './helpers/cluster.js'
 import { eventually } from './helpers/events.js'
 
@@ -32,8 +33,8 @@ t.test('a dead Cluster master pauses only its own keys, and they hit again once 
   const masterOf = new Map<string, number>()
   for (const node of cluster.nodes('master')) {
     for (const key of await node.keys('failover:*')) {
-      if (await node.type(key) !== 'string') continue
-      const { body } = decodeEntry(await node.getBuffer(key) as Buffer)
+      if (await node.type(key) !== 'string' || /:(lock|ver):|:gen$/.test(key)) continue
+      const { body } = decodeEntry(entryBytes(await node.getBuffer(key) as Buffer))
       masterOf.set((JSON.parse(body.toString()) as { id: string }).id, node.options.port as number)
     }
   }

@@ -4,14 +4,18 @@ import responseCache from '../lib/index.js'
 import { RedisStore, SHARD_SLOTS } from '../lib/stores/redis.js'
 import { counter } from './helpers/app.js'
 import { startCluster } from './helpers/cluster.js'
-import { evictedKeys, limitMemory } from './helpers/redis.js'
+import { cacheUnderPressure, itemsApp, populate, setsOf, staleAfter } from './helpers/eviction.js'
+import { Cluster, type Redis } from 'ioredis'
+import { evictedKeys, evictIndexRecords, limitMemory } from './helpers/redis.js'
 import { makeEntry, storeContract } from './stores/contract.js'
 
 const cluster = await startCluster(t)
 let namespaces = 0
 
 t.test('redis store contract through a three-master Cluster', async (t) => {
-  storeContract(t, () => new RedisStore({ client: cluster, namespace: `c${++namespaces}`, log: Fastify().log }))
+  storeContract(t, () => new RedisStore({ client: cluster, namespace: `c${++namespaces}`, log: Fastify().log }), {
+    evictIndex: async () => { await evictIndexRecords(cluster.nodes('master') as Redis[], `c${namespaces}`, /evicted%3A[6-8]$/) }
+  })
 })
 
 t.test('the slot of each shard, which the store follows through failovers, is the Cluster\'s own', async (t) => {
@@ -37,7 +41,7 @@ t.test('entries spread over the masters; an entry and its tag sets share a slot'
 t.test('the plugin on a Cluster: MISS, HIT, tag invalidation and clear()', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(responseCache, { store: 'redis', redis: cluster, namespace: 'app' })
+  await app.register(responseCache, { store: 'redis', redis: cluster, namespace: 'app', timeout: 2000 })
   const runs = counter()
   app.get('/items/:id', {
     config: { cache: { tags: (request) => [`item:${(request.params as { id: string }).id}`, 'items'] } }
@@ -74,4 +78,25 @@ t.test('store figures through the Cluster', async (t) => {
   t.ok(perMaster.filter((n) => n > 0).length >= 2, `evicted per master: ${perMaster.join(', ')}`)
   const after = (await app.inject('/cache/stats')).json() as { store: { evictions: number } }
   t.equal(after.store.evictions, perMaster.reduce((sum, n) => sum + n, 0))
+})
+
+t.test('allkeys-lru through the Cluster: invalidation under memory pressure leaves no stale answer', async (t) => {
+  const masters = cluster.nodes('master')
+  const nodes = masters.map((node) => ({ host: node.options.host as string, port: node.options.port as number }))
+  t.teardown(async () => { for (const node of masters) await node.config('SET', 'maxmemory', '0') })
+  for (const kind of ['tag', 'route', 'tenant', 'put'] as const) {
+    t.test(kind, async (t) => {
+      const redis = new Cluster(nodes)
+      t.teardown(() => { redis.disconnect() })
+      const namespace = `evict-${kind}`
+      const { app, versions } = await itemsApp(t, redis, namespace)
+      await populate(app)
+      for (const node of masters) await limitMemory(node, 1_500_000)
+      const sets = await setsOf(masters, namespace, kind)
+      const { hits, stopped } = await cacheUnderPressure(app, cluster, async () => await setsOf(masters, namespace, kind) < sets)
+      t.ok(hits > 0, `${hits} hits under pressure`)
+      t.equal(stopped, 'enough', 'Redis evicted a set this invalidation reads')
+      t.equal(await staleAfter(app, versions, kind), 0, 'no item answered with its old version')
+    })
+  }
 })

@@ -5,6 +5,7 @@ import t from 'tap'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { counter, logCapture } from './helpers/app.js'
 import { startRedis } from './helpers/redis.js'
+import { entryBytes } from '../lib/stores/versions.js'
 
 // Written as the README shows: a client from `new Redis(url)` and keys from the environment
 // (base64), the first key sealing and every key listed opening.
@@ -33,11 +34,15 @@ async function patientsApp (t: Tap, options: Partial<ResponseCacheOptions>, logg
 
 const xCache = async (app: FastifyInstance, path: string): Promise<unknown> => (await app.inject(path)).headers['x-cache']
 
-/** Every value the namespace holds in Redis, by key (entries only: tag sets and locks are not strings). */
+/**
+ * Every entry the namespace holds in Redis, by key, past the versions header in front of it (tag sets,
+ * locks, version and generation keys left out).
+ */
 async function storedValues (namespace: string): Promise<Map<string, Buffer>> {
   const values = new Map<string, Buffer>()
   for (const key of await raw.keys(`${namespace}:*`)) {
-    if (await raw.type(key) === 'string' && !key.includes(':lock:')) values.set(key, await raw.getBuffer(key) as Buffer)
+    if (await raw.type(key) !== 'string' || /:(lock|ver):|:gen$/.test(key)) continue
+    values.set(key, entryBytes(await raw.getBuffer(key) as Buffer))
   }
   return values
 }
@@ -106,6 +111,7 @@ t.test('a flipped byte, an entry moved under another key, and a plaintext entry 
   const { app, runs } = await patientsApp(t, { namespace: 'tamper', encryption: { keys: [{ id: 'k', key: oldKey }] } }, logger)
   const [one, two, three] = [await store(t, app, 'tamper', '/patients/1'), await store(t, app, 'tamper', '/patients/2'), await store(t, app, 'tamper', '/patients/3')]
   const flipped = await raw.getBuffer(one) as Buffer
+  // A byte of the ciphertext, well past the versions header and the sealing header.
   flipped[flipped.length - 20] ^= 0x01
   await raw.set(one, flipped, 'EX', 60)
   await raw.set(two, await raw.getBuffer(three) as Buffer, 'EX', 60)

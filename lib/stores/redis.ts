@@ -3,9 +3,13 @@ import { hash, randomBytes } from 'node:crypto'
 import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE, ReportedKeys } from '../errors.js'
 import { encodeSegment } from '../key.js'
-import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
+import { hashTagOf, keyPrefixOf, prefixPattern, SHARD_SLOTS, SHARDS, shardOf, shardTag } from './redis-keys.js'
 import { SealedEntryError, type Keyring } from './encryption.js'
+import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
+import { CURRENT_LUA, entryBytes, VERSION_LUA } from './versions.js'
+
+export { SHARD_SLOTS, SHARDS } from './redis-keys.js'
 
 /** The parts of an ioredis `Redis` or `Cluster` the store uses. */
 export interface RedisClientLike {
@@ -24,18 +28,18 @@ export interface RedisClientLike {
   ping: () => Promise<string>
   info: (section: string) => Promise<string>
   nodes?: (role: 'master') => RedisClientLike[]
+  options?: { keyPrefix?: unknown, redisOptions?: { keyPrefix?: unknown } }
 }
 
 interface ScriptedClient extends RedisClientLike {
-  responseCacheSetMany: (...args: Array<string | Buffer | number>) => Promise<number[]>
+  responseCacheSetMany: (...args: Array<string | Buffer | number>) => Promise<Array<number | string>>
   responseCacheDropTags: (...args: Array<string | number>) => Promise<number>
   responseCacheUnlock: (...args: string[]) => Promise<number>
   responseCacheGetOrLockBuffer: (...args: Array<string | number>) => Promise<Buffer | number>
+  responseCacheGetBuffer: (...args: Array<string | number>) => Promise<Buffer | null>
   responseCacheCountLive: (...args: Array<string | number>) => Promise<[number, number]>
 }
 
-/** Entries spread over this many hash slots; an entry and its tag records always share one. */
-export const SHARDS = 16
 const UNLINK_BATCH = 500
 /** Entries written by one script call at most: a long script would hold Redis up for other clients. */
 const WRITE_BATCH = 64
@@ -43,43 +47,73 @@ const TAG_MEMO_SIZE = 10_000
 /** Members of a tag set checked for expired entries on each write to it. */
 const PRUNE_SAMPLE = 3
 
-// Writes a batch of entries in one call. Per entry, KEYS holds the entry, its coalescing lock and its
-// tag sets; ARGV holds the value, the TTL in ms, the writer's lock token ('' for none) and the number
-// of tag sets. Each entry is stored, added to its tag sets (a tag set lives as long as its
-// longest-lived entry) and its lock released if the token still holds it. A busy route's set is
-// written to for ever and so never expires: each write also looks at a few random members and
-// removes those whose entry has expired, which keeps a set within about twice its live entries.
-// An entry whose tag set is not a set (a foreign value) is not kept: unindexed, it could outlive an
-// invalidation. Answers 1 or 0 per entry.
-const SET_MANY = `
-local results = {}
-local k = 1
-for a = 1, #ARGV, 4 do
-  local entry, ms, token, tags = KEYS[k], tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
-  local stored = 1
-  redis.call('SET', entry, ARGV[a], 'PX', ms)
-  for i = k + 2, k + 1 + tags do
+// Writes a batch of entries in one call. ARGV[1] is a token no write used before (see versions.ts).
+// Per entry, KEYS holds the entry, its coalescing lock, the shard's generation key, then a tag set
+// and its version key per tag; ARGV holds the value (the entry's bytes: the header is put before
+// them here), the TTL in ms, the writer's lock token ('' for none) and the number of tags. Each entry
+// is stored behind the header of the versions it is written under (created where missing), added to
+// its tag sets (a tag set lives as long as its longest-lived entry) and its lock released if the
+// token still holds it. A busy route's set is written to for ever and so never expires: each write
+// also looks at a few random members and removes those whose entry has expired, which keeps a set
+// within about twice its live entries. An entry whose tag set or version is a foreign value is not
+// kept. Answers per entry 1, 0 (a foreign value), or the error Redis raised (full, under noeviction):
+// whatever such a write did before it failed is harmless, since an entry is never answered without
+// its versions, and a version without its entry is only a small key that expires.
+const SET_MANY = `${VERSION_LUA}
+local token = ARGV[1]
+-- Redis holds a script to maxmemory only until its first write (a PEXPIRE would lift the limit for
+-- the rest): first a write that needs memory and changes nothing (SETRANGE of no bytes), so that a
+-- full Redis refuses every entry of the call.
+local full = redis.pcall('SETRANGE', KEYS[3], 0, '')
+full = type(full) == 'table' and string.find(full.err, 'OOM', 1, true) and full.err
+local function write (k, a, last)
+  local entry, ms = KEYS[k], tonumber(ARGV[a + 1])
+  local names, tokens = {}, {}
+  for i = k + 2, last, 2 do
+    local ok, current = pcall(version, KEYS[i], token, ms)
+    if not ok then
+      if string.find(type(current) == 'table' and current.err or tostring(current), 'WRONGTYPE', 1, true) then return 0 end
+      error(current)
+    end
+    names[#names + 1] = KEYS[i]
+    tokens[#tokens + 1] = current
+  end
+  redis.call('SET', entry, header(names, tokens) .. ARGV[a], 'PX', ms)
+  for i = k + 3, last, 2 do
     local added = redis.pcall('SADD', KEYS[i], entry)
     if type(added) == 'table' and added.err then
-      stored = 0
-      break
+      redis.call('DEL', entry)
+      return 0
     end
     for _, member in ipairs(redis.call('SRANDMEMBER', KEYS[i], ${PRUNE_SAMPLE})) do
       if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[i], member) end
     end
     if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
   end
-  if stored == 0 then redis.call('DEL', entry) end
-  if token ~= '' and redis.call('GET', KEYS[k + 1]) == token then redis.call('DEL', KEYS[k + 1]) end
-  results[#results + 1] = stored
-  k = k + 2 + tags
+  return 1
+end
+local results = {}
+local k = 1
+for a = 2, #ARGV, 4 do
+  local last = k + 2 + 2 * tonumber(ARGV[a + 3])
+  local ok, result = false, full
+  if not full then ok, result = pcall(write, k, a, last) end
+  if not ok then result = type(result) == 'table' and result.err or tostring(result) end
+  local lockToken = ARGV[a + 2]
+  if lockToken ~= '' and redis.call('GET', KEYS[k + 1]) == lockToken then redis.call('DEL', KEYS[k + 1]) end
+  results[#results + 1] = result
+  k = last + 1
 end
 return results`
 
-// Drops every entry named in the tag sets (all in this script's slot) and the sets themselves.
+// KEYS: a tag set and its version key per tag, all in this script's slot. Deleting the version is
+// what makes the invalidation hold: from then on no entry written under it is answered, whatever
+// Redis evicted (the set included). Dropping the set's entries and the set frees their memory and
+// counts them. Nothing here needs memory, so it runs on a full Redis too.
 const DROP_TAGS = `
 local dropped = 0
-for i = 1, #KEYS do
+for i = 1, #KEYS, 2 do
+  redis.call('DEL', KEYS[i + 1])
   local members = redis.call('SMEMBERS', KEYS[i])
   for j = 1, #members, ${UNLINK_BATCH} do
     dropped = dropped + redis.call('UNLINK', unpack(members, j, math.min(j + ${UNLINK_BATCH - 1}, #members)))
@@ -88,13 +122,27 @@ for i = 1, #KEYS do
 end
 return dropped`
 
-// A cold miss in one round trip: the entry if there is one, else the coalescing lock if it is free
-// (1: taken with ARGV[1] as its token; 0: another holder has it).
-const GET_OR_LOCK = `
+// The entry, when every version it was written under is current; an outdated one is unlinked and
+// answered as a miss.
+const GET = `${CURRENT_LUA}
 local value = redis.call('GET', KEYS[1])
-if value then return value end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0`
+if value and not current(value) then
+  redis.call('UNLINK', KEYS[1])
+  return false
+end
+return value`
+
+// A cold miss in one round trip: the current entry if there is one, else the coalescing lock if it
+// is free (1: taken with ARGV[1] as its token; 0: another holder has it). A lock Redis cannot write
+// (full, under noeviction) answers 1 too: the request runs its handler as if the store had none.
+const GET_OR_LOCK = `${CURRENT_LUA}
+local value = redis.call('GET', KEYS[1])
+if value then
+  if current(value) then return value end
+  redis.call('UNLINK', KEYS[1])
+end
+if redis.pcall('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return 0 end
+return 1`
 
 // Live members of the shard's sets in KEYS, estimated from up to 20 sampled members of each, and the
 // MEMORY USAGE of one live member (0 when none was seen).
@@ -129,16 +177,10 @@ interface BatchedWrite {
   args: Array<string | number | Buffer>
 }
 
-/** FNV-1a: a cheap, stable spread of keys over the shards. */
-function shardOf (key: string): number {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
-  return (hash >>> 0) % SHARDS
+/** Redis answered this write with an error (full, under noeviction): it is up, and refused this one call. */
+export class RedisRefusedError extends Error {
+  override name = 'ReplyError'
 }
-
-const shardTag = (shard: number): string => '{' + shard.toString(16).padStart(2, '0') + '}'
-/** The Cluster slot of each shard's hash tag (CLUSTER KEYSLOT {00} to {0f}; a test checks them). */
-export const SHARD_SLOTS = [13254, 9191, 4996, 933, 13122, 9059, 4864, 801, 13006, 8943, 14610, 2417, 6480, 10679, 14742, 2549]
 
 /**
  * One Redis value per entry, in the binary form of entry.ts. Keys are
@@ -163,7 +205,9 @@ export class RedisStore implements CacheStore {
    * can die alone, and its keys are paused alone. A single Redis fails as one.
    */
   readonly failureDomain: ((key: string) => number) | undefined
-  readonly #writes = new TurnBatch<BatchedWrite, number>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
+  readonly #writes = new TurnBatch<BatchedWrite, number | string>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
+  /** The client's keyPrefix: Redis holds every key with it, and SCAN answers keys with it. */
+  readonly #keyPrefix: string
 
   constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring }) {
     this.#client = options.client as ScriptedClient
@@ -171,10 +215,12 @@ export class RedisStore implements CacheStore {
     this.#log = options.log
     this.#keyring = options.keyring
     this.failureDomain = this.#client.isCluster === true ? shardOf : undefined
-    if (typeof this.#client.responseCacheSetMany !== 'function') {
+    this.#keyPrefix = keyPrefixOf(this.#client)
+    if (typeof this.#client.responseCacheGetBuffer !== 'function') {
       this.#client.defineCommand('responseCacheSetMany', { lua: SET_MANY })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
       this.#client.defineCommand('responseCacheUnlock', { numberOfKeys: 1, lua: UNLOCK })
+      this.#client.defineCommand('responseCacheGet', { numberOfKeys: 1, lua: GET })
       this.#client.defineCommand('responseCacheGetOrLock', { numberOfKeys: 2, lua: GET_OR_LOCK })
       this.#client.defineCommand('responseCacheCountLive', { lua: COUNT_LIVE })
     }
@@ -186,14 +232,33 @@ export class RedisStore implements CacheStore {
     return this.#namespace + ':' + shardTag(shardOf(key)) + ':' + rest
   }
 
-  #tagKey (shard: number, tag: string): string {
+  #base (shard: number): string {
+    return this.#namespace + ':' + shardTag(shard) + ':'
+  }
+
+  #encoded (tag: string): string {
     // Route and path tags repeat on every write of a route: encode each once (a bounded memo).
     let encoded = this.#encodedTags.get(tag)
     if (encoded === undefined) {
       if (this.#encodedTags.size >= TAG_MEMO_SIZE) this.#encodedTags.clear()
       this.#encodedTags.set(tag, encoded = encodeSegment(tag))
     }
-    return this.#namespace + ':' + shardTag(shard) + ':tag:' + encoded
+    return encoded
+  }
+
+  #tagKey (shard: number, tag: string): string {
+    return this.#base(shard) + 'tag:' + this.#encoded(tag)
+  }
+
+  /** A tag's set and its version key (versions.ts), in the shard's slot. */
+  #tagKeys (shard: number, tag: string): [string, string] {
+    const encoded = this.#encoded(tag)
+    return [this.#base(shard) + 'tag:' + encoded, this.#base(shard) + 'ver:' + encoded]
+  }
+
+  /** The shard's generation: a version every entry of the shard is written under, deleted by clear(). */
+  #generationKey (shard: number): string {
+    return this.#base(shard) + 'gen'
   }
 
   /** Unique across processes (a random prefix per store) and cheap per lock (a counter, not a random draw). */
@@ -274,7 +339,7 @@ export class RedisStore implements CacheStore {
     const redisKey = this.redisKey(key)
     let data: Buffer | null
     try {
-      data = await this.#client.getBuffer(redisKey)
+      data = await this.#client.responseCacheGetBuffer(redisKey)
     } catch (error) {
       return this.#readFailed(redisKey, error)
     }
@@ -310,7 +375,8 @@ export class RedisStore implements CacheStore {
   #decode (redisKey: string, data: Buffer): CacheEntry | undefined {
     try {
       // The Redis key is the additional data: a sealed entry copied under another key does not open.
-      return decodeEntry(this.#keyring === undefined ? data : this.#keyring.open(data, redisKey))
+      const bytes = entryBytes(data)
+      return decodeEntry(this.#keyring === undefined ? bytes : this.#keyring.open(bytes, redisKey))
     } catch (error) {
       if (error instanceof CorruptEntryError || error instanceof SealedEntryError) return this.#corrupt(redisKey, error)
       /* c8 ignore next 2 */
@@ -326,14 +392,16 @@ export class RedisStore implements CacheStore {
     this.#ready()
     const shard = shardOf(key)
     const redisKey = this.redisKey(key)
-    const keys = [redisKey, this.#lockKey(key)]
-    for (const tag of new Set(options.tags)) keys.push(this.#tagKey(shard, tag))
+    const keys = [redisKey, this.#lockKey(key), this.#generationKey(shard)]
+    for (const tag of new Set(options.tags)) keys.push(...this.#tagKeys(shard, tag))
     const encoded = encodeEntry(entry)
+    // Sealed under the Redis key; the versions header the write script puts in front stays outside.
     const value = this.#keyring === undefined ? encoded : this.#keyring.seal(encoded, redisKey)
-    const args = [value, Math.max(1, Math.ceil(options.ttl * 1000)), options.lockToken ?? '', keys.length - 2]
-    if (await this.#writes.add(this.#group(shard), { keys, args }) !== 1) {
-      throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE('redis', 'a tag set of the entry holds a value of another type')
-    }
+    const args = [value, Math.max(1, Math.ceil(options.ttl * 1000)), options.lockToken ?? '', (keys.length - 3) / 2]
+    const result = await this.#writes.add(this.#group(shard), { keys, args })
+    if (result === 1) return
+    if (typeof result === 'string') throw new RedisRefusedError(result)
+    throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE('redis', 'a tag set or version of the entry holds a value of another type')
   }
 
   /** Calls of one Cluster slot may share a script; on a single Redis, all may. */
@@ -341,11 +409,11 @@ export class RedisStore implements CacheStore {
     return this.#client.isCluster === true ? shard : 0
   }
 
-  async #sendWrites (writes: BatchedWrite[]): Promise<number[]> {
+  async #sendWrites (writes: BatchedWrite[]): Promise<Array<number | string>> {
     this.#ready()
     const keys = writes.flatMap((write) => write.keys)
     const args = writes.flatMap((write) => write.args)
-    return await this.#client.responseCacheSetMany(keys.length, ...keys, ...args)
+    return await this.#client.responseCacheSetMany(keys.length, ...keys, this.#token(), ...args)
   }
 
   /**
@@ -406,32 +474,47 @@ export class RedisStore implements CacheStore {
     const unique = [...new Set(tags)]
     if (unique.length === 0) return 0
     const perShard = await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => {
-      const keys = unique.map((tag) => this.#tagKey(shard, tag))
+      const keys = unique.flatMap((tag) => this.#tagKeys(shard, tag))
       return await this.#client.responseCacheDropTags(keys.length, ...keys)
     }))
     return perShard.reduce((sum, n) => sum + n, 0)
   }
 
-  /** SCAN and UNLINK this namespace only, node by node, in batches that share a slot. */
+  /**
+   * Deletes every shard's generation, which makes every entry of the namespace a miss at once; then
+   * SCANs and UNLINKs the namespace, node by node, in batches that share a slot, to free the memory;
+   * then deletes the generations again, so that no write landing during the SCAN (whose tag sets it
+   * may have unlinked) is answered either.
+   */
   async clear (): Promise<void> {
     this.#ready()
+    await this.#dropGenerations()
+    const pattern = prefixPattern(this.#keyPrefix + this.#namespace + ':')
     for (const node of this.#masters()) {
+      // SCAN answers keys as Redis holds them; the node client adds its own keyPrefix (if any) again.
+      const nodePrefix = keyPrefixOf(node, false)
       let cursor = '0'
       do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', this.#namespace + ':*', 'COUNT', 1000)
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
         cursor = next
         const bySlot = new Map<string, string[]>()
         for (const key of keys) {
-          const tag = /\{[^}]*\}/.exec(key)?.[0] ?? key
+          const tag = hashTagOf(key)
+          const name = key.startsWith(nodePrefix) ? key.slice(nodePrefix.length) : key
           const group = bySlot.get(tag)
-          if (group === undefined) bySlot.set(tag, [key])
-          else group.push(key)
+          if (group === undefined) bySlot.set(tag, [name])
+          else group.push(name)
         }
         for (const group of bySlot.values()) {
           for (let i = 0; i < group.length; i += UNLINK_BATCH) await node.unlink(...group.slice(i, i + UNLINK_BATCH))
         }
       } while (cursor !== '0')
     }
+    await this.#dropGenerations()
+  }
+
+  async #dropGenerations (): Promise<void> {
+    await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => await this.#client.unlink(this.#generationKey(shard))))
   }
 
   /** Every master of a Cluster, or the one client. */

@@ -101,3 +101,16 @@ export async function limitMemory (redis: Redis, headroom: number): Promise<void
   await redis.config('SET', 'maxmemory-policy', 'allkeys-lru')
   await redis.config('SET', 'maxmemory', String(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]) + headroom))
 }
+
+/**
+ * What allkeys-lru does to a namespace whose entries are read and whose index is not: every tag set
+ * of the namespace goes, and the versions of the tags matching `versions` too (see
+ * lib/stores/versions.ts). `nodes`: the one server, or every master of a Cluster.
+ */
+export async function evictIndexRecords (nodes: Redis[], namespace: string, versions: RegExp): Promise<void> {
+  for (const node of nodes) {
+    for (const key of await node.keys(`${namespace}:*`)) {
+      if (key.includes(':tag:') || (key.includes(':ver:') && versions.test(key))) await node.del(key)
+    }
+  }
+}

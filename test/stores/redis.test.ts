@@ -2,8 +2,9 @@ import t from 'tap'
 import { decodeEntry, encodeEntry } from '../../lib/entry.js'
 import responseCache from '../../lib/index.js'
 import { RedisStore, SHARDS } from '../../lib/stores/redis.js'
+import { entryBytes, VERSIONED_MAGIC } from '../../lib/stores/versions.js'
 import { logCapture } from '../helpers/app.js'
-import { connect, startRedis, writesSent } from '../helpers/redis.js'
+import { connect, evictIndexRecords, startRedis, writesSent } from '../helpers/redis.js'
 import { makeEntry, storeContract } from './contract.js'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
@@ -18,18 +19,23 @@ function makeStore (): RedisStore {
 }
 
 t.test('redis store contract', async (t) => {
-  storeContract(t, () => makeStore())
+  storeContract(t, () => makeStore(), {
+    evictIndex: async (store) => { await evictIndexRecords([client], (store as RedisStore).redisKey('').split(':')[0], /evicted%3A[6-8]$/) }
+  })
 })
 
-t.test('one Redis value per entry, binary, with a TTL covering the stale windows', async (t) => {
+t.test('one Redis value per entry, binary behind its version header, with a TTL covering the stale windows', async (t) => {
   const store = makeStore()
   const ns = `ns${namespaces}`
   const entry = makeEntry('{"a":1}')
   await store.set(`${ns}:-:GET:%2Fa:hash`, entry, { ttl: 90 })
   const key = store.redisKey(`${ns}:-:GET:%2Fa:hash`)
   t.match(key, new RegExp(`^${ns}:\\{[0-9a-f]{2}\\}:-:GET:%2Fa:hash$`))
-  const raw = await client.getBuffer(key)
-  t.ok(raw?.equals(encodeEntry(entry)))
+  const raw = await client.getBuffer(key) as Buffer
+  t.equal(raw[0], VERSIONED_MAGIC)
+  const names = raw.subarray(9, 9 + raw.readUInt32BE(5)).toString('latin1')
+  t.match(names, new RegExp(`^\\x91.${ns}:\\{[0-9a-f]{2}\\}:gen$`), 'an untagged entry is written under its shard\'s generation only')
+  t.ok(entryBytes(raw).equals(encodeEntry(entry)), 'the entry\'s own bytes follow the header')
   const ttl = await client.pttl(key)
   t.ok(ttl > 89_000 && ttl <= 90_000, `pttl ${ttl}`)
 
@@ -40,24 +46,27 @@ t.test('one Redis value per entry, binary, with a TTL covering the stale windows
   app.get('/windows', { config: { cache: { ttl: 30, staleWhileRevalidate: 60, staleIfError: 20 } } }, async () => 'w')
   await app.inject('/windows')
   await writesSent()
-  const [entryKey] = (await client.keys(`${ns}app:*`)).filter((k) => !k.includes(':tag:') && !k.includes(':lock:'))
+  const [entryKey] = (await client.keys(`${ns}app:*`)).filter((k) => /:GET:/.test(k) && !k.includes(':lock:'))
   const stored = await client.pttl(entryKey)
   t.ok(stored > 89_000 && stored <= 90_000, `30 s fresh + 60 s stale-while-revalidate: pttl ${stored}`)
   const written = await client.getBuffer(entryKey)
-  t.equal(written === null ? undefined : decodeEntry(written).ttl, 30, 'the entry itself is fresh for 30 s')
+  t.equal(written === null ? undefined : decodeEntry(entryBytes(written)).ttl, 30, 'the entry itself is fresh for 30 s')
 })
 
-t.test('tag sets share the hash tag of their entries and expire with them', async (t) => {
+t.test('tag sets and versions share the hash tag of their entries and outlive them', async (t) => {
   const store = makeStore()
   const ns = `ns${namespaces}`
   await store.set(`${ns}:-:GET:%2Fx:h1`, makeEntry('x'), { ttl: 30, tags: ['item:1'] })
   const keys = await client.keys(`${ns}:*`)
-  t.equal(keys.length, 2)
-  const tags = keys.map((k) => /\{..\}/.exec(k)?.[0])
-  t.equal(tags[0], tags[1], 'entry and tag set in one slot')
-  const tagKey = keys.find((k) => k.includes(':tag:')) as string
-  t.match(tagKey, /:tag:item%3A1$/)
-  t.ok(await client.pttl(tagKey) > 29_000)
+  t.equal(keys.length, 4, 'the entry, its tag set, the tag\'s version and the shard\'s generation')
+  t.equal(new Set(keys.map((k) => /\{..\}/.exec(k)?.[0])).size, 1, 'all in one slot')
+  for (const suffix of [':tag:item%3A1', ':ver:item%3A1', ':gen']) {
+    const key = keys.find((k) => k.endsWith(suffix)) as string
+    t.ok(key, suffix)
+    t.ok(await client.pttl(key) > 29_000, `${suffix} lives as long as the entry`)
+  }
+  await store.set(`${ns}:-:GET:%2Fx:h1`, makeEntry('y'), { ttl: 5, tags: ['item:1'] })
+  t.ok(await client.pttl(keys.find((k) => k.endsWith(':ver:item%3A1')) as string) > 29_000, 'a shorter entry never shortens a version')
 })
 
 /** Script calls the server has run so far (EVALSHA, and EVAL for a script it did not know yet). */
@@ -122,6 +131,8 @@ t.test('a corrupt or foreign value is a miss, logged once per key', async (t) =>
   await client.set(store.redisKey(key), 'not an entry')
   t.equal(await store.get(key), undefined)
   t.equal(await store.get(key), undefined)
+  await client.set(store.redisKey(key), Buffer.from([VERSIONED_MAGIC, 0, 0, 1, 0, 0, 0, 0, 0]))
+  t.equal(await store.get(key), undefined, 'a version header longer than its value is a miss')
   await client.del(store.redisKey(key))
   await client.sadd(store.redisKey(key), 'a set')
   t.equal(await store.get(key), undefined, 'WRONGTYPE is a miss too')

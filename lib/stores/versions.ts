@@ -1,0 +1,72 @@
+import { CorruptEntryError } from '../entry.js'
+
+// Why versions: invalidation finds entries through their tag sets, and Redis may evict a set (hits
+// never touch one, so LRU and LFU pick sets first) while its entries live on. So each tag of an entry
+// also has a version key in the entry's slot, and the entry records the versions it was written
+// under; a read answers the entry only while every one of them is still current. Invalidation
+// deletes the version keys (a DEL is allowed even when Redis is full), and a later write creates a
+// new one with a token no earlier write used, so an evicted or deleted version never comes back.
+//
+// A value in Redis is this header, then the entry's bytes (entry.ts, or whatever seals them):
+//
+//   u8     VERSIONED_MAGIC
+//   u32be  header length, these 9 bytes included
+//   u32be  length of the names
+//          names: the version keys, as Redis holds them (keyPrefix included), a MessagePack array
+//          tokens: the token of each, as written, a MessagePack array
+//
+// Both arrays are packed and unpacked by Redis's own cmsgpack, so the check on a read is one unpack,
+// one MGET and one comparison of bytes (cmsgpack.pack of the MGET answer against the tokens as
+// stored): measured, about a quarter less Redis time per read than parsing text records in Lua.
+
+/** First byte of a versioned value; clear of the entry format versions (from 1) and of 0xE1 (sealed). */
+export const VERSIONED_MAGIC = 0xF1
+const HEADER_BYTES = 9
+
+/** The entry's own bytes within a versioned value. */
+export function entryBytes (value: Buffer): Buffer {
+  if (value.length < HEADER_BYTES || value[0] !== VERSIONED_MAGIC) throw new CorruptEntryError('not a versioned value')
+  const size = value.readUInt32BE(1)
+  if (size > value.length || HEADER_BYTES + value.readUInt32BE(5) > size) throw new CorruptEntryError('truncated version header')
+  return value.subarray(size)
+}
+
+const u32 = (n: string): string => `math.floor(${n} / 16777216) % 256, math.floor(${n} / 65536) % 256, math.floor(${n} / 256) % 256, ${n} % 256`
+
+/**
+ * Lua, in the scripts that write an entry: `version(key, token, ms)` answers the version key's
+ * token, creating it with `token` when it is missing, and keeps it for at least `ms` (never
+ * shortened): a version outlives every entry written under it. Errors (a foreign value, Redis full)
+ * are raised: the entry is then not written. `header(names, tokens)` is the header above.
+ */
+export const VERSION_LUA = `
+local function version (key, token, ms)
+  local current = redis.call('GET', key)
+  if not current then
+    redis.call('SET', key, token, 'PX', ms)
+    return token
+  end
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+  return current
+end
+local function header (names, tokens)
+  local packedNames, packedTokens = cmsgpack.pack(names), cmsgpack.pack(tokens)
+  local size, length = ${HEADER_BYTES} + #packedNames + #packedTokens, #packedNames
+  return string.char(${VERSIONED_MAGIC}, ${u32('size')}, ${u32('length')}) .. packedNames .. packedTokens
+end`
+
+/**
+ * Lua, in the scripts that read an entry: `current(value)` is false when a version the value was
+ * written under is missing or has changed (one MGET, in the entry's slot). A value without a
+ * well-formed header is answered as it is, for the reader to report as corrupt.
+ */
+export const CURRENT_LUA = `
+local function current (value)
+  if #value < ${HEADER_BYTES} or string.byte(value, 1) ~= ${VERSIONED_MAGIC} then return true end
+  local a, b, c, d, e, f, g, h = string.byte(value, 2, ${HEADER_BYTES})
+  local size = ((a * 256 + b) * 256 + c) * 256 + d
+  local namesEnd = ${HEADER_BYTES} + ((e * 256 + f) * 256 + g) * 256 + h
+  if size > #value or namesEnd > size then return true end
+  local found = redis.call('MGET', unpack(cmsgpack.unpack(string.sub(value, ${HEADER_BYTES + 1}, namesEnd))))
+  return cmsgpack.pack(found) == string.sub(value, namesEnd + 1, size)
+end`
