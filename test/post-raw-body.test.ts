@@ -232,3 +232,15 @@ t.test('the raw-key memo is bounded and drops the least recently used', async (t
   t.equal(memo.get('a'), undefined)
   t.equal(memo.get('c'), 'C2')
 })
+
+t.test('a key function that throws before parsing sends the request on to the lookup after it', async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  // Reads the parsed body: throws while the body is still raw bytes.
+  app.post('/search', { config: { cache: { key: (request) => (request.body as { user: string }).user } } }, async () => ({ run: runs.next() }))
+  t.equal((await app.inject(json('{"user":"a"}'))).headers['x-cache'], 'MISS')
+  const again = await app.inject(json('{"user":"a"}'))
+  t.equal(again.headers['x-cache'], 'HIT', 'keyed once parsed, as before')
+  t.equal((await app.inject(json('{"user":"b"}'))).headers['x-cache'], 'MISS')
+  t.equal(runs.runs, 2)
+})
