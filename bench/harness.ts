@@ -70,6 +70,8 @@ export interface Load {
   headers?: Record<string, string>
   /** Every request asks for a URL no earlier request asked for. */
   unique?: boolean
+  /** Request bodies sent in turn (instead of `body`). */
+  bodies?: string[]
 }
 
 let uniqueCounter = 0
@@ -84,7 +86,9 @@ export async function load (url: string, options: Load): Promise<autocannon.Resu
     method: options.method ?? 'GET',
     body: options.body,
     headers: options.headers,
-    requests: options.unique === true ? [{ setupRequest: (request) => ({ ...request, path: `${path}?u=${++uniqueCounter}` }) }] : undefined
+    requests: options.unique === true
+      ? [{ setupRequest: (request) => ({ ...request, path: `${path}?u=${++uniqueCounter}` }) }]
+      : options.bodies?.map((body) => ({ body }))
   })
 }
 

@@ -1,7 +1,7 @@
 // Every scenario of `npm run bench`: which server (bench/servers/), which requests, and how the report
 // groups it. All answer the same 0.7 KB product through the same 20 ms data call unless said otherwise.
 import type { Load } from './harness.js'
-import { SEARCH_BODY } from './servers/payload.js'
+import { SEARCH_BODY, SEARCH_BODY_64K, SHUFFLED_SEARCH_BODIES, SHUFFLED_SEARCH_BODIES_64K } from './servers/payload.js'
 
 export type Group = 'ceiling' | 'baseline' | 'plugin' | 'peer'
 
@@ -20,6 +20,9 @@ export interface Scenario {
 }
 
 const post: Omit<Load, 'seconds'> = { method: 'POST', body: SEARCH_BODY, headers: { 'content-type': 'application/json' } }
+const post64k: Omit<Load, 'seconds'> = { ...post, body: SEARCH_BODY_64K }
+const shuffled: Omit<Load, 'seconds'> = { ...post, bodies: SHUFFLED_SEARCH_BODIES }
+const shuffled64k: Omit<Load, 'seconds'> = { ...post, bodies: SHUFFLED_SEARCH_BODIES_64K }
 
 export const SCENARIOS: Scenario[] = [
   { name: 'bare', group: 'ceiling', server: 'bare.ts', path: '/product', quick: true, what: 'constant Buffer, no handler work (the ceiling)' },
@@ -27,7 +30,11 @@ export const SCENARIOS: Scenario[] = [
   { name: 'memory-hit', group: 'plugin', server: 'memory-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, memory-store hits' },
   { name: 'redis-hit', group: 'plugin', server: 'redis-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, Redis-store hits' },
   { name: 'redis-hit-sealed', group: 'plugin', server: 'redis-hit.ts', path: '/product', env: { BENCH_ENCRYPTION: '1' }, what: 'Redis-store hits with encryption at rest (AES-256-GCM)' },
+  { name: 'bare-post', group: 'ceiling', server: 'bare-post.ts', path: '/search', request: post, what: 'POST route that parses the same 2 KB JSON body and sends constant bytes, no plugin' },
   { name: 'post-hit', group: 'plugin', server: 'post-hit.ts', path: '/search', request: post, what: 'POST keyed by its 2 KB JSON body, memory-store hits' },
+  { name: 'post-hit-shuffled', group: 'plugin', server: 'post-hit.ts', path: '/search', request: shuffled, what: 'POST hits, the 2 KB body in six key orders in turn (one entry)' },
+  { name: 'post-hit-64kb', group: 'plugin', server: 'post-hit.ts', path: '/search', request: post64k, what: 'POST keyed by a 64 KB JSON body, memory-store hits' },
+  { name: 'post-hit-64kb-shuffled', group: 'plugin', server: 'post-hit.ts', path: '/search', request: shuffled64k, what: 'POST hits, the 64 KB body in six key orders in turn (one entry)' },
   { name: 'no-cache-unique', group: 'baseline', server: 'no-cache.ts', path: '/product', request: { unique: true }, quick: true, what: 'no plugin, a new query string on every request' },
   { name: 'memory-miss', group: 'plugin', server: 'memory-hit.ts', path: '/product', request: { unique: true }, quick: true, what: 'memory store, every request a miss (looked up, handled, stored)' },
   { name: 'redis-miss', group: 'plugin', server: 'redis-hit.ts', path: '/product', request: { unique: true }, what: 'Redis store, every request a miss (looked up, handled, stored)' },

@@ -10,6 +10,7 @@ import type { Refresher } from './refresh.js'
 import { sendEntry, staleInsteadOfError } from './respond.js'
 import { crossProcess } from './cross-process.js'
 import type { RouteCounters } from './stats.js'
+import type { RawKeyMemo } from './raw-body.js'
 import { isPromise, type GuardedStore } from './store-guard.js'
 import type { MaybePromise } from './stores/store.js'
 import { entryTags, pathGroup } from './tags.js'
@@ -17,6 +18,8 @@ import { entryTags, pathGroup } from './tags.js'
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 /** Tags a handler added with `reply.cacheTags()`. */
 export const kReplyTags = Symbol('fastify-response-cache.replyTags')
+/** The raw-body key of a request whose body was read before parsing but not yet known to the memo. */
+export const kRawBodyKey = Symbol('fastify-response-cache.rawBodyKey')
 
 export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
 
@@ -34,11 +37,16 @@ export interface RequestState {
   lockToken?: string
   /** The body of the entry a HIT or STALE answer sent. */
   served?: Buffer
+  /** The raw-body key to remember this key under once an entry is found or stored for it. */
+  rawKey?: string
+  /** The raw body, for a request answered before its body was parsed (a refresh replays it). */
+  rawBody?: readonly Buffer[]
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     [kRequestState]: RequestState | null
+    [kRawBodyKey]: string | null
   }
   interface FastifyReply {
     [kReplyTags]: string[] | null
@@ -62,6 +70,8 @@ export interface RouteState {
   withBody: boolean
   /** HEAD reads the GET entry but never stores: an explicit HEAD handler may send no body. */
   readOnly: boolean
+  /** Bodies up to this many bytes are read before parsing and looked up by their bytes. */
+  rawBodyLimit: number
 }
 
 /** The route state for a request's method, or undefined when the hook does not apply to it. */
@@ -72,6 +82,7 @@ export interface HookContext {
   options: ResolvedOptions
   inFlight: InFlight
   refresher: Refresher
+  rawKeys: RawKeyMemo
 }
 
 function bypass (request: FastifyRequest, route: RouteState, reason: string): void {
@@ -84,8 +95,10 @@ export function createHooks (ctx: HookContext): {
   /** For onRequest (GET, HEAD) and preValidation (routes keyed by their body) alike. */
   lookup: (stateFor: StateFor) => onRequestHookHandler & preValidationHookHandler
   storeOnSend: (stateFor: StateFor) => onSendHookHandler
+  /** Looks a request up under a key already worked out, with the lookup's own state on the request. */
+  lookupKey: (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 } {
-  const { store, options, inFlight, refresher } = ctx
+  const { store, options, inFlight, refresher, rawKeys } = ctx
   const { lockOrWait, release } = crossProcess(ctx)
 
   function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -106,7 +119,14 @@ export function createHooks (ctx: HookContext): {
       return
     }
     const state: RequestState = { route, status: 'MISS', key, leader: false, stale: undefined }
+    if (route.withBody && request[kRawBodyKey] !== null) state.rawKey = request[kRawBodyKey]
     request[kRequestState] = state
+    lookupKey(state, request, reply, done)
+  }
+
+  function lookupKey (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const { route } = state
+    const key = state.key as string
     // A background refresh, or a client allowed to ask for a fresh copy, goes straight to the handler.
     if (refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
       route.counters.misses++
@@ -141,13 +161,15 @@ export function createHooks (ctx: HookContext): {
         route.counters.hits++
         state.status = 'HIT'
         state.served = sendEntry(request, reply, entry, now, 'HIT')
+        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.key as string)
         return
       }
       if (age < freshMs + route.options.staleWhileRevalidate * 1000) {
         route.counters.stale++
         state.status = 'STALE'
         state.served = sendEntry(request, reply, entry, now, 'STALE')
-        refresher.start(state.key as string, request)
+        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.key as string)
+        refresher.start(state.key as string, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody))
         return
       }
       if (age < freshMs + route.options.staleIfError * 1000) state.stale = entry
@@ -237,6 +259,7 @@ export function createHooks (ctx: HookContext): {
     const stored = (): void => {
       if (lockToken !== undefined) state.lockToken = undefined
       route.counters.stores++
+      if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, key)
       inFlight.written(key, entry)
       release(state)
       refresher.report(request, 'stored')
@@ -269,9 +292,11 @@ export function createHooks (ctx: HookContext): {
   return {
     lookup: (stateFor) => function responseCacheLookup (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
       const route = stateFor(request)
-      if (route === undefined) done()
+      // A body looked up from its raw bytes (before parsing) has been looked up already.
+      if (route === undefined || (route.withBody && request[kRequestState] !== null)) done()
       else lookup(route, request, reply, done)
     },
+    lookupKey,
     storeOnSend: (stateFor) => function responseCacheStore (request, reply, payload, done) {
       const state = request[kRequestState]
       if (state === null) {

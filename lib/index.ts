@@ -3,13 +3,15 @@ import fp from 'fastify-plugin'
 import { createClient, type ResponseCacheClient } from './client.js'
 import { InFlight } from './coalesce.js'
 import * as errors from './errors.js'
-import { createHooks, kReplyTags, kRequestState, type RouteState } from './hooks.js'
+import { createHooks, kRawBodyKey, kReplyTags, kRequestState, type RouteState } from './hooks.js'
 import { invalidateOnSend, UNSAFE_METHODS } from './invalidation.js'
 import { registerMetrics } from './metrics.js'
 import { Refresher } from './refresh.js'
 import { routeSegment } from './key.js'
 import { resolveOptions, resolveRouteOptions, type ResolvedRouteOptions, type ResponseCacheOptions, type RouteCacheOptions } from './options.js'
 import { BODYLESS_METHODS, CACHEABLE_METHODS } from './policy.js'
+import { RawKeyMemo } from './raw-body.js'
+import { rawLookup } from './raw-lookup.js'
 import { Stats } from './stats.js'
 import { GuardedStore, TroubleLog } from './store-guard.js'
 import { createStore } from './stores/index.js'
@@ -43,7 +45,10 @@ declare module 'fastify' {
   }
 }
 
-type HookName = 'onRequest' | 'preValidation' | 'onSend'
+/** Fastify's own default bodyLimit. */
+const DEFAULT_BODY_LIMIT = 1_048_576
+
+type HookName = 'onRequest' | 'preParsing' | 'preValidation' | 'onSend'
 
 /** Adds a route-level hook after the route's own: only cached routes pay for the cache. */
 function addRouteHook (routeOptions: RouteOptions, name: HookName, hook: unknown): void {
@@ -65,12 +70,15 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
   const refresher = new Refresher(app)
   const inFlight = new InFlight(options.coalesceTimeoutMs)
   const flush = (): Promise<void> | undefined => inFlight.flush()
-  const hooks = createHooks({ store: guarded, options, inFlight, refresher })
+  const rawKeys = new RawKeyMemo()
+  const hooks = createHooks({ store: guarded, options, inFlight, refresher, rawKeys })
+  const raw = { options, refresher, rawKeys, lookupKey: hooks.lookupKey }
   let cachesGet = false
   const invalidation = { store: guarded, options, cachesGet: () => cachesGet, flush }
   const routeErrors: Error[] = []
 
   app.decorateRequest(kRequestState, null)
+  app.decorateRequest(kRawBodyKey, null)
   app.decorateReply(kReplyTags, null)
   app.decorateReply('cacheTags', function (this: FastifyReply, ...tags: string[]) {
     for (const tag of tags) {
@@ -133,7 +141,9 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
         },
         counters: stats.forRoute(id),
         withBody: keyedByBody,
-        readOnly: method === 'HEAD'
+        readOnly: method === 'HEAD',
+        // Within Fastify's limit for the route, which then answers 413 for longer bodies as it would.
+        rawBodyLimit: Math.min(routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? DEFAULT_BODY_LIMIT, options.maxEntryBytes)
       }
       if (!state.readOnly) storedRoutes.add(id)
       if (state.withBody) withBody[method] = state
@@ -148,6 +158,8 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
       addRouteHook(routeOptions, 'onRequest', hooks.lookup(stateFor(bodyless)))
     }
     if (Object.keys(withBody).length > 0) {
+      // Bodies seen before are looked up from their bytes; others once parsed, then remembered.
+      addRouteHook(routeOptions, 'preParsing', rawLookup(raw, stateFor(withBody)))
       addRouteHook(routeOptions, 'preValidation', hooks.lookup(stateFor(withBody)))
     }
     // Last, so that what is stored is the payload the client gets after the route's own onSend hooks.

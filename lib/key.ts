@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import stableStringify from 'safe-stable-stringify'
 
@@ -91,13 +91,14 @@ export function requestKey (source: KeySource, request: FastifyRequest, withBody
   return key
 }
 
-function computeKey (source: KeySource, request: FastifyRequest, withBody: boolean): string {
+/** Everything but the body, as one JSON array. */
+function keyParts (source: KeySource, request: FastifyRequest): string {
   // The URL as it came, path and query: /items/%31 and /items/1 route alike, and ?a=%31 parses like
   // ?a=1, but a handler that reflects request.url tells them apart, so they must not share an entry.
   // Query order is kept for the same reason (a handler may serialise request.query as parsed).
   const vary = source.vary.length === 0 ? null : source.vary.map((name) => request.headers[name] ?? null)
   const extra = source.key === undefined ? null : source.key(request)
-  const parts = JSON.stringify([
+  return JSON.stringify([
     request.protocol,
     request.host,
     request.url,
@@ -105,6 +106,27 @@ function computeKey (source: KeySource, request: FastifyRequest, withBody: boole
     vary,
     extra === undefined ? null : String(extra)
   ])
+}
+
+function keyPrefix (source: KeySource, request: FastifyRequest): string {
+  return source.namespace + ':' + tenantSegment(tenantOf(source, request)) + ':' + source.route + ':'
+}
+
+function computeKey (source: KeySource, request: FastifyRequest, withBody: boolean): string {
+  const parts = keyParts(source, request)
   const material = withBody ? parts + '\n' + bodyPart(request.body) : parts
-  return source.namespace + ':' + tenantSegment(tenantOf(source, request)) + ':' + source.route + ':' + sha256(material)
+  return keyPrefix(source, request) + sha256(material)
+}
+
+/**
+ * The key of a request's raw body bytes, before they are parsed: every other key part, the
+ * content-type and content-encoding (which pick the parser), and the SHA-256 of the bytes. Never a
+ * store key; it names which store key these exact bytes were found to have once parsed.
+ */
+export function rawBodyKey (source: KeySource, request: FastifyRequest, chunks: readonly Buffer[]): string {
+  const digest = createHash('sha256')
+  digest.update(keyParts(source, request))
+  digest.update('\n' + JSON.stringify([request.headers['content-type'] ?? null, request.headers['content-encoding'] ?? null]) + '\n')
+  for (const chunk of chunks) digest.update(chunk)
+  return keyPrefix(source, request) + digest.digest('base64url')
 }

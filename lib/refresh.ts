@@ -71,7 +71,8 @@ export class Refresher {
     if (marker !== undefined) this.#outcomes.get(marker)?.settle(result)
   }
 
-  start (key: string, request: FastifyRequest): void {
+  /** `payload`: the parsed body, or the raw bytes of a request answered before its body was parsed. */
+  start (key: string, request: FastifyRequest, payload: unknown): void {
     // One refresh per key, and never one started from inside another.
     if (this.#running.has(key) || this.isRefresh(request)) return
     this.#running.add(key)
@@ -85,7 +86,7 @@ export class Refresher {
       url: request.url,
       headers,
       remoteAddress: request.socket?.remoteAddress,
-      payload: request.body as InjectOptions['payload'],
+      payload: payload as InjectOptions['payload'],
       simulate: marker
     }
     this.app.inject(replay)

@@ -33,12 +33,34 @@ export function catalogue (): Array<typeof PRODUCT> {
   return Array.from({ length: count }, (_, i) => ({ ...PRODUCT, id: i, sku: `SKU-${String(i).padStart(4, '0')}-XL` }))
 }
 
-/** The POST scenario's request body: a 2 KB JSON search, the same on every request, so every one is a hit. */
-export const SEARCH_BODY = JSON.stringify({
+const SEARCH = {
   query: 'insulated bottle',
   filters: Array.from({ length: 30 }, (_, i) => ({ field: `attribute_${i}`, op: i % 2 === 0 ? 'eq' : 'in', value: i % 2 === 0 ? `value-${i}` : [`a${i}`, `b${i}`, `c${i}`] })),
   sort: [{ field: 'price.amount', order: 'asc' }, { field: 'ratings.average', order: 'desc' }],
   page: { size: 24, after: 'eyJpZCI6NDIsInByaWNlIjoyOTk5fQ' },
   facets: ['tags', 'stock.warehouse', 'variants.color', 'price.currency'],
   locale: 'en-GB'
-})
+}
+
+/** The POST scenario's request body: a 2 KB JSON search, the same on every request, so every one is a hit. */
+export const SEARCH_BODY = JSON.stringify(SEARCH)
+
+/** The same search with about 64 KB of filters. */
+const SEARCH_64K = {
+  ...SEARCH,
+  filters: Array.from({ length: 1060 }, (_, i) => ({ field: `attribute_${i}`, op: i % 2 === 0 ? 'eq' : 'in', value: i % 2 === 0 ? `value-${i}` : [`a${i}`, `b${i}`, `c${i}`] }))
+}
+export const SEARCH_BODY_64K = JSON.stringify(SEARCH_64K)
+
+/** Rotates an object's keys by `turn`, at every depth: the same value, other bytes. */
+function rotated (value: unknown, turn: number): unknown {
+  if (Array.isArray(value)) return value.map((item) => rotated(item, turn))
+  if (typeof value !== 'object' || value === null) return value
+  const entries = Object.entries(value)
+  const shift = turn % entries.length
+  return Object.fromEntries([...entries.slice(shift), ...entries.slice(0, shift)].map(([key, item]) => [key, rotated(item, turn)]))
+}
+
+/** Six bodies of one search, in six key orders (the first as SEARCH_BODY): six byte strings, one entry. */
+export const SHUFFLED_SEARCH_BODIES = Array.from({ length: 6 }, (_, turn) => JSON.stringify(rotated(SEARCH, turn)))
+export const SHUFFLED_SEARCH_BODIES_64K = Array.from({ length: 6 }, (_, turn) => JSON.stringify(rotated(SEARCH_64K, turn)))

@@ -1,5 +1,5 @@
-// POST responses keyed by their body: every request sends the same 2 KB JSON search, so after the
-// first each one is parsed, hashed into the key and answered from the memory store.
+// POST responses keyed by their body: the scenarios send one search (2 KB or 64 KB, in one or six key orders),
+// so after the first of each byte string every request is answered from its raw bytes, unparsed.
 import Fastify from 'fastify'
 import responseCache from '../../dist/esm/index.js'
 import { loadProduct } from './payload.js'

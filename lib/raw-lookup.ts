@@ -1,0 +1,69 @@
+import type { FastifyReply, FastifyRequest, preParsingHookHandler } from 'fastify'
+import { kRawBodyKey, kRequestState, type RequestState, type StateFor } from './hooks.js'
+import { rawBodyKey } from './key.js'
+import type { ResolvedOptions } from './options.js'
+import { clientAsksNoCache, requestBypassReason } from './policy.js'
+import { readBody, type PayloadStream, type RawKeyMemo } from './raw-body.js'
+import type { Refresher } from './refresh.js'
+
+export interface RawLookupContext {
+  options: ResolvedOptions
+  refresher: Refresher
+  rawKeys: RawKeyMemo
+  lookupKey: (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: () => void) => void
+}
+
+/**
+ * A preParsing hook for routes keyed by their body: reads the body (up to the route's raw-body
+ * limit), and when these exact bytes, with every other key part, were seen before and led to an
+ * entry, looks that entry up at once: a hit is answered without parsing, validation or the handler.
+ * Otherwise Fastify gets the same bytes to parse, and the lookup after parsing runs as before.
+ */
+export function rawLookup (ctx: RawLookupContext, stateFor: StateFor): preParsingHookHandler {
+  const { options, refresher, rawKeys, lookupKey } = ctx
+  return function responseCacheRawLookup (request, reply, payload: PayloadStream, done) {
+    const route = stateFor(request)
+    // Requests that bypass, refreshes and client no-cache requests take the lookup after parsing.
+    if (route === undefined || requestBypassReason(route.options, request, true) !== undefined ||
+        refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
+      done(null, payload)
+      return
+    }
+    const declared = request.headers['content-length']
+    // Fastify answers a declared length over its limit without reading: so do we.
+    if (declared !== undefined && Number(declared) > route.rawBodyLimit) {
+      done(null, payload)
+      return
+    }
+    readBody(payload, route.rawBodyLimit, ({ chunks, payload: replay }) => {
+      // Past the limit, or a read error, or a length that Fastify will refuse: as without the cache.
+      if (chunks === undefined || (declared !== undefined && Number(declared) !== byteLength(chunks))) {
+        done(null, replay())
+        return
+      }
+      let rawKey: string
+      try {
+        rawKey = rawBodyKey(route.keySource, request, chunks)
+      } catch {
+        // A tenant or key function that throws: the lookup after parsing says so and bypasses.
+        done(null, replay())
+        return
+      }
+      const key = rawKeys.get(rawKey)
+      if (key === undefined) {
+        request[kRawBodyKey] = rawKey
+        done(null, replay())
+        return
+      }
+      const state: RequestState = { route, status: 'MISS', key, leader: false, stale: undefined, rawBody: chunks }
+      request[kRequestState] = state
+      lookupKey(state, request, reply, () => { done(null, replay()) })
+    })
+  }
+}
+
+function byteLength (chunks: readonly Buffer[]): number {
+  let length = 0
+  for (const chunk of chunks) length += chunk.length
+  return length
+}
