@@ -105,3 +105,35 @@ t.test('the bus connection lost and back: what was held before is not trusted', 
   const r = await b.inject('/patients/1')
   t.not(r.headers['x-cache'], 'HIT', 'b does not answer the entry dropped while its bus was away')
 })
+
+t.test('Redis not there at start: the instances start, and once Redis comes the bus carries their changes', async (t) => {
+  const port = await freePort()
+  const url = `redis://127.0.0.1:${port}`
+  const runs = counter()
+  const clients: Redis[] = []
+  const apps: FastifyInstance[] = []
+  for (let i = 0; i < 2; i++) {
+    const redis = new Redis(url)
+    redis.on('error', () => {})
+    t.teardown(() => { redis.disconnect() })
+    clients.push(redis)
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(responseCache, { store: 'tiered', redis, namespace: 'late', readyTimeout: 200 })
+    app.get('/patients/:id', { config: { cache: { ttl: 600, tags: ['patients'] } } }, async () => ({ run: runs.next() }))
+    await app.ready()
+    apps.push(app)
+  }
+  const [a, b] = apps
+  t.same((await a.inject('/patients/1')).json(), { run: 1 })
+  t.equal(await xCache(a, '/patients/1'), 'HIT', 'memory answers while Redis is away')
+  const server = await spawnPausableRedis(port)
+  t.teardown(async () => { await server.kill() })
+  const raw = new Redis(url)
+  t.teardown(() => { raw.disconnect() })
+  t.ok(await eventually(async () => (await raw.pubsub('NUMSUB', 'late:bus') as [string, number])[1] === 2), 'both subscribed once Redis came')
+  t.same((await b.inject('/patients/1')).json(), { run: 2 }, 'b computes it and stores it in Redis')
+  t.ok(await eventually(async () => (await a.inject('/patients/1')).json().run === 2), 'a drops its older copy on b\'s message and reads b\'s')
+  await b.cache.invalidate({ tags: ['patients'] })
+  t.ok(await eventually(async () => (await a.inject('/patients/1')).json().run > 2), 'and drops that one on b\'s invalidation')
+})

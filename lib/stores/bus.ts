@@ -62,6 +62,7 @@ export class InvalidationBus {
   #sent = 0
   readonly #lastSeen = new Map<string, number>()
   #subscribed = false
+  #starting: Promise<void> | undefined
   #lost = false
   /** Messages that did not parse or came from a newer format: counted, never acted on. */
   unreadable = 0
@@ -85,9 +86,23 @@ export class InvalidationBus {
 
   /**
    * Subscribes, once its connection is ready (at most `timeoutMs`); answers once Redis confirmed it:
-   * messages sent after that reach this instance.
+   * messages sent after that reach this instance. Called at start and again when Redis comes: one
+   * subscription, however many callers.
    */
   async start (timeoutMs: number): Promise<void> {
+    this.#starting ??= this.#subscribe(timeoutMs).catch((error: unknown) => {
+      this.#starting = undefined
+      throw error
+    })
+    await this.#starting
+  }
+
+  /** Subscribed: from then on every message published on the channel reaches this instance. */
+  get started (): boolean {
+    return this.#subscribed
+  }
+
+  async #subscribe (timeoutMs: number): Promise<void> {
     const subscriber = this.#subscriber
     if (subscriber.status !== 'ready') {
       await new Promise<void>((resolve, reject) => {

@@ -44,6 +44,9 @@ const UNLINK_BATCH = 500
 /** Entries written by one script call at most: a long script would hold Redis up for other clients. */
 const WRITE_BATCH = 64
 const TAG_MEMO_SIZE = 10_000
+/** Sealed values whose plaintext is kept, at most, and the largest kept (hot entries are small). */
+const OPENED_MAX = 1024
+const OPENED_MAX_BYTES = 65_536
 /** Members of a tag set checked for expired entries on each write to it. */
 const PRUNE_SAMPLE = 3
 
@@ -194,6 +197,12 @@ export class RedisStore implements CacheStore {
   readonly #log: FastifyBaseLogger
   /** Seals what is written and opens what is read, when the `encryption` option is given. */
   readonly #keyring: Keyring | undefined
+  /**
+   * The last sealed value opened per Redis key, with its plaintext: a hot entry is read again and
+   * again, and bytes equal to ones that authenticated before open to the same plaintext, so only
+   * new bytes pay for AES-GCM. Bounded in count and in the size of what it keeps.
+   */
+  readonly #opened = new Map<string, { sealed: Buffer, plain: Buffer }>()
   readonly #reported = new ReportedKeys()
   readonly #encodedTags = new Map<string, string>()
   readonly #tokenPrefix = randomBytes(12).toString('base64url') + '.'
@@ -376,12 +385,25 @@ export class RedisStore implements CacheStore {
     try {
       // The Redis key is the additional data: a sealed entry copied under another key does not open.
       const bytes = entryBytes(data)
-      return decodeEntry(this.#keyring === undefined ? bytes : this.#keyring.open(bytes, redisKey))
+      return decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, bytes))
     } catch (error) {
       if (error instanceof CorruptEntryError || error instanceof SealedEntryError) return this.#corrupt(redisKey, error)
       /* c8 ignore next 2 */
       throw error
     }
+  }
+
+  #open (keyring: Keyring, redisKey: string, sealed: Buffer): Buffer {
+    const memo = this.#opened.get(redisKey)
+    if (memo !== undefined && memo.sealed.equals(sealed)) return memo.plain
+    const plain = keyring.open(sealed, redisKey)
+    if (sealed.length <= OPENED_MAX_BYTES) {
+      this.#opened.delete(redisKey)
+      this.#opened.set(redisKey, { sealed, plain })
+      // A Map iterates in insertion order: the first key is the one opened longest ago.
+      if (this.#opened.size > OPENED_MAX) this.#opened.delete(this.#opened.keys().next().value as string)
+    }
+    return plain
   }
 
   /**

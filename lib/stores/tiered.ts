@@ -183,12 +183,14 @@ export class TieredStore implements CacheStore {
     if (token !== LOCAL_TOKEN) this.#l2.unlock(key, token)
   }
 
-  ping (): Promise<unknown> {
-    return this.#redis.ping()
+  /** Redis's answer: health says whether the shared tier is there (memory always is). */
+  async ping (): Promise<unknown> {
+    return await this.#l2.run('ping', () => this.#redis.ping())
   }
 
+  /** Redis's figures: every entry is there, and most instances hold only some of them in memory. */
   async stats (groups?: readonly string[]): Promise<StoreStats> {
-    return await this.#redis.stats(groups)
+    return await this.#l2.run('stats', () => this.#redis.stats(groups))
   }
 
   state (): StoreState {
@@ -198,18 +200,28 @@ export class TieredStore implements CacheStore {
   /** Redis connected, then the bus subscribed: from then on no change of another instance is missed. */
   async connect (timeoutMs: number): Promise<boolean> {
     if (!await this.#redis.connect(timeoutMs)) return false
+    return await this.#startBus(Math.max(this.#timeoutMs, timeoutMs))
+  }
+
+  async #startBus (timeoutMs: number): Promise<boolean> {
+    if (this.#bus === undefined || this.#bus.started) return true
     try {
-      await this.#bus?.start(Math.max(this.#timeoutMs, timeoutMs))
-      return true
+      await this.#bus.start(timeoutMs)
     } catch {
       return false
     }
+    // What memory took from Redis before the bus listened was never told of changes: not trusted.
+    this.#drop({ kind: 'clear' })
+    return true
   }
 
   onReady (listener: (domains?: readonly number[]) => void): () => void {
     return this.#redis.onReady((domains) => {
       this.#l2.reset(domains)
-      if (domains === undefined) this.#flushPending().catch(() => {})
+      if (domains === undefined) {
+        // A Redis that was not there at start: the bus subscribes now.
+        this.#startBus(this.#timeoutMs * 10).then(async () => { await this.#flushPending() }).catch(() => {})
+      }
       listener(domains)
     })
   }
