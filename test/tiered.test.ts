@@ -137,3 +137,19 @@ t.test('Redis not there at start: the instances start, and once Redis comes the 
   await b.cache.invalidate({ tags: ['patients'] })
   t.ok(await eventually(async () => (await a.inject('/patients/1')).json().run > 2), 'and drops that one on b\'s invalidation')
 })
+
+t.test('Redis slow (paused): a drop made meanwhile applies to memory at once, and reaches the other instances once Redis answers again', async (t) => {
+  const { apps: [a, b], runs, pause, resume } = await instances(t, 'postponed', 2)
+  await a.inject('/patients/1')
+  t.same((await b.inject('/patients/1')).json(), { id: '1', run: 1 })
+  pause()
+  t.equal(await a.cache.invalidate({ tags: ['patient:1'] }), 1, 'what memory dropped, while Redis cannot be asked')
+  t.same((await b.inject('/patients/1')).json().run, 1, 'b has heard nothing yet')
+  resume()
+  // Redis answering a read of a's lets the waiting drop go (a paused Redis sends no 'ready').
+  t.ok(await eventually(async () => {
+    await a.inject('/patients/2')
+    return (await b.inject('/patients/1')).json().run !== 1
+  }), 'b drops it once Redis has taken the drop')
+  t.ok(runs.runs >= 3)
+})

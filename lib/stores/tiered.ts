@@ -81,6 +81,8 @@ export class TieredStore implements CacheStore {
     }
     const newest = this.#reading.get(key) ?? 0
     this.#reading.delete(key)
+    // Redis answers again (a slow Redis sends no 'ready'): the drops that waited for it go now.
+    if (this.#hasPending()) this.#flushPending().catch(() => {})
     if (found.entry === undefined) return found
     return { entry: this.#keep(key, found.entry, drops, newest), token: found.token }
   }
@@ -160,8 +162,14 @@ export class TieredStore implements CacheStore {
     if (pending.keys.size + pending.tags.size > PENDING_DROPS_MAX) this.#pending = { keys: new Set(), tags: new Set(), clear: true }
   }
 
+  #hasPending (): boolean {
+    const pending = this.#pending
+    return pending.clear || pending.keys.size > 0 || pending.tags.size > 0
+  }
+
   /** Redis is back: what was dropped meanwhile is dropped there too, and told to the other instances. */
   async #flushPending (): Promise<void> {
+    if (!this.#hasPending()) return
     const { keys, tags, clear } = this.#pending
     this.#pending = { keys: new Set(), tags: new Set(), clear: false }
     if (clear) await this.#send({ kind: 'clear' })
