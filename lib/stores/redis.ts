@@ -48,7 +48,7 @@ const TAG_MEMO_SIZE = 10_000
 const OPENED_MAX = 1024
 const OPENED_MAX_BYTES = 65_536
 /** Members of a tag set checked for expired entries on each write to it. */
-const PRUNE_SAMPLE = 3
+const PRUNE_SAMPLE = 2
 
 // Writes a batch of entries in one call. ARGV[1] is a token no write used before (see versions.ts).
 // Per entry, KEYS holds the entry, its coalescing lock, the shard's generation key, then a tag set
@@ -57,8 +57,8 @@ const PRUNE_SAMPLE = 3
 // is stored behind the header of the versions it is written under (created where missing), added to
 // its tag sets (a tag set lives as long as its longest-lived entry) and its lock released if the
 // token still holds it. A busy route's set is written to for ever and so never expires: each write
-// also looks at a few random members and removes those whose entry has expired, which keeps a set
-// within about twice its live entries. An entry whose tag set or version is a foreign value is not
+// also looks at two random members and removes those whose entry has expired, which keeps a set
+// within about twice its live entries (a set the write just created is not looked at). An entry whose tag set or version is a foreign value is not
 // kept. Answers per entry 1, 0 (a foreign value), or the error Redis raised (full, under noeviction):
 // whatever such a write did before it failed is harmless, since an entry is never answered without
 // its versions, and a version without its entry is only a small key that expires.
@@ -73,7 +73,7 @@ local function write (k, a, last)
   local entry, ms = KEYS[k], tonumber(ARGV[a + 1])
   local names, tokens = {}, {}
   for i = k + 2, last, 2 do
-    local ok, current = pcall(version, KEYS[i], token, ms)
+    local ok, current = pcall(version, KEYS[i], token, i > k + 2 and ms)
     if not ok then
       if string.find(type(current) == 'table' and current.err or tostring(current), 'WRONGTYPE', 1, true) then return 0 end
       error(current)
@@ -88,10 +88,14 @@ local function write (k, a, last)
       redis.call('DEL', entry)
       return 0
     end
-    for _, member in ipairs(redis.call('SRANDMEMBER', KEYS[i], ${PRUNE_SAMPLE})) do
-      if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[i], member) end
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl < ms then redis.call('PEXPIRE', KEYS[i], ms) end
+    -- A set without a TTL was just created: nothing in it to prune.
+    if ttl ~= -1 then
+      for _, member in ipairs(redis.call('SRANDMEMBER', KEYS[i], ${PRUNE_SAMPLE})) do
+        if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[i], member) end
+      end
     end
-    if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
   end
   return 1
 end

@@ -36,17 +36,18 @@ const u32 = (n: string): string => `math.floor(${n} / 16777216) % 256, math.floo
 /**
  * Lua, in the scripts that write an entry: `version(key, token, ms)` answers the version key's
  * token, creating it with `token` when it is missing, and keeps it for at least `ms` (never
- * shortened): a version outlives every entry written under it. Errors (a foreign value, Redis full)
+ * shortened): a version outlives every entry written under it. With `ms` false it never expires: the
+ * shard's generation, one key per shard, which a volatile-* policy then never evicts. Errors (a foreign value, Redis full)
  * are raised: the entry is then not written. `header(names, tokens)` is the header above.
  */
 export const VERSION_LUA = `
 local function version (key, token, ms)
   local current = redis.call('GET', key)
   if not current then
-    redis.call('SET', key, token, 'PX', ms)
+    if ms then redis.call('SET', key, token, 'PX', ms) else redis.call('SET', key, token) end
     return token
   end
-  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+  if ms and redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
   return current
 end
 local function header (names, tokens)
