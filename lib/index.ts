@@ -67,7 +67,8 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
   const store = createStore(options, app)
   const guarded = new GuardedStore(store, options.timeoutMs, new TroubleLog(app.log), options.store !== 'memory')
   const stats = new Stats()
-  const refresher = new Refresher(app)
+  // Stale entries shared by several instances are refreshed by one of them, under the store's lock.
+  const refresher = new Refresher(app, guarded.canLock ? guarded : undefined, options.coalesceTimeoutMs)
   const inFlight = new InFlight(options.coalesceTimeoutMs)
   const flush = (): Promise<void> | undefined => inFlight.flush()
   const rawKeys = new RawKeyMemo()

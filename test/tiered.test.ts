@@ -5,6 +5,7 @@ import responseCache from '../lib/index.js'
 import { counter } from './helpers/app.js'
 import { eventually } from './helpers/events.js'
 import { freePort, spawnPausableRedis } from './helpers/redis.js'
+import { patientsApp } from './helpers/tiered.js'
 
 // Three instances of one app on one redis-server, each written as the README shows: a client from
 // `new Redis(url)` and `store: 'tiered'`.
@@ -22,11 +23,7 @@ async function instances (t: Tap, namespace: string, count = 3, routes = (app: F
     const redis = new Redis(url)
     redis.on('error', () => {})
     t.teardown(() => { redis.disconnect() })
-    const app = Fastify()
-    t.teardown(() => app.close())
-    await app.register(responseCache, { store: 'tiered', redis, namespace })
-    app.get('/patients/:id', { config: { cache: { ttl: 600, tags: (request) => [`patient:${(request.params as { id: string }).id}`] } } },
-      async (request) => ({ id: (request.params as { id: string }).id, run: runs.next() }))
+    const app = await patientsApp(t, redis, namespace, runs)
     routes(app)
     await app.ready()
     apps.push(app)
