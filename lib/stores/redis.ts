@@ -7,7 +7,7 @@ import { hashTagOf, keyPrefixOf, prefixPattern, SHARD_SLOTS, SHARDS, shardOf, sh
 import { SealedEntryError, type Keyring } from './encryption.js'
 import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
-import { CURRENT_LUA, entryBytes, VERSION_LUA } from './versions.js'
+import { CURRENT_LUA, entryBytes, VERSION_LUA, versionTags } from './versions.js'
 
 export { SHARD_SLOTS, SHARDS } from './redis-keys.js'
 
@@ -221,14 +221,17 @@ export class RedisStore implements CacheStore {
   readonly #writes = new TurnBatch<BatchedWrite, number | string>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
   /** The client's keyPrefix: Redis holds every key with it, and SCAN answers keys with it. */
   readonly #keyPrefix: string
+  /** The store tags of the entries read, when asked for (the tiered store keeps copies by them). */
+  readonly #tagsOf: WeakMap<CacheEntry, string[]> | undefined
 
-  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring }) {
+  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring, readTags?: boolean }) {
     this.#client = options.client as ScriptedClient
     this.#namespace = options.namespace
     this.#log = options.log
     this.#keyring = options.keyring
     this.failureDomain = this.#client.isCluster === true ? shardOf : undefined
     this.#keyPrefix = keyPrefixOf(this.#client)
+    this.#tagsOf = options.readTags === true ? new WeakMap() : undefined
     if (typeof this.#client.responseCacheGetBuffer !== 'function') {
       this.#client.defineCommand('responseCacheSetMany', { lua: SET_MANY })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
@@ -389,12 +392,19 @@ export class RedisStore implements CacheStore {
     try {
       // The Redis key is the additional data: a sealed entry copied under another key does not open.
       const bytes = entryBytes(data)
-      return decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, bytes))
+      const entry = decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, bytes))
+      this.#tagsOf?.set(entry, versionTags(data))
+      return entry
     } catch (error) {
       if (error instanceof CorruptEntryError || error instanceof SealedEntryError) return this.#corrupt(redisKey, error)
       /* c8 ignore next 2 */
       throw error
     }
+  }
+
+  /** The store tags an entry this store read was written under (with `readTags`). */
+  tagsOf (entry: CacheEntry): string[] | undefined {
+    return this.#tagsOf?.get(entry)
   }
 
   #open (keyring: Keyring, redisKey: string, sealed: Buffer): Buffer {

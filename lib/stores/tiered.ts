@@ -7,8 +7,8 @@ import type { RedisStore } from './redis.js'
 import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
 
 /**
- * The L1 tag of every entry filled from Redis, whose own tags L1 does not know (Redis keeps them in
- * its tag sets): a tag drop drops these as well. Store tags never start with a NUL.
+ * The L1 tag of an entry filled from Redis whose own tags were not read (a RedisStore made without
+ * `readTags`): a tag drop drops these as well. Store tags never start with a NUL.
  */
 const FROM_L2 = '\u0000l2'
 /** A lock token for a request that runs its handler while Redis cannot be asked for a real one. */
@@ -94,7 +94,9 @@ export class TieredStore implements CacheStore {
   #keep (key: string, entry: CacheEntry, drops: number, newest: number): CacheEntry | undefined {
     if (drops !== this.#drops || entry.storedAt < newest) return undefined
     const left = entry.storedAt + entry.ttl * 1000 - Date.now()
-    if (left > 0) this.#l1.set(key, entry, { ttl: Math.min(left, this.#localTtlMs) / 1000, tags: [FROM_L2] })
+    // Kept under the tags Redis holds it by, so that a drop of other tags leaves it.
+    /* c8 ignore next: createStore always makes the RedisStore read tags; FROM_L2 is the safe fallback */
+    if (left > 0) this.#l1.set(key, entry, { ttl: Math.min(left, this.#localTtlMs) / 1000, tags: this.#redis.tagsOf(entry) ?? [FROM_L2] })
     return entry
   }
 

@@ -1,3 +1,4 @@
+import { unpack } from 'msgpackr'
 import { CorruptEntryError } from '../entry.js'
 
 // Why versions: invalidation finds entries through their tag sets, and Redis may evict a set (hits
@@ -29,6 +30,22 @@ export function entryBytes (value: Buffer): Buffer {
   const size = value.readUInt32BE(1)
   if (size > value.length || HEADER_BYTES + value.readUInt32BE(5) > size) throw new CorruptEntryError('truncated version header')
   return value.subarray(size)
+}
+
+/**
+ * The store tags a versioned value was written under, read back from its version names
+ * (`…:ver:<tag percent-encoded>`; the shard's generation is not a tag).
+ */
+export function versionTags (value: Buffer): string[] {
+  const names = unpack(value.subarray(HEADER_BYTES, HEADER_BYTES + value.readUInt32BE(5))) as unknown
+  if (!Array.isArray(names)) throw new CorruptEntryError('version names are not a list')
+  const tags: string[] = []
+  for (const name of names) {
+    const text = String(name)
+    const last = text.lastIndexOf(':')
+    if (text.startsWith(':ver', last - 4)) tags.push(decodeURIComponent(text.slice(last + 1)))
+  }
+  return tags
 }
 
 const u32 = (n: string): string => `math.floor(${n} / 16777216) % 256, math.floor(${n} / 65536) % 256, math.floor(${n} / 256) % 256, ${n} % 256`
