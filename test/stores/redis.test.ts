@@ -186,3 +186,15 @@ t.test('a tag set written to for ever sheds the members whose entries expired', 
   t.ok(members >= 201, 'no live entry was pruned')
   t.equal(await store.invalidateTags(['route']), 201)
 })
+
+t.test('with readTags, an entry read answers the store tags it was written under', async (t) => {
+  const store = new RedisStore({ client, namespace: `ns${++namespaces}`, log: Fastify().log, readTags: true })
+  const tags = ['g:t:item:1', 's:tAb:r:GET /items/:id', 'ünï 100% {x}']
+  await store.set('k', makeEntry('x'), { ttl: 30, tags })
+  const entry = await store.get('k')
+  t.same([...(entry === undefined ? [] : store.tagsOf(entry) ?? [])].sort(), [...tags].sort())
+  const plain = makeStore()
+  await plain.set('k', makeEntry('x'), { ttl: 30, tags })
+  const read = await plain.get('k')
+  t.equal(read === undefined ? 'none' : plain.tagsOf(read), undefined, 'not read unless asked for')
+})
