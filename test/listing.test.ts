@@ -219,6 +219,12 @@ t.test('Redis stopped: undefined, counted and logged, never thrown; the tiered s
   t.equal(fromMemory.source, 'memory', 'says which tier it listed')
   t.same(paths(fromMemory.entries), ['GET /items/0', 'GET /items/1', 'GET /items/2'], 'the entries this instance computed')
   t.equal(await tiered.cache.list({ tag: 'items', cursor: onRedis.cursor }), undefined, 'a Redis listing cannot go on from memory')
+  const first = await tiered.cache.list({ tag: 'items', limit: 2 }) as EntryPage
+  const second = await tiered.cache.list({ tag: 'items', limit: 2, cursor: first.cursor }) as EntryPage
+  t.same(paths([...first.entries, ...second.entries]), ['GET /items/0', 'GET /items/1', 'GET /items/2'], 'a memory listing goes on in memory')
+  t.equal(second.cursor, undefined)
+  const foreign = Buffer.from(JSON.stringify(['elsewhere', 0])).toString('base64url')
+  t.same(await tiered.cache.list({ tag: 'items', cursor: foreign }), { entries: [], cursor: undefined, source: 'tiered' }, 'a cursor of no tier: an empty last page')
 
   redis = await spawnRedis(port)
   await eventually(() => direct.status === 'ready')

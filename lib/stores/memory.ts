@@ -83,9 +83,11 @@ export class MemoryStore implements CacheStore {
       for (const [key, write] of this.#keysByTag.get(sets[set]) ?? []) {
         // peek: no change to the LRU order, and nothing past its TTL.
         const slot = write > after ? this.#lru.peek(key) : undefined
-        if (slot === undefined || !having.every((tag) => slot.tags?.includes(tag) === true)) continue
+        // Found through a tag set: it has tags.
+        const tags = slot?.tags as readonly string[]
+        if (slot === undefined || !having.every((tag) => tags.includes(tag))) continue
         if (entries.length === limit) return { entries, cursor: [set, after] }
-        entries.push({ key, entry: slot.entry, tags: slot.tags ?? [], size: entrySize(key, slot.entry, slot.tags) })
+        entries.push({ key, entry: slot.entry, tags, size: entrySize(key, slot.entry, tags) })
         after = write
       }
     }
