@@ -20,11 +20,13 @@ import { createWarm } from './warm.js'
 export type { ResponseCacheOptions, RouteCacheOptions, FromRequest } from './options.js'
 export type {
   ResponseCacheClient, CacheHealth, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapOptions,
-  WarmReport, WarmRequest, WarmResult
+  WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector
 } from './client.js'
 export type { CacheStats, CounterSnapshot } from './stats.js'
 export type { CacheEntry, HeaderValue } from './entry.js'
-export type { CacheStore, StoreSetOptions, StoreState, StoreStats, MaybePromise } from './stores/store.js'
+export type {
+  CacheStore, StoreSetOptions, StoreState, StoreStats, MaybePromise, StoreCursor, StoreListQuery, StoreListedEntry, StoreListPage
+} from './stores/store.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore, type RedisClientLike } from './stores/redis.js'
 export type { EncryptionOptions, EncryptionKey } from './stores/encryption.js'

@@ -4,8 +4,9 @@ import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '..
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE, ReportedKeys } from '../errors.js'
 import { encodeSegment } from '../key.js'
 import { hashTagOf, keyPrefixOf, prefixPattern, SHARD_SLOTS, SHARDS, shardOf, shardTag } from './redis-keys.js'
+import { listRedis, type ListingClient } from './redis-list.js'
 import { SealedEntryError, type Keyring } from './encryption.js'
-import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
+import type { CacheStore, StoreListPage, StoreListQuery, StoreSetOptions, StoreState, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
 import { CURRENT_LUA, entryBytes, VERSION_LUA, versionTags } from './versions.js'
 
@@ -474,6 +475,19 @@ export class RedisStore implements CacheStore {
     const infos = await Promise.all(this.#masters().map(async (node) => await node.info('stats')))
     const evictions = infos.reduce((sum, info) => sum + Number(/evicted_keys:(\d+)/.exec(info)?.[1] ?? 0), 0)
     return { entries, bytes: Math.round(entries * meanSize), evictions }
+  }
+
+  /** A page of live entries, by SSCAN over the tag sets: see redis-list.ts. */
+  async list (query: StoreListQuery): Promise<StoreListPage> {
+    this.#ready()
+    const context = {
+      client: this.#client as unknown as ListingClient,
+      namespace: this.#namespace,
+      keyPrefix: this.#keyPrefix,
+      tagKey: (shard: number, tag: string) => this.#tagKey(shard, tag),
+      decode: (redisKey: string, value: Buffer) => this.#decode(redisKey, value)
+    }
+    return await listRedis(context, query)
   }
 
   async ping (): Promise<string> {

@@ -4,7 +4,7 @@ import { GuardedStore, TroubleLog, isPromise } from '../store-guard.js'
 import { InvalidationBus, type BusClient, type Drop } from './bus.js'
 import type { MemoryStore } from './memory.js'
 import type { RedisStore } from './redis.js'
-import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
+import { LIST_TIMEOUT_MS, type CacheStore, type StoreListPage, type StoreListQuery, type StoreSetOptions, type StoreState, type StoreStats } from './store.js'
 
 /**
  * The L1 tag of an entry filled from Redis whose own tags were not read (a RedisStore made without
@@ -201,6 +201,25 @@ export class TieredStore implements CacheStore {
   /** Redis's figures: every entry is there, and most instances hold only some of them in memory. */
   async stats (groups?: readonly string[]): Promise<StoreStats> {
     return await this.#l2.run('stats', () => this.#redis.stats(groups))
+  }
+
+  /**
+   * Redis's entries: every entry is there. While Redis cannot answer, this instance's memory tier
+   * (`source: 'memory'`): the entries it computed, not those it copied from Redis, whose tags it
+   * does not know. A listing begun on one tier goes on on that tier; Redis's cannot go on from memory.
+   */
+  async list (query: StoreListQuery): Promise<StoreListPage> {
+    const [tier, ...rest] = query.cursor ?? []
+    if (tier === undefined || tier === 'redis') {
+      try {
+        const page = await this.#l2.run('list', async () => await this.#redis.list({ ...query, cursor: tier === undefined ? undefined : rest }), LIST_TIMEOUT_MS)
+        return { entries: page.entries, cursor: page.cursor === undefined ? undefined : ['redis', ...page.cursor], source: 'redis' }
+      } catch (error) {
+        if (tier !== undefined) throw error
+      }
+    } else if (tier !== 'memory') return { entries: [] }
+    const page = this.#l1.list({ ...query, cursor: tier === undefined ? undefined : rest })
+    return { entries: page.entries, cursor: page.cursor === undefined ? undefined : ['memory', ...page.cursor], source: 'memory' }
   }
 
   state (): StoreState {

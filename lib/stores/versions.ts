@@ -88,3 +88,17 @@ local function current (value)
   local found = redis.call('MGET', unpack(cmsgpack.unpack(string.sub(value, ${HEADER_BYTES + 1}, namesEnd))))
   return cmsgpack.pack(found) == string.sub(value, namesEnd + 1, size)
 end`
+
+/** The version keys a value names in its header (as Redis holds them); none for a value without one. */
+export function versionNames (value: Buffer): string[] {
+  if (value.length < HEADER_BYTES || value[0] !== VERSIONED_MAGIC) return []
+  const namesEnd = HEADER_BYTES + value.readUInt32BE(5)
+  if (namesEnd > value.length) return []
+  let names: unknown
+  try {
+    names = unpack(value.subarray(HEADER_BYTES, namesEnd))
+  } catch {
+    return []
+  }
+  return Array.isArray(names) ? names.filter((name): name is string => typeof name === 'string') : []
+}
