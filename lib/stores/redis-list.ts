@@ -2,7 +2,7 @@ import { hash } from 'node:crypto'
 import type { CacheEntry } from '../entry.js'
 import { SHARDS } from './redis-keys.js'
 import type { StoreCursor, StoreListedEntry, StoreListPage, StoreListQuery } from './store.js'
-import { CURRENT_LUA, versionNames } from './versions.js'
+import { CURRENT_LUA, versionTags } from './versions.js'
 
 // KEYS: members of one shard's tag set, all in its slot. Per key, its value while every version it
 // was written under is current, else false: expired, invalidated and foreign keys are not listed.
@@ -61,17 +61,6 @@ function position (cursor: StoreCursor | undefined): Position | undefined {
  */
 const mark = (name: string): string => hash('sha256', name, 'hex').slice(0, 16)
 
-/** The store tags an entry was written under, from the version keys its value names. */
-function tagsOf (value: Buffer): string[] {
-  const tags: string[] = []
-  for (const name of versionNames(value)) {
-    // An encoded tag holds no ':' or '}': the last '}:ver:' is the one before it.
-    const at = name.lastIndexOf('}:ver:')
-    if (at !== -1) tags.push(decodeURIComponent(name.slice(at + 6)))
-  }
-  return tags
-}
-
 /**
  * A page of entries: SSCAN over each set's 16 shards in turn (never KEYS or SCAN with a pattern),
  * each batch read in one script call in its slot. Bounded by `limit` entries and SCANS_PER_PAGE calls.
@@ -95,7 +84,7 @@ export async function listRedis (ctx: ListingContext, { sets, having, cursor, li
       const value = values[i]
       const entry = value === null ? undefined : ctx.decode(batch[i].name, value)
       if (value === null || entry === undefined) continue
-      const tags = tagsOf(value)
+      const tags = versionTags(value)
       if (!having.every((tag) => tags.includes(tag))) continue
       if (entries.length === limit) return { entries, cursor: [at.set, at.shard, at.scan, batch[i - 1]?.mark ?? at.after] }
       const name = batch[i].name

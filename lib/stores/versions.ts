@@ -32,22 +32,6 @@ export function entryBytes (value: Buffer): Buffer {
   return value.subarray(size)
 }
 
-/**
- * The store tags a versioned value was written under, read back from its version names
- * (`…:ver:<tag percent-encoded>`; the shard's generation is not a tag).
- */
-export function versionTags (value: Buffer): string[] {
-  const names = unpack(value.subarray(HEADER_BYTES, HEADER_BYTES + value.readUInt32BE(5))) as unknown
-  if (!Array.isArray(names)) throw new CorruptEntryError('version names are not a list')
-  const tags: string[] = []
-  for (const name of names) {
-    const text = String(name)
-    const last = text.lastIndexOf(':')
-    if (text.startsWith(':ver', last - 4)) tags.push(decodeURIComponent(text.slice(last + 1)))
-  }
-  return tags
-}
-
 const u32 = (n: string): string => `math.floor(${n} / 16777216) % 256, math.floor(${n} / 65536) % 256, math.floor(${n} / 256) % 256, ${n} % 256`
 
 /**
@@ -101,4 +85,15 @@ export function versionNames (value: Buffer): string[] {
     return []
   }
   return Array.isArray(names) ? names.filter((name): name is string => typeof name === 'string') : []
+}
+
+/** The store tags a value was written under, from the version keys it names (the generation is not a tag). */
+export function versionTags (value: Buffer): string[] {
+  const tags: string[] = []
+  for (const name of versionNames(value)) {
+    // An encoded tag holds no ':' or '}': the last '}:ver:' is the one before it.
+    const at = name.lastIndexOf('}:ver:')
+    if (at !== -1) tags.push(decodeURIComponent(name.slice(at + 6)))
+  }
+  return tags
 }
