@@ -1,42 +1,18 @@
 import type { FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import t from 'tap'
 import { build } from '../../examples/story-repositories/app.js'
 import { createDatabase, type Database } from '../../examples/story-repositories/database.js'
-import { freePort, spawnRedis } from '../helpers/redis.js'
-import { startServer } from '../helpers/example-server.js'
+import { call, exampleApp, redisServer, startServer } from '../helpers/examples.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
-/** A redis-server of the test's own, which it may kill. */
-async function redisServer (t: Teardown): Promise<{ url: string, kill: () => Promise<void> }> {
-  const port = await freePort()
-  const server = await spawnRedis(port)
-  t.teardown(server.kill)
-  return { url: `redis://127.0.0.1:${port}`, kill: server.kill }
-}
-
-/** The app as server.ts starts it with REDIS_URL set: a client straight from `new Redis(url)`. */
 async function storyApp (t: Teardown, url: string | undefined): Promise<{ app: FastifyInstance, db: Database }> {
-  const redis = url === undefined ? undefined : new Redis(url)
-  redis?.on('error', () => {})
-  t.teardown(() => redis?.disconnect())
   const db = createDatabase(5)
-  const app = await build({ redis, database: db })
-  t.teardown(async () => { await app.close() })
-  await app.ready()
-  await app.cache.clear() // one redis-server for the file: each test starts from an empty cache
-  return { app, db }
+  return { app: await exampleApp(t, url, async (redis) => await build({ redis, database: db })), db }
 }
 
-const get = async (app: FastifyInstance, url: string): Promise<{ status: number, body: any }> => {
-  const response = await app.inject(url)
-  return { status: response.statusCode, body: response.statusCode === 204 ? undefined : response.json() }
-}
-const send = async (app: FastifyInstance, method: 'POST' | 'PUT' | 'DELETE', url: string, payload?: object): Promise<{ status: number, body: any }> => {
-  const response = await app.inject({ method, url, payload })
-  return { status: response.statusCode, body: response.body === '' ? undefined : response.json() }
-}
+const get = async (app: FastifyInstance, url: string): ReturnType<typeof call> => await call(app, url)
+const send = async (app: FastifyInstance, method: 'POST' | 'PUT' | 'DELETE', url: string, payload?: object): ReturnType<typeof call> => await call(app, url, method, payload)
 const ids = (list: Array<{ id: string }>): string[] => list.map((entity) => entity.id).sort()
 
 const redis = await redisServer(t)
