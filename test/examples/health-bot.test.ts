@@ -3,7 +3,7 @@ import t from 'tap'
 import { build, type HealthBotOptions } from '../../examples/health-bot/app.js'
 import { createBackends, type Backends } from '../../examples/health-bot/backends.js'
 import { until } from '../helpers/events.js'
-import { call, exampleApp, redisServer, startServer } from '../helpers/examples.js'
+import { call, exampleApp, redisServer } from '../helpers/examples.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -84,12 +84,4 @@ t.test('tiered, Redis killed: answers keep coming from memory, and writes are st
   const health = await call(app, '/health')
   t.equal(health.status, 200)
   t.match(health.body, { status: 'ok', cache: { ok: false, store: 'tiered' } })
-})
-
-t.test('server.ts starts the bot on the tiered store when REDIS_URL is set', async (t) => {
-  const { address, output } = await startServer(t, 'examples/health-bot/server.ts', { REDIS_URL: redis.url })
-  t.match(output, /cache: tiered, memory over redis/)
-  const response = await fetch(`${address}/users/u1/memory`)
-  t.equal(response.status, 200)
-  t.match(await response.json(), { profile: { name: 'Ana' } })
 })

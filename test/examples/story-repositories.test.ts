@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { build } from '../../examples/story-repositories/app.js'
 import { createDatabase, type Database } from '../../examples/story-repositories/database.js'
-import { call, exampleApp, redisServer, startServer } from '../helpers/examples.js'
+import { call, exampleApp, redisServer } from '../helpers/examples.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -85,12 +85,4 @@ t.test('redis stopped: reads fall back to the database with no error, and writes
   t.equal(stats.status, 200)
   t.match(stats.body.health, { ok: false, state: 'down' })
   t.ok(stats.body.values.errors > 0, 'the failed store calls are counted')
-})
-
-t.test('server.ts starts the app on Redis when REDIS_URL is set', async (t) => {
-  const { address, output } = await startServer(t, 'examples/story-repositories/server.ts', { REDIS_URL: redis.url })
-  t.match(output, /cache: redis/)
-  const response = await fetch(`${address}/heroes/h1`)
-  t.equal(response.status, 200)
-  t.equal((await response.json() as { name: string }).name, 'Captain Kindness')
 })

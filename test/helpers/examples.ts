@@ -40,9 +40,9 @@ export async function call (app: FastifyInstance, url: string, method: 'GET' | '
  * test ends; answers the address it printed and what it printed up to there.
  */
 export async function startServer (t: Teardown, file: string, env: Record<string, string> = {}): Promise<{ address: string, output: string }> {
-  const environment: NodeJS.ProcessEnv = { ...process.env, ...env, PORT: '0' }
-  // The child's coverage of lib/ (transformed by tsx) would blur the figures of the in-process tests.
-  delete environment.NODE_V8_COVERAGE
+  // A test file that calls this has no coverage (test/coverage-map.mjs): tap follows the child,
+  // whose lib/ is transformed by tsx, and its figures would blur those of the in-process tests.
+  const environment = { ...process.env, ...env, PORT: '0' }
   const child = spawn(process.execPath, ['--import', 'tsx', file], { env: environment, stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = new Promise((resolve) => child.once('exit', resolve))
   t.teardown(async () => {
