@@ -21,7 +21,9 @@ t.test('a dead Cluster master pauses only its own keys, and they hit again once 
   t.teardown(() => { cluster.disconnect() })
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(responseCache, { store: 'redis', redis: cluster, namespace: 'failover' })
+  // 500 ms rather than 100: run beside the other Cluster test on a loaded machine, a live master's
+  // answer took over 100 ms, which made a live key BYPASS; a dead master's keys fail fast either way.
+  await app.register(responseCache, { store: 'redis', redis: cluster, namespace: 'failover', timeout: 500 })
   app.get('/patients/:id', { config: { cache: { ttl: 600 } } }, async (request) => ({ id: (request.params as { id: string }).id }))
   await app.ready()
 
