@@ -1,7 +1,7 @@
 // `npm run bench`: every scenario's server runs in its own process; autocannon drives it from here
 // with fixed connections, warm-up and duration; results go to bench/RESULTS.md and bench/results.svg
 // as ratios to the bare route measured in the same run. `npm run bench -- --quick` is the CI smoke
-// run (the core scenarios, one short round; no peers, stampede, store figures, recovery, failover or profile): it and
+// run (the core scenarios, one short round, a short tiered measure; no peers, stampede, store figures, recovery, failover or profile): it and
 // partial runs (BENCH_ONLY=a,b) print their figures and write nothing. `--profile` adds the CPU
 // profile to a quick or partial run; a full run always takes it.
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -12,6 +12,7 @@ import { measureFailover, type Failover } from './failover.js'
 import { CONNECTIONS, load, startRedis, startServer, which, type Server } from './harness.js'
 import { profileMemoryHit, type ProfileSummary } from './profile.js'
 import { measureRecovery, type Recovery } from './recovery.js'
+import { measureTiered, tieredLines, type TieredFigures } from './tiered.js'
 import { renderReport, summarise, type Measured, type Stampede } from './report.js'
 import { SCENARIOS, type Scenario } from './scenarios.js'
 import { measureMemoryBound, measureStores, type MemoryBound } from './store.js'
@@ -94,6 +95,7 @@ const stampedes: Stampede[] = []
 let stores: string[] = []
 let memoryBound: MemoryBound | undefined
 let recovery: Recovery | undefined
+let tiered: TieredFigures | undefined
 let failover: Failover | undefined
 let failoverFullCoverage: Failover | undefined
 let profiled: ProfileSummary | undefined
@@ -123,6 +125,12 @@ try {
     const sorted = [...measured].sort((a, b) => a.ratio - b.ratio)
     results.push({ ...sorted[Math.floor(sorted.length / 2)], rounds: measured.map((m) => m.ratio), roundRps: measured.map((m) => m.rps) })
     if (ROUNDS > 1) console.log(`  ${scenario.name.padEnd(18)} ratios ${sorted.map((m) => m.ratio.toFixed(2)).join(' ')}`)
+  }
+  // The tiered store across three instances: a short round in --quick, and alone with BENCH_ONLY=tiered.
+  if (full || quick || only?.includes('tiered') === true) {
+    console.log('tiered: invalidation propagation across three instances, hits while Redis is stopped')
+    tiered = await measureTiered(quick)
+    for (const line of tieredLines(tiered)) console.log(`  ${line}`)
   }
   if (full) {
     for (const store of ['none', 'memory', 'redis']) stampedes.push(await stampede(store))
@@ -167,6 +175,7 @@ if (full) {
     codecs: measureCodecs(),
     encryption: measureEncryption(),
     recovery,
+    tiered,
     failover,
     failoverFullCoverage,
     stores,

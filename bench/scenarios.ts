@@ -29,6 +29,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'no-cache', group: 'baseline', server: 'no-cache.ts', path: '/product', what: 'same JSON through a 20 ms handler, no plugin' },
   { name: 'memory-hit', group: 'plugin', server: 'memory-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, memory-store hits' },
   { name: 'redis-hit', group: 'plugin', server: 'redis-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, Redis-store hits' },
+  { name: 'tiered-hit', group: 'plugin', server: 'tiered-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, tiered-store hits (memory over Redis, from this instance\'s memory)' },
   { name: 'redis-hit-sealed', group: 'plugin', server: 'redis-hit.ts', path: '/product', env: { BENCH_ENCRYPTION: '1' }, what: 'Redis-store hits with encryption at rest (AES-256-GCM)' },
   { name: 'bare-post', group: 'ceiling', server: 'bare-post.ts', path: '/search', request: post, what: 'POST route that parses the same 2 KB JSON body and sends constant bytes, no plugin' },
   { name: 'post-hit', group: 'plugin', server: 'post-hit.ts', path: '/search', request: post, what: 'POST keyed by its 2 KB JSON body, memory-store hits' },

@@ -1,8 +1,9 @@
 // `npx tsx bench/versions.ts [base-commit]`: the RedisStore of this tree against the one of
-// `base-commit` (default: the commit issue 16 started from), in one process on one redis-server,
-// for the request path's Redis calls: a hit (getOrLock finds the entry) and a miss (getOrLock takes
-// the lock, then the write of the entry with its tags releases it). Rounds alternate which store goes
-// first; each round's figure is a ratio of the two, and the medians are printed as a Markdown table.
+// `base-commit` (default: the commit issue 16 started from). First in one process on one redis-server
+// each, for the request path's Redis calls: a hit (getOrLock finds the entry) and a miss (getOrLock
+// takes the lock, then the write of the entry with its tags releases it); then through HTTP, the
+// plugin around either store. Rounds alternate which store goes first; each round's figure is a
+// ratio of the two, and the medians are printed as a Markdown table.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -10,7 +11,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
 import { RedisStore } from '../lib/stores/redis.js'
 import type { CacheStore } from '../lib/stores/store.js'
-import { startRedis } from './harness.js'
+import { CONNECTIONS, load, startRedis, startServer } from './harness.js'
 import { entryOf } from './store.js'
 
 const BASE = process.argv[2] ?? 'a82a8b5'
@@ -18,11 +19,18 @@ const ROUNDS = 7
 const MEASURE_MS = 100
 const SLICES = 6
 const IN_FLIGHT = [1, 50]
+const HTTP_ROUNDS = 5
+const HTTP_SLICES = 3
+const HTTP_SLICE_SECONDS = 2
 /** The store tags of a GET entry with one tag and no tenant (lib/tags.ts): tag, route and path. */
 const TAGS = (i: number): string[] => [`g:t:item:${i}`, 'g:r:GET /items/:id', `g:p:${i}`]
 
-/** The store of `BASE`, its imports pointed at this tree's unchanged modules. */
-async function baseStore (): Promise<new (options: { client: Redis, namespace: string, log: FastifyBaseLogger }) => CacheStore> {
+/**
+ * The store of `BASE`, its imports pointed at this tree's unchanged modules: written next to this file
+ * for as long as the bench runs (the HTTP servers load it too), then removed, so that lint and
+ * typecheck never read the old source.
+ */
+function writeBaseStore (): URL {
   const root = fileURLToPath(new URL('../', import.meta.url))
   const source = execFileSync('git', ['show', `${BASE}:lib/stores/redis.ts`], { cwd: root, encoding: 'utf8' })
     .replace(/from '\.\.\/([\w-]+)\.js'/g, "from '../../lib/$1.js'")
@@ -30,12 +38,7 @@ async function baseStore (): Promise<new (options: { client: Redis, namespace: s
   mkdirSync(new URL('./.tmp/', import.meta.url), { recursive: true })
   const file = new URL('./.tmp/redis-store-base.ts', import.meta.url)
   writeFileSync(file, source)
-  try {
-    return (await import(file.href) as { RedisStore: new (options: { client: Redis, namespace: string, log: FastifyBaseLogger }) => CacheStore }).RedisStore
-  } finally {
-    // Loaded: the copy goes, so that lint and typecheck never read the old source.
-    rmSync(file)
-  }
+  return file
 }
 
 /** Operations per second of `op`, `inFlight` at a time, for about MEASURE_MS. */
@@ -60,7 +63,8 @@ const median = (values: number[]): number => [...values].sort((a, b) => a - b)[M
 // A redis-server per store, so that each server's commandstats give one store's Redis time per call.
 const servers = { before: await startRedis(), after: await startRedis() }
 const clients = { before: new Redis({ port: servers.before.port }), after: new Redis({ port: servers.after.port }) }
-const Base = await baseStore()
+const baseFile = writeBaseStore()
+const Base = (await import(baseFile.href) as { RedisStore: new (options: { client: Redis, namespace: string, log: FastifyBaseLogger }) => CacheStore }).RedisStore
 const entry = entryOf(1024)
 let namespaces = 0
 
@@ -122,8 +126,49 @@ try {
       console.error(row, ratios[path].map((r) => r.toFixed(2)).join(' '))
     }
   }
+  rows.push(...await httpRows())
 } finally {
+  rmSync(baseFile)
   for (const client of Object.values(clients)) client.disconnect()
   for (const server of Object.values(servers)) server.stop()
 }
 console.log(rows.join('\n'))
+
+/**
+ * The same comparison through HTTP, as users meet it: the bench's slow route (a 20 ms handler) with
+ * the plugin around either store, each app in its own process on its own redis-server, driven by
+ * autocannon in turns of HTTP_SLICE_SECONDS; hits ask for one URL, misses for a new URL every time.
+ */
+async function httpRows (): Promise<string[]> {
+  const started = {
+    before: await startServer('versions-redis.ts', { BENCH_REDIS_PORT: String(servers.before.port), BENCH_STORE_MODULE: baseFile.href }),
+    after: await startServer('versions-redis.ts', { BENCH_REDIS_PORT: String(servers.after.port), BENCH_STORE_MODULE: new URL('../lib/stores/redis.ts', import.meta.url).href })
+  }
+  const table = ['', `The same through HTTP: the bench's product route (a 20 ms handler, ${CONNECTIONS} connections) with the plugin around either
+store, one process and one redis-server each; ${HTTP_ROUNDS} rounds, each of ${HTTP_SLICES} slices of ${HTTP_SLICE_SECONDS} s per app taken in turns.
+
+| path | before req/s | after req/s | after / before |
+| --- | ---: | ---: | ---: |`]
+  try {
+    for (const server of Object.values(started)) await load(server.address + '/product', { seconds: 1 })
+    for (const path of ['hit', 'miss'] as const) {
+      const perRound = { before: [] as number[], after: [] as number[], ratio: [] as number[] }
+      for (let round = 0; round < HTTP_ROUNDS; round++) {
+        const order = round % 2 === 0 ? ['before', 'after'] as const : ['after', 'before'] as const
+        const total = { before: 0, after: 0 }
+        for (let slice = 0; slice < HTTP_SLICES; slice++) {
+          for (const name of order) total[name] += (await load(started[name].address + '/product', { seconds: HTTP_SLICE_SECONDS, unique: path === 'miss' })).requests.average
+        }
+        perRound.before.push(total.before / HTTP_SLICES)
+        perRound.after.push(total.after / HTTP_SLICES)
+        perRound.ratio.push(total.after / total.before)
+      }
+      const row = `| ${path === 'hit' ? 'hit (GET, x-cache HIT)' : 'miss (a new URL each request: looked up, handled, stored)'} | ${Math.round(median(perRound.before)).toLocaleString('en')} | ${Math.round(median(perRound.after)).toLocaleString('en')} | ${median(perRound.ratio).toFixed(3)} |`
+      console.error(row, perRound.ratio.map((r) => r.toFixed(2)).join(' '))
+      table.push(row)
+    }
+  } finally {
+    for (const server of Object.values(started)) await server.stop()
+  }
+  return table
+}

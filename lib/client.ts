@@ -1,16 +1,18 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
-import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, redactCredentials } from './errors.js'
+import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, FST_RESPONSE_CACHE_NOT_SUPPORTED, redactCredentials } from './errors.js'
 import { dropTags } from './invalidation.js'
 import { tenantSegment } from './key.js'
+import { encodeCursor, listedEntry, listQuery, type EntryPage, type ListSelector } from './listing.js'
 import type { CacheStats, Stats } from './stats.js'
 import { logNotDone, type GuardedStore } from './store-guard.js'
-import type { StoreState, StoreStats } from './stores/store.js'
+import { LIST_TIMEOUT_MS, type StoreListPage, type StoreState, type StoreStats } from './stores/store.js'
 import { countedGroups, selectorTags } from './tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
 
 export type { GetValueOptions, SetValueOptions, ValueOptions, WrapOptions } from './value-cache.js'
+export type { EntryPage, ListedEntry, ListSelector } from './listing.js'
 export type { WarmReport, WarmRequest, WarmResult } from './warm.js'
 
 /** What `invalidate` drops: entries with any of the tags, and of the route; `tenant` narrows both. */
@@ -47,6 +49,12 @@ export interface ResponseCacheClient {
    * store could not be asked (nothing was dropped).
    */
   invalidate: (what: InvalidateSelector) => Promise<number | undefined>
+  /**
+   * A page of the live entries of a route, a tag or a tenant (every selector given must match), at
+   * most `limit`; undefined when the store could not be asked. Rejects with
+   * FST_RESPONSE_CACHE_NOT_SUPPORTED for a custom store without `list`.
+   */
+  list: (selector: ListSelector) => Promise<EntryPage | undefined>
   /** Drops every entry of this plugin's namespace; rejects when the store fails. */
   clear: () => Promise<void>
   /** Counters in total and per route, and the store's own figures. */
@@ -147,6 +155,27 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
         stats.other.errors++
         notDone('invalidate', error)
         return undefined
+      }
+    },
+    list: async (selector) => {
+      const query = listQuery(selector)
+      const list = store.list
+      if (list === undefined) throw new FST_RESPONSE_CACHE_NOT_SUPPORTED(store.name, 'list')
+      let page: StoreListPage
+      try {
+        // Responses already answered are listed: their writes are waited for (each bounded by `timeout`).
+        await flush()
+        page = await guarded.run('list', () => list.call(store, query), LIST_TIMEOUT_MS)
+      } catch (error) {
+        stats.other.errors++
+        notDone('list', error)
+        return undefined
+      }
+      const now = Date.now()
+      return {
+        entries: page.entries.map((found) => listedEntry(found, namespace, selector.tenant, now)),
+        cursor: encodeCursor(page.cursor),
+        source: page.source ?? store.name
       }
     },
     clear: async () => {

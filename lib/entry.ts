@@ -17,6 +17,11 @@ export interface CacheEntry {
   ttl: number
   /** Strong or weak validator, quoted as in the `etag` header. */
   etag: string
+  /**
+   * The request it answers, method and URL as received (`GET /items/1?page=2`), for the entry listing;
+   * absent for values and for entries written before it was recorded.
+   */
+  request?: string
 }
 
 /**
@@ -27,7 +32,7 @@ export interface CacheEntry {
 export const ENTRY_OVERHEAD_BYTES = 768
 
 export function entrySize (key: string, entry: CacheEntry, tags: readonly string[] | undefined): number {
-  let size = ENTRY_OVERHEAD_BYTES + key.length + entry.body.length + entry.etag.length
+  let size = ENTRY_OVERHEAD_BYTES + key.length + entry.body.length + entry.etag.length + (entry.request?.length ?? 0)
   for (const name in entry.headers) {
     const value = entry.headers[name]
     size += name.length + (typeof value === 'string' ? value.length : value.join(', ').length)
@@ -50,13 +55,15 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
 //   f64 ttl (seconds fresh)
 //   u32 body length before encoding
 //   u16 etag length, etag bytes
+//   u32 request line length, its bytes (UTF-8; empty for none)      from version 2
 //   u16 header count, then per header: u16 name length, name, u16 value count,
 //       then per value: u32 length, bytes (latin1, as Node holds header values)
 //   the body, encoded, to the end
 //
 // A later release reads the version byte first: it can read old versions or treat them as misses.
+// Version 1 (no request line) is still read.
 
-export const ENTRY_FORMAT_VERSION = 1
+export const ENTRY_FORMAT_VERSION = 2
 export const BODY_RAW = 0
 export const BODY_LZ4 = 1
 /** Bodies at least this large are compressed, and kept compressed only when that saves a tenth. */
@@ -79,7 +86,8 @@ export function encodeEntry (entry: CacheEntry): Buffer {
     }
   }
   const names = Object.keys(entry.headers)
-  let size = FIXED_BYTES + 2 + Buffer.byteLength(entry.etag, 'latin1') + 2
+  const request = entry.request ?? ''
+  let size = FIXED_BYTES + 2 + Buffer.byteLength(entry.etag, 'latin1') + 4 + Buffer.byteLength(request) + 2
   for (const name of names) {
     const value = entry.headers[name]
     size += 2 + Buffer.byteLength(name, 'latin1') + 2
@@ -94,12 +102,13 @@ export function encodeEntry (entry: CacheEntry): Buffer {
   at = out.writeDoubleBE(entry.storedAt, at)
   at = out.writeDoubleBE(entry.ttl, at)
   at = out.writeUInt32BE(entry.body.length, at)
-  const writeString = (text: string, lengthBytes: 2 | 4): void => {
-    const length = Buffer.byteLength(text, 'latin1')
+  const writeString = (text: string, lengthBytes: 2 | 4, encoding: BufferEncoding = 'latin1'): void => {
+    const length = Buffer.byteLength(text, encoding)
     at = lengthBytes === 2 ? out.writeUInt16BE(length, at) : out.writeUInt32BE(length, at)
-    at += out.write(text, at, 'latin1')
+    at += out.write(text, at, encoding)
   }
   writeString(entry.etag, 2)
+  writeString(request, 4, 'utf8')
   at = out.writeUInt16BE(names.length, at)
   for (const name of names) {
     const value = entry.headers[name]
@@ -120,7 +129,7 @@ export function decodeEntry (data: Buffer): CacheEntry {
   }
   need(FIXED_BYTES)
   const version = data.readUInt8(0)
-  if (version !== ENTRY_FORMAT_VERSION) throw new CorruptEntryError(`unknown entry format version ${version}`)
+  if (version !== ENTRY_FORMAT_VERSION && version !== 1) throw new CorruptEntryError(`unknown entry format version ${version}`)
   const encoding = data.readUInt8(1)
   if (encoding !== BODY_RAW && encoding !== BODY_LZ4) throw new CorruptEntryError(`unknown body encoding ${encoding}`)
   const status = data.readUInt16BE(2)
@@ -128,16 +137,17 @@ export function decodeEntry (data: Buffer): CacheEntry {
   const ttl = data.readDoubleBE(12)
   const bodyLength = data.readUInt32BE(20)
   at = FIXED_BYTES
-  const readString = (lengthBytes: 2 | 4): string => {
+  const readString = (lengthBytes: 2 | 4, encoding: BufferEncoding = 'latin1'): string => {
     need(lengthBytes)
     const length = lengthBytes === 2 ? data.readUInt16BE(at) : data.readUInt32BE(at)
     at += lengthBytes
     need(length)
-    const text = data.toString('latin1', at, at + length)
+    const text = data.toString(encoding, at, at + length)
     at += length
     return text
   }
   const etag = readString(2)
+  const request = version === 1 ? '' : readString(4, 'utf8')
   need(2)
   const count = data.readUInt16BE(at)
   at += 2
@@ -162,5 +172,7 @@ export function decodeEntry (data: Buffer): CacheEntry {
   if (body.length !== bodyLength || !(status === 0 || (status >= 100 && status <= 599)) || !Number.isFinite(storedAt) || !(ttl > 0)) {
     throw new CorruptEntryError('entry fields out of range')
   }
-  return { status, headers, body, storedAt, ttl, etag }
+  const entry: CacheEntry = { status, headers, body, storedAt, ttl, etag }
+  if (request !== '') entry.request = request
+  return entry
 }

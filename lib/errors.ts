@@ -62,6 +62,14 @@ export const FST_RESPONSE_CACHE_INVALID_ARGUMENT = createError<'FST_RESPONSE_CAC
   TypeError
 )
 
+/** An `app.cache` method needs something the store does not offer (a custom store without `list`). */
+export const FST_RESPONSE_CACHE_NOT_SUPPORTED = createError<'FST_RESPONSE_CACHE_NOT_SUPPORTED', [string, string]>(
+  'FST_RESPONSE_CACHE_NOT_SUPPORTED',
+  'fastify-response-cache: the %s store has no %s() method',
+  500,
+  TypeError
+)
+
 /** Keys remembered by ReportedKeys at most: past this many, bad values are no longer logged. */
 const MAX_REPORTED_KEYS = 1000
 

@@ -244,7 +244,8 @@ export function createHooks (ctx: HookContext): {
       body: bytes,
       storedAt: Date.now(),
       ttl: verdict,
-      etag
+      etag,
+      request: request.method + ' ' + request.url
     }
     const tags = entryTags({
       tenant: tenantOfKey(key, options.namespace),

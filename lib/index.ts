@@ -20,11 +20,13 @@ import { createWarm } from './warm.js'
 export type { ResponseCacheOptions, RouteCacheOptions, FromRequest } from './options.js'
 export type {
   ResponseCacheClient, CacheHealth, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapOptions,
-  WarmReport, WarmRequest, WarmResult
+  WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector
 } from './client.js'
 export type { CacheStats, CounterSnapshot } from './stats.js'
 export type { CacheEntry, HeaderValue } from './entry.js'
-export type { CacheStore, StoreSetOptions, StoreState, StoreStats, MaybePromise } from './stores/store.js'
+export type {
+  CacheStore, StoreSetOptions, StoreState, StoreStats, MaybePromise, StoreCursor, StoreListQuery, StoreListedEntry, StoreListPage
+} from './stores/store.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore, type RedisClientLike } from './stores/redis.js'
 export type { EncryptionOptions, EncryptionKey } from './stores/encryption.js'
@@ -67,7 +69,8 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
   const store = createStore(options, app)
   const guarded = new GuardedStore(store, options.timeoutMs, new TroubleLog(app.log), options.store !== 'memory')
   const stats = new Stats()
-  const refresher = new Refresher(app)
+  // Stale entries shared by several instances are refreshed by one of them, under the store's lock.
+  const refresher = new Refresher(app, guarded.canLock ? guarded : undefined, options.coalesceTimeoutMs)
   const inFlight = new InFlight(options.coalesceTimeoutMs)
   const flush = (): Promise<void> | undefined => inFlight.flush()
   const rawKeys = new RawKeyMemo()

@@ -1,4 +1,4 @@
-import { createHash, hash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import stableStringify from 'safe-stable-stringify'
 
@@ -124,9 +124,8 @@ function computeKey (source: KeySource, request: FastifyRequest, withBody: boole
  * store key; it names which store key these exact bytes were found to have once parsed.
  */
 export function rawBodyKey (source: KeySource, request: FastifyRequest, chunks: readonly Buffer[]): string {
-  const digest = createHash('sha256')
-  digest.update(keyParts(source, request))
-  digest.update('\n' + JSON.stringify([request.headers['content-type'] ?? null, request.headers['content-encoding'] ?? null]) + '\n')
-  for (const chunk of chunks) digest.update(chunk)
-  return keyPrefix(source, request) + digest.digest('base64url')
+  const head = keyParts(source, request) + '\n' + JSON.stringify([request.headers['content-type'] ?? null, request.headers['content-encoding'] ?? null]) + '\n'
+  // One buffer and a one-shot hash: measured on 2 KB POST hits, a Hash object fed part by part cost
+  // a tenth of the process's time.
+  return keyPrefix(source, request) + sha256(Buffer.concat([Buffer.from(head), ...chunks]))
 }

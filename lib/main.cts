@@ -31,6 +31,13 @@ declare namespace fastifyResponseCache {
   export type StoreSetOptions = lib.StoreSetOptions
   export type StoreStats = lib.StoreStats
   export type MaybePromise<T> = lib.MaybePromise<T>
+  export type StoreCursor = lib.StoreCursor
+  export type StoreListQuery = lib.StoreListQuery
+  export type StoreListedEntry = lib.StoreListedEntry
+  export type StoreListPage = lib.StoreListPage
+  export type ListSelector = lib.ListSelector
+  export type ListedEntry = lib.ListedEntry
+  export type EntryPage = lib.EntryPage
 }
 
 export = fastifyResponseCache

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest, InjectOptions, LightMyRequestResponse as LightResponse } from 'fastify'
+import type { MaybePromise } from './stores/store.js'
 
 /** Request headers that describe the client's connection or its own copy, not the resource. */
 const NOT_REPLAYED = new Set([
@@ -29,9 +30,15 @@ export class Outcome {
   }
 }
 
+/** A store's lock shared by every instance (Redis): a key's refresh is run by the one that takes it. */
+export interface RefreshLock {
+  lock: (key: string, ttlMs: number) => MaybePromise<string | undefined>
+  unlock: (key: string, token: string) => void
+}
+
 /**
  * Background refreshes for stale-while-revalidate: at most one per key at a time, run by injecting
- * the request again. A refresh is recognised by the object passed as light-my-request's `simulate`
+ * the request again; with a store shared by several instances, at most one per key across them. A refresh is recognised by the object passed as light-my-request's `simulate`
  * option (all its simulation flags off), which only this process holds: no header or query parameter
  * can trigger or forge a refresh. (Light-my-request's `Request` option would give every refresh a new
  * hidden class and slow every other request down; an async context does not survive Fastify's inject.)
@@ -42,7 +49,12 @@ export class Refresher {
   /** Warm-up requests (app.cache.warm), which want to hear whether their answer was stored. */
   readonly #outcomes = new WeakMap<object, Outcome>()
 
-  constructor (private readonly app: FastifyInstance) {}
+  /**
+   * `lock`: the store's lock, held from the start of a refresh until its entry is written (at most
+   * `lockMs`). An instance that does not get it leaves the refresh to the one that did, serves the
+   * stale entry meanwhile, and asks again only once that lock would have expired.
+   */
+  constructor (private readonly app: FastifyInstance, private readonly lock?: RefreshLock, private readonly lockMs = 0) {}
 
   /** True for a refresh: its lookup must skip the stale entry and run the handler. */
   isRefresh (request: FastifyRequest): boolean {
@@ -80,17 +92,42 @@ export class Refresher {
     for (const [name, value] of Object.entries(request.headers)) {
       if (value !== undefined && !NOT_REPLAYED.has(name)) headers[name] = value
     }
-    const marker = this.#marker()
     const replay: InjectOptions = {
       method: request.method === 'HEAD' ? 'GET' : request.method as InjectOptions['method'],
       url: request.url,
       headers,
       remoteAddress: request.socket?.remoteAddress,
-      payload: payload as InjectOptions['payload'],
-      simulate: marker
+      payload: payload as InjectOptions['payload']
     }
-    this.app.inject(replay)
+    const lock = this.lock
+    if (lock === undefined) {
+      this.#run(key, request, replay, undefined)
+      return
+    }
+    new Promise<string | undefined>((resolve) => { resolve(lock.lock(key, this.lockMs)) }).then((token) => {
+      if (token !== undefined) {
+        this.#run(key, request, replay, token)
+        return
+      }
+      request.log.debug('response cache refresh left to another instance')
+      setTimeout(() => { this.#running.delete(key) }, this.lockMs).unref()
+    }, () => {
+      // The store cannot lock now: this instance refreshes, as it would alone.
+      this.#run(key, request, replay, undefined)
+    })
+  }
+
+  #run (key: string, request: FastifyRequest, replay: InjectOptions, token: string | undefined): void {
+    const marker = this.#marker()
+    const outcome = new Outcome()
+    if (token !== undefined) this.#outcomes.set(marker, outcome)
+    this.app.inject({ ...replay, simulate: marker })
+      // The lock is let go once the new entry is in the store, where the other instances find it.
+      .then(async () => { if (token !== undefined) await outcome.wait(this.lockMs, 'unknown') })
       .catch((error: unknown) => { request.log.warn({ err: error }, 'response cache refresh failed') })
-      .finally(() => { this.#running.delete(key) })
+      .finally(() => {
+        this.#running.delete(key)
+        if (token !== undefined) this.lock?.unlock(key, token)
+      })
   }
 }

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import responseCache, { type CacheHealth, type CacheStats, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type WarmReport } from '../dist/esm/index.js'
+import responseCache, { type CacheHealth, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type WarmReport } from '../dist/esm/index.js'
 
 const app = Fastify()
 await app.register(responseCache, { ttl: 30, store: 'memory', statsRoute: { path: '/ops/cache' } })
@@ -46,6 +46,24 @@ expectType<CacheStats>(app.cache.stats())
 expectType<CounterSnapshot>(app.cache.stats().routes['GET /a'])
 expectAssignable<{ hits: number, misses: number, stale: number, bypasses: number, stores: number, errors: number, hitRatio: number }>(app.cache.stats().total)
 expectAssignable<{ name: string, entries: number, bytes: number, evictions: number }>(app.cache.stats().store)
+// the entry listing
+expectType<Promise<EntryPage | undefined>>(app.cache.list({ route: 'GET /b', tag: 'a', tenant: 7, limit: 10, cursor: 'abc' }))
+const listed = await app.cache.list({ tag: 'a' })
+if (listed !== undefined) {
+  expectType<string | undefined>(listed.cursor)
+  expectType<string>(listed.source)
+  expectType<ListedEntry[]>(listed.entries)
+  expectType<'response' | 'value'>(listed.entries[0].kind)
+  expectType<number>(listed.entries[0].age)
+  expectType<number>(listed.entries[0].ttl)
+  expectType<number>(listed.entries[0].size)
+  expectType<string[]>(listed.entries[0].tags)
+  expectType<string | undefined>(listed.entries[0].path)
+  expectType<string | number | undefined>(listed.entries[0].tenant)
+}
+expectError(app.cache.list({ tags: ['a'] }))
+expectError(app.cache.list({ tag: 'a', limit: '10' }))
+expectAssignable<CacheStore['list']>((query: StoreListQuery): StoreListPage => ({ entries: [], cursor: query.cursor }))
 expectType<Promise<CacheHealth>>(app.cache.health())
 expectType<'up' | 'connecting' | 'down'>((await app.cache.health()).state)
 expectAssignable<{ ok: boolean, store: string, state: 'up' | 'connecting' | 'down', latencyMs?: number, error?: string }>(await app.cache.health())

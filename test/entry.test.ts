@@ -23,6 +23,21 @@ t.test('round trip keeps every field, binary bodies and multi-value headers', as
   t.same({ ...decoded, body: [...decoded.body] }, { ...entry, body: [...entry.body] })
 })
 
+t.test('the request line round-trips (UTF-8), and version 1 entries, which have none, are still read', async (t) => {
+  const entry = makeEntry('hi', { request: 'GET /caf\u00e9?q=\u2713' })
+  t.equal(decodeEntry(encodeEntry(entry)).request, 'GET /caf\u00e9?q=\u2713')
+  t.equal(decodeEntry(encodeEntry(makeEntry('hi'))).request, undefined, 'none recorded: none answered')
+  // Version 1 is version 2 without the request line's u32 length (after the etag).
+  const v2 = encodeEntry(makeEntry('hi', { etag: '"e"' }))
+  const etagEnd = 24 + 2 + 3
+  const v1 = Buffer.concat([Buffer.from([1]), v2.subarray(1, etagEnd), v2.subarray(etagEnd + 4)])
+  const decoded = decodeEntry(v1)
+  t.equal(decoded.body.toString(), 'hi')
+  t.equal(decoded.etag, '"e"')
+  t.equal(decoded.request, undefined)
+  t.ok(entrySize('k', entry, undefined) - entrySize('k', makeEntry('hi'), undefined) === entry.request?.length, 'the request line counts in the memory bound')
+})
+
 t.test('bodies from COMPRESS_MIN_BYTES up are lz4-compressed when that pays, and the encoding is recorded', async (t) => {
   const json = Buffer.from(JSON.stringify(Array.from({ length: 200 }, (_, i) => ({ id: i, name: 'same words again' }))))
   const packed = encodeEntry(makeEntry(json))
@@ -71,7 +86,7 @@ t.test('edges of the codec: empty body and headers, a header with no value, stat
   t.strictSame(decodeEntry(encodeEntry(makeEntry('', { headers }))).headers, headers, 'one value stays a string, others stay arrays')
   const encoded = encodeEntry(makeEntry('abc'))
   t.equal(encoded.readUInt32BE(20), 3, 'the body length is recorded before encoding')
-  t.equal(encoded.length, 24 + 2 + 4 + 2 + (2 + 12 + 2 + 4 + 10) + (2 + 7 + 2 + 4 + 1 + 4 + 1) + 3, 'every length is counted once')
+  t.equal(encoded.length, 24 + 2 + 4 + 4 + 2 + (2 + 12 + 2 + 4 + 10) + (2 + 7 + 2 + 4 + 1 + 4 + 1) + 3, 'every length is counted once')
 })
 
 t.test('each kind of corruption is named in the error (it is logged)', async (t) => {
@@ -82,7 +97,7 @@ t.test('each kind of corruption is named in the error (it is logged)', async (t)
   const cases: Array<[string, Buffer, RegExp]> = [
     ['shorter than the fixed fields', good.subarray(0, 21), /^entry truncated at byte 0$/],
     ['truncated in the etag', good.subarray(0, 25), /^entry truncated at byte 24$/],
-    ['future version', withByte(0, 2), /^unknown entry format version 2$/],
+    ['future version', withByte(0, 3), /^unknown entry format version 3$/],
     ['version 0', withByte(0, 0), /^unknown entry format version 0$/],
     ['unknown encoding', withByte(1, 2), /^unknown body encoding 2$/],
     ['lz4 flag on a raw body', withByte(1, BODY_LZ4), /^(body does not decompress: .+|entry fields out of range)$/],
@@ -128,7 +143,7 @@ t.test('size: overhead, key, body, etag, header names and values, tags counted t
 t.test('latin1 bytes in the etag and in header names are counted as one byte each', async (t) => {
   const entry = makeEntry('body', { etag: 'W/"caf\u00e9"', headers: { 'x-\u00e9t\u00e9': 'd\u00e9j\u00e0', 'x-list': ['\u00ff', 'a'] } })
   const encoded = encodeEntry(entry)
-  t.equal(encoded.length, 24 + (2 + 8) + 2 + (2 + 5 + 2 + 4 + 4) + (2 + 6 + 2 + 4 + 1 + 4 + 1) + 4)
+  t.equal(encoded.length, 24 + (2 + 8) + 4 + 2 + (2 + 5 + 2 + 4 + 4) + (2 + 6 + 2 + 4 + 1 + 4 + 1) + 4)
   const decoded = decodeEntry(encoded)
   t.strictSame({ ...decoded, body: decoded.body.toString() }, { ...entry, body: 'body' })
 })

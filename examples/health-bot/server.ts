@@ -1,9 +1,10 @@
-// tsx examples/health-bot/server.ts: the health bot's data layer, cached.
-// Memory by default; REDIS_URL=redis://localhost:6379 for memory over Redis (store: 'tiered').
+// `npm run example health-bot`: the health bot's data layer, cached.
+// Memory by default; REDIS_URL=redis://127.0.0.1:6379 for memory over Redis (store: 'tiered').
 import { Redis } from 'ioredis'
 import { build } from './app.js'
 
-const redis = process.env.REDIS_URL === undefined ? undefined : new Redis(process.env.REDIS_URL)
+const url = process.env.REDIS_URL
+const redis = url === undefined || url === '' ? undefined : new Redis(url)
 // The plugin logs Redis trouble itself (rate-limited); this keeps ioredis from printing every reconnect.
 redis?.on('error', () => {})
 const app = await build({ redis, logger: { level: 'warn' } })

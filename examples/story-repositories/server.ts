@@ -1,9 +1,10 @@
-// tsx examples/story-repositories/server.ts: heroes, children and stories behind cached repositories.
-// Memory by default; REDIS_URL=redis://localhost:6379 to share the cache in Redis.
+// `npm run example story-repositories`: heroes, children and stories behind cached repositories.
+// Memory by default; REDIS_URL=redis://127.0.0.1:6379 to share the cache in Redis.
 import { Redis } from 'ioredis'
 import { build } from './app.js'
 
-const redis = process.env.REDIS_URL === undefined ? undefined : new Redis(process.env.REDIS_URL)
+const url = process.env.REDIS_URL
+const redis = url === undefined || url === '' ? undefined : new Redis(url)
 // The plugin logs Redis trouble itself (rate-limited); this keeps ioredis from printing every reconnect.
 redis?.on('error', () => {})
 const app = await build({ redis, logger: { level: 'warn' } })

@@ -21,17 +21,23 @@ interface Message {
 const FORMAT = 1
 const KINDS = { keys: 'k', tags: 't', clear: 'c', written: 'w' } as const
 
-/** The parts of an ioredis client the bus uses: one connection publishes, its duplicate subscribes. */
+/**
+ * The parts of an ioredis client the bus uses: one connection publishes, its duplicate subscribes. A
+ * Cluster that has `spublish` (ioredis 5.9 and later) carries the bus on sharded pub/sub.
+ */
 export interface BusClient {
   status: string
+  isCluster?: boolean
   publish: (channel: string, message: string) => Promise<unknown>
-  duplicate: () => BusSubscriber
+  spublish?: (channel: string, message: string) => Promise<unknown>
+  duplicate: (startupNodes?: unknown[], options?: Record<string, unknown>) => BusSubscriber
 }
 
 export interface BusSubscriber {
   status: string
   connect: () => Promise<void>
   subscribe: (channel: string) => Promise<unknown>
+  ssubscribe?: (channel: string) => Promise<unknown>
   on: (event: string, listener: (...args: any[]) => void) => unknown
   disconnect: () => void
 }
@@ -49,11 +55,18 @@ export interface BusListener {
 /**
  * Redis pub/sub between the instances of one namespace (`<namespace>:bus`), on a connection of its
  * own. Pub/sub delivers at most once, so each sender numbers its messages: a receiver that sees a
- * number skipped, or whose connection dropped, distrusts its local tier rather than serve what a
+ * number skipped, or whose subscription was lost, distrusts its local tier rather than serve what a
  * lost message would have dropped.
+ *
+ * On a Cluster the channel is a shard channel (SSUBSCRIBE/SPUBLISH): it lives on the master of its
+ * slot, and messages do not travel the cluster bus to every node. The subscriber is a duplicate of
+ * the Cluster with ioredis's `shardedSubscribers`, which follows the channel's slot to a new master
+ * after a failover and subscribes there again.
  */
 export class InvalidationBus {
   readonly channel: string
+  /** Sharded pub/sub (a Cluster), or plain pub/sub (a single Redis, or an older ioredis). */
+  readonly sharded: boolean
   readonly #client: BusClient
   readonly #subscriber: BusSubscriber
   readonly #listener: BusListener
@@ -71,17 +84,36 @@ export class InvalidationBus {
     this.channel = namespace + ':bus'
     this.#client = client
     this.#listener = listener
-    this.#subscriber = client.duplicate()
-    this.#subscriber.on('error', () => {})
-    this.#subscriber.on('message', (channel: string, text: string) => { if (channel === this.channel) this.#receive(text) })
-    this.#subscriber.on('close', () => { if (this.#subscribed) this.#lost = true })
-    // ioredis subscribes again by itself after a reconnect; whatever was sent meanwhile is lost.
-    this.#subscriber.on('ready', () => {
-      if (!this.#lost) return
-      this.#lost = false
-      this.#lastSeen.clear()
-      this.#listener.distrust('reconnected')
-    })
+    this.sharded = client.isCluster === true && typeof client.spublish === 'function'
+    const subscriber = this.#subscriber = this.sharded ? client.duplicate([], { shardedSubscribers: true }) : client.duplicate()
+    subscriber.on('error', () => {})
+    // A keyPrefix is added to a shard channel, which Redis treats as a key: the end of it is the name.
+    subscriber.on(this.sharded ? 'smessage' : 'message', (channel: string, text: string) => { if (channel.endsWith(this.channel)) this.#receive(text) })
+    const lost = (): void => { if (this.#subscribed) this.#lost = true }
+    // The connection (a single Redis), or the subscriber of a shard (a Cluster: its master died, or the
+    // connection was killed), is gone: whatever is sent until the subscription is back is lost.
+    subscriber.on('close', lost)
+    subscriber.on('-subscriber', lost)
+    subscriber.on(this.sharded ? 'subscribersReady' : 'ready', () => { this.#resubscribed().catch(() => {}) })
+  }
+
+  /**
+   * Subscribed again after a loss: ioredis has sent the subscription again, and this one, sent after
+   * it on the same connection, answers once both are in place; only then is the local tier dropped,
+   * so that nothing sent from then on is missed. If it fails, the next ready event tries again.
+   */
+  async #resubscribed (): Promise<void> {
+    if (!this.#lost) return
+    await this.#subscribeChannel()
+    if (!this.#lost) return
+    this.#lost = false
+    this.#lastSeen.clear()
+    this.#listener.distrust('reconnected')
+  }
+
+  async #subscribeChannel (): Promise<void> {
+    const subscriber = this.#subscriber
+    await (this.sharded ? (subscriber.ssubscribe as NonNullable<BusSubscriber['ssubscribe']>)(this.channel) : subscriber.subscribe(this.channel))
   }
 
   /**
@@ -115,7 +147,7 @@ export class InvalidationBus {
         if (subscriber.status === 'wait') subscriber.connect().catch(() => {})
       })
     }
-    await subscriber.subscribe(this.channel)
+    await this.#subscribeChannel()
     this.#subscribed = true
   }
 
@@ -125,7 +157,8 @@ export class InvalidationBus {
     if (drop.kind === 'keys' || drop.kind === 'written') message.x = drop.keys
     if (drop.kind === 'written') message.t = drop.storedAt
     if (drop.kind === 'tags') message.x = drop.tags
-    await this.#client.publish(this.channel, JSON.stringify(message))
+    const text = JSON.stringify(message)
+    await (this.sharded ? (this.#client.spublish as NonNullable<BusClient['spublish']>)(this.channel, text) : this.#client.publish(this.channel, text))
   }
 
   #receive (text: string): void {

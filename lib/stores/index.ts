@@ -34,7 +34,7 @@ export function createStore (options: ResolvedOptions, app: FastifyInstance): Ca
     const client = redisClient(options, app)
     return new TieredStore({
       l1: new MemoryStore({ maxBytes: options.memoryMaxBytes }),
-      redis: new RedisStore({ client, namespace: options.namespace, log: app.log, keyring: options.keyring }),
+      redis: new RedisStore({ client, namespace: options.namespace, log: app.log, keyring: options.keyring, readTags: true }),
       busClient: client as unknown as BusClient,
       namespace: options.namespace,
       timeoutMs: options.timeoutMs,

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { entrySize, type CacheEntry } from '../entry.js'
-import type { CacheStore, StoreSetOptions, StoreStats } from './store.js'
+import type { CacheStore, StoreCursor, StoreListPage, StoreListQuery, StoreSetOptions, StoreStats } from './store.js'
 
 interface Slot {
   entry: CacheEntry
@@ -14,7 +14,12 @@ interface Slot {
 export class MemoryStore implements CacheStore {
   readonly name = 'memory'
   readonly #lru: LRUCache<string, Slot>
-  readonly #keysByTag = new Map<string, Set<string>>()
+  /**
+   * Per tag, its keys with the number of their write: a Map iterates in insertion order, so a
+   * listing goes on after the last number it answered, whatever was removed meanwhile.
+   */
+  readonly #keysByTag = new Map<string, Map<string, number>>()
+  #writes = 0
   #evictions = 0
 
   constructor (options: { maxBytes: number }) {
@@ -37,10 +42,11 @@ export class MemoryStore implements CacheStore {
     this.#lru.set(key, { entry, tags }, { ttl: Math.ceil(options.ttl * 1000), size: entrySize(key, entry, tags) })
     // An entry larger than maxBytes is refused by lru-cache: index nothing for it.
     if (tags === undefined || !this.#lru.has(key)) return
+    const write = ++this.#writes
     for (const tag of tags) {
       let keys = this.#keysByTag.get(tag)
-      if (keys === undefined) this.#keysByTag.set(tag, keys = new Set())
-      keys.add(key)
+      if (keys === undefined) this.#keysByTag.set(tag, keys = new Map())
+      keys.set(key, write)
     }
   }
 
@@ -53,7 +59,7 @@ export class MemoryStore implements CacheStore {
     for (const tag of tags) {
       const keys = this.#keysByTag.get(tag)
       if (keys === undefined) continue
-      for (const key of [...keys]) if (this.#lru.delete(key)) dropped++
+      for (const key of [...keys.keys()]) if (this.#lru.delete(key)) dropped++
     }
     return dropped
   }
@@ -65,6 +71,27 @@ export class MemoryStore implements CacheStore {
 
   close (): void {
     this.clear()
+  }
+
+  /** Walks the sets in write order; the cursor is the set and the last write number answered. */
+  list ({ sets, having, cursor, limit }: StoreListQuery): StoreListPage {
+    const entries: StoreListPage['entries'] = []
+    const start = listPosition(cursor)
+    if (start === undefined) return { entries }
+    let [set, after] = start
+    for (; set < sets.length; set++, after = 0) {
+      for (const [key, write] of this.#keysByTag.get(sets[set]) ?? []) {
+        // peek: no change to the LRU order, and nothing past its TTL.
+        const slot = write > after ? this.#lru.peek(key) : undefined
+        // Found through a tag set: it has tags.
+        const tags = slot?.tags as readonly string[]
+        if (slot === undefined || !having.every((tag) => tags.includes(tag))) continue
+        if (entries.length === limit) return { entries, cursor: [set, after] }
+        entries.push({ key, entry: slot.entry, tags, size: entrySize(key, slot.entry, tags) })
+        after = write
+      }
+    }
+    return { entries }
   }
 
   stats (): StoreStats {
@@ -79,4 +106,11 @@ export class MemoryStore implements CacheStore {
       if (keys.size === 0) this.#keysByTag.delete(tag)
     }
   }
+}
+
+/** A cursor this store made: two whole numbers; anything else ends the listing. */
+function listPosition (cursor: StoreCursor | undefined): [number, number] | undefined {
+  if (cursor === undefined) return [0, 0]
+  const [set, after] = cursor
+  return cursor.length === 2 && Number.isSafeInteger(set) && Number.isSafeInteger(after) ? [set as number, after as number] : undefined
 }

@@ -4,10 +4,11 @@ import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '..
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE, ReportedKeys } from '../errors.js'
 import { encodeSegment } from '../key.js'
 import { hashTagOf, keyPrefixOf, prefixPattern, SHARD_SLOTS, SHARDS, shardOf, shardTag } from './redis-keys.js'
+import { listRedis, type ListingClient } from './redis-list.js'
 import { SealedEntryError, type Keyring } from './encryption.js'
-import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
+import type { CacheStore, StoreListPage, StoreListQuery, StoreSetOptions, StoreState, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
-import { CURRENT_LUA, entryBytes, VERSION_LUA } from './versions.js'
+import { CURRENT_LUA, entryBytes, VERSION_LUA, versionTags } from './versions.js'
 
 export { SHARD_SLOTS, SHARDS } from './redis-keys.js'
 
@@ -48,7 +49,7 @@ const TAG_MEMO_SIZE = 10_000
 const OPENED_MAX = 1024
 const OPENED_MAX_BYTES = 65_536
 /** Members of a tag set checked for expired entries on each write to it. */
-const PRUNE_SAMPLE = 3
+const PRUNE_SAMPLE = 2
 
 // Writes a batch of entries in one call. ARGV[1] is a token no write used before (see versions.ts).
 // Per entry, KEYS holds the entry, its coalescing lock, the shard's generation key, then a tag set
@@ -57,8 +58,8 @@ const PRUNE_SAMPLE = 3
 // is stored behind the header of the versions it is written under (created where missing), added to
 // its tag sets (a tag set lives as long as its longest-lived entry) and its lock released if the
 // token still holds it. A busy route's set is written to for ever and so never expires: each write
-// also looks at a few random members and removes those whose entry has expired, which keeps a set
-// within about twice its live entries. An entry whose tag set or version is a foreign value is not
+// also looks at two random members and removes those whose entry has expired, which keeps a set
+// within about twice its live entries (a set the write just created is not looked at). An entry whose tag set or version is a foreign value is not
 // kept. Answers per entry 1, 0 (a foreign value), or the error Redis raised (full, under noeviction):
 // whatever such a write did before it failed is harmless, since an entry is never answered without
 // its versions, and a version without its entry is only a small key that expires.
@@ -73,7 +74,7 @@ local function write (k, a, last)
   local entry, ms = KEYS[k], tonumber(ARGV[a + 1])
   local names, tokens = {}, {}
   for i = k + 2, last, 2 do
-    local ok, current = pcall(version, KEYS[i], token, ms)
+    local ok, current = pcall(version, KEYS[i], token, i > k + 2 and ms)
     if not ok then
       if string.find(type(current) == 'table' and current.err or tostring(current), 'WRONGTYPE', 1, true) then return 0 end
       error(current)
@@ -88,10 +89,14 @@ local function write (k, a, last)
       redis.call('DEL', entry)
       return 0
     end
-    for _, member in ipairs(redis.call('SRANDMEMBER', KEYS[i], ${PRUNE_SAMPLE})) do
-      if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[i], member) end
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl < ms then redis.call('PEXPIRE', KEYS[i], ms) end
+    -- A set without a TTL was just created: nothing in it to prune.
+    if ttl ~= -1 then
+      for _, member in ipairs(redis.call('SRANDMEMBER', KEYS[i], ${PRUNE_SAMPLE})) do
+        if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[i], member) end
+      end
     end
-    if redis.call('PTTL', KEYS[i]) < ms then redis.call('PEXPIRE', KEYS[i], ms) end
   end
   return 1
 end
@@ -217,14 +222,17 @@ export class RedisStore implements CacheStore {
   readonly #writes = new TurnBatch<BatchedWrite, number | string>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
   /** The client's keyPrefix: Redis holds every key with it, and SCAN answers keys with it. */
   readonly #keyPrefix: string
+  /** The store tags of the entries read, when asked for (the tiered store keeps copies by them). */
+  readonly #tagsOf: WeakMap<CacheEntry, string[]> | undefined
 
-  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring }) {
+  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring, readTags?: boolean }) {
     this.#client = options.client as ScriptedClient
     this.#namespace = options.namespace
     this.#log = options.log
     this.#keyring = options.keyring
     this.failureDomain = this.#client.isCluster === true ? shardOf : undefined
     this.#keyPrefix = keyPrefixOf(this.#client)
+    this.#tagsOf = options.readTags === true ? new WeakMap() : undefined
     if (typeof this.#client.responseCacheGetBuffer !== 'function') {
       this.#client.defineCommand('responseCacheSetMany', { lua: SET_MANY })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
@@ -385,12 +393,19 @@ export class RedisStore implements CacheStore {
     try {
       // The Redis key is the additional data: a sealed entry copied under another key does not open.
       const bytes = entryBytes(data)
-      return decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, bytes))
+      const entry = decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, bytes))
+      this.#tagsOf?.set(entry, versionTags(data))
+      return entry
     } catch (error) {
       if (error instanceof CorruptEntryError || error instanceof SealedEntryError) return this.#corrupt(redisKey, error)
       /* c8 ignore next 2 */
       throw error
     }
+  }
+
+  /** The store tags an entry this store read was written under (with `readTags`). */
+  tagsOf (entry: CacheEntry): string[] | undefined {
+    return this.#tagsOf?.get(entry)
   }
 
   #open (keyring: Keyring, redisKey: string, sealed: Buffer): Buffer {
@@ -460,6 +475,19 @@ export class RedisStore implements CacheStore {
     const infos = await Promise.all(this.#masters().map(async (node) => await node.info('stats')))
     const evictions = infos.reduce((sum, info) => sum + Number(/evicted_keys:(\d+)/.exec(info)?.[1] ?? 0), 0)
     return { entries, bytes: Math.round(entries * meanSize), evictions }
+  }
+
+  /** A page of live entries, by SSCAN over the tag sets: see redis-list.ts. */
+  async list (query: StoreListQuery): Promise<StoreListPage> {
+    this.#ready()
+    const context = {
+      client: this.#client as unknown as ListingClient,
+      namespace: this.#namespace,
+      keyPrefix: this.#keyPrefix,
+      tagKey: (shard: number, tag: string) => this.#tagKey(shard, tag),
+      decode: (redisKey: string, value: Buffer) => this.#decode(redisKey, value)
+    }
+    return await listRedis(context, query)
   }
 
   async ping (): Promise<string> {

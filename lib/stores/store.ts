@@ -20,6 +20,46 @@ export interface StoreStats {
   evictions: number
 }
 
+/** A page of a listing walks sets with many calls: it may take longer than a request-path call. */
+export const LIST_TIMEOUT_MS = 5000
+
+/** A position in a listing, as the store made it: the client sends it out as an opaque string. */
+export type StoreCursor = ReadonlyArray<string | number>
+
+/** What `list` is asked for. */
+export interface StoreListQuery {
+  /** Store tags whose entries are listed, one set after the other (the plugin passes sets that share no entry). */
+  sets: readonly string[]
+  /** Store tags every listed entry must also have. */
+  having: readonly string[]
+  /**
+   * Where the previous page ended, as this store answered it. It comes back from outside: a store
+   * checks it, and answers an empty last page for one it did not make.
+   */
+  cursor?: StoreCursor
+  /** Entries in the page, at most. */
+  limit: number
+}
+
+export interface StoreListedEntry {
+  /** The plugin's key of the entry. */
+  key: string
+  entry: CacheEntry
+  /** Its store tags. */
+  tags: readonly string[]
+  /** Bytes the store holds for it. */
+  size: number
+}
+
+export interface StoreListPage {
+  /** Live entries only: none expired or invalidated. */
+  entries: StoreListedEntry[]
+  /** Where to go on from; undefined once every set has been walked. */
+  cursor?: StoreCursor
+  /** The store that listed, when not this one (the tiered store lists its memory tier while Redis is away). */
+  source?: string
+}
+
 /**
  * Where entries live. The memory and Redis stores implement it; so can a custom store passed as
  * `store`. Methods may answer synchronously (the memory store does, to keep hits off the microtask
@@ -54,6 +94,11 @@ export interface CacheStore {
    * (Redis) counts those sets; one that can (memory) ignores them.
    */
   stats?: (groups?: readonly string[]) => MaybePromise<StoreStats>
+  /**
+   * A page of the live entries in `sets` that also have every tag of `having`: bounded work per
+   * page, never a walk of the whole keyspace. Optional: without it `app.cache.list` rejects.
+   */
+  list?: (query: StoreListQuery) => MaybePromise<StoreListPage>
   close?: () => MaybePromise<void>
   /**
    * Waits until the store can answer, at most `timeoutMs` (a Redis client still connecting, or made

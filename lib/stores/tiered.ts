@@ -4,11 +4,11 @@ import { GuardedStore, TroubleLog, isPromise } from '../store-guard.js'
 import { InvalidationBus, type BusClient, type Drop } from './bus.js'
 import type { MemoryStore } from './memory.js'
 import type { RedisStore } from './redis.js'
-import type { CacheStore, StoreSetOptions, StoreState, StoreStats } from './store.js'
+import { LIST_TIMEOUT_MS, type CacheStore, type StoreListPage, type StoreListQuery, type StoreSetOptions, type StoreState, type StoreStats } from './store.js'
 
 /**
- * The L1 tag of every entry filled from Redis, whose own tags L1 does not know (Redis keeps them in
- * its tag sets): a tag drop drops these as well. Store tags never start with a NUL.
+ * The L1 tag of an entry filled from Redis whose own tags were not read (a RedisStore made without
+ * `readTags`): a tag drop drops these as well. Store tags never start with a NUL.
  */
 const FROM_L2 = '\u0000l2'
 /** A lock token for a request that runs its handler while Redis cannot be asked for a real one. */
@@ -94,7 +94,9 @@ export class TieredStore implements CacheStore {
   #keep (key: string, entry: CacheEntry, drops: number, newest: number): CacheEntry | undefined {
     if (drops !== this.#drops || entry.storedAt < newest) return undefined
     const left = entry.storedAt + entry.ttl * 1000 - Date.now()
-    if (left > 0) this.#l1.set(key, entry, { ttl: Math.min(left, this.#localTtlMs) / 1000, tags: [FROM_L2] })
+    // Kept under the tags Redis holds it by, so that a drop of other tags leaves it.
+    /* c8 ignore next: createStore always makes the RedisStore read tags; FROM_L2 is the safe fallback */
+    if (left > 0) this.#l1.set(key, entry, { ttl: Math.min(left, this.#localTtlMs) / 1000, tags: this.#redis.tagsOf(entry) ?? [FROM_L2] })
     return entry
   }
 
@@ -199,6 +201,25 @@ export class TieredStore implements CacheStore {
   /** Redis's figures: every entry is there, and most instances hold only some of them in memory. */
   async stats (groups?: readonly string[]): Promise<StoreStats> {
     return await this.#l2.run('stats', () => this.#redis.stats(groups))
+  }
+
+  /**
+   * Redis's entries: every entry is there. While Redis cannot answer, this instance's memory tier
+   * (`source: 'memory'`): the entries it computed, not those it copied from Redis, whose tags it
+   * does not know. A listing begun on one tier goes on on that tier; Redis's cannot go on from memory.
+   */
+  async list (query: StoreListQuery): Promise<StoreListPage> {
+    const [tier, ...rest] = query.cursor ?? []
+    if (tier === undefined || tier === 'redis') {
+      try {
+        const page = await this.#l2.run('list', async () => await this.#redis.list({ ...query, cursor: tier === undefined ? undefined : rest }), LIST_TIMEOUT_MS)
+        return { entries: page.entries, cursor: page.cursor === undefined ? undefined : ['redis', ...page.cursor], source: 'redis' }
+      } catch (error) {
+        if (tier !== undefined) throw error
+      }
+    } else if (tier !== 'memory') return { entries: [] }
+    const page = this.#l1.list({ ...query, cursor: tier === undefined ? undefined : rest })
+    return { entries: page.entries, cursor: page.cursor === undefined ? undefined : ['memory', ...page.cursor], source: 'memory' }
   }
 
   state (): StoreState {

@@ -1,3 +1,4 @@
+import { unpack } from 'msgpackr'
 import { CorruptEntryError } from '../entry.js'
 
 // Why versions: invalidation finds entries through their tag sets, and Redis may evict a set (hits
@@ -36,17 +37,18 @@ const u32 = (n: string): string => `math.floor(${n} / 16777216) % 256, math.floo
 /**
  * Lua, in the scripts that write an entry: `version(key, token, ms)` answers the version key's
  * token, creating it with `token` when it is missing, and keeps it for at least `ms` (never
- * shortened): a version outlives every entry written under it. Errors (a foreign value, Redis full)
+ * shortened): a version outlives every entry written under it. With `ms` false it never expires: the
+ * shard's generation, one key per shard, which a volatile-* policy then never evicts. Errors (a foreign value, Redis full)
  * are raised: the entry is then not written. `header(names, tokens)` is the header above.
  */
 export const VERSION_LUA = `
 local function version (key, token, ms)
   local current = redis.call('GET', key)
   if not current then
-    redis.call('SET', key, token, 'PX', ms)
+    if ms then redis.call('SET', key, token, 'PX', ms) else redis.call('SET', key, token) end
     return token
   end
-  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+  if ms and redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
   return current
 end
 local function header (names, tokens)
@@ -70,3 +72,28 @@ local function current (value)
   local found = redis.call('MGET', unpack(cmsgpack.unpack(string.sub(value, ${HEADER_BYTES + 1}, namesEnd))))
   return cmsgpack.pack(found) == string.sub(value, namesEnd + 1, size)
 end`
+
+/** The version keys a value names in its header (as Redis holds them); none for a value without one. */
+export function versionNames (value: Buffer): string[] {
+  if (value.length < HEADER_BYTES || value[0] !== VERSIONED_MAGIC) return []
+  const namesEnd = HEADER_BYTES + value.readUInt32BE(5)
+  if (namesEnd > value.length) return []
+  let names: unknown
+  try {
+    names = unpack(value.subarray(HEADER_BYTES, namesEnd))
+  } catch {
+    return []
+  }
+  return Array.isArray(names) ? names.filter((name): name is string => typeof name === 'string') : []
+}
+
+/** The store tags a value was written under, from the version keys it names (the generation is not a tag). */
+export function versionTags (value: Buffer): string[] {
+  const tags: string[] = []
+  for (const name of versionNames(value)) {
+    // An encoded tag holds no ':' or '}': the last '}:ver:' is the one before it.
+    const at = name.lastIndexOf('}:ver:')
+    if (at !== -1) tags.push(decodeURIComponent(name.slice(at + 6)))
+  }
+  return tags
+}

@@ -114,3 +114,18 @@ export async function evictIndexRecords (nodes: Redis[], namespace: string, vers
     }
   }
 }
+
+/**
+ * A redis-server of the test's own, not started yet, on a port that stays its own: `start()` it,
+ * `stop()` it (SIGKILL) and start it again (empty). Stopped at teardown. `url` is for `new Redis(url)`.
+ */
+export async function restartableRedis (t: Teardown): Promise<{ url: string, start: () => Promise<void>, stop: () => Promise<void> }> {
+  const port = await freePort()
+  let server: { kill: () => Promise<void> } | undefined
+  const stop = async (): Promise<void> => {
+    await server?.kill()
+    server = undefined
+  }
+  t.teardown(stop)
+  return { url: `redis://127.0.0.1:${port}`, start: async () => { server = await spawnRedis(port) }, stop }
+}
