@@ -96,6 +96,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     stats,
     namespace: options.namespace,
     ttl: options.ttl,
+    staleIfError: options.staleIfError,
     log: app.log,
     warm: createWarm(refresher, options.timeoutMs + 1000),
     flush,

@@ -36,7 +36,10 @@ export interface ResponseCacheOptions {
   ttl?: number
   /** Seconds a stale entry may be served while one refresh runs. @defaultValue `0` */
   staleWhileRevalidate?: number
-  /** Seconds a stale entry may be served when the handler throws or answers 5xx. @defaultValue `0` */
+  /**
+   * Seconds a stale entry may be served when the handler throws or answers 5xx; also the default of
+   * `app.cache.wrap`'s `staleIfError` (the old value answered when its function throws). @defaultValue `0`
+   */
   staleIfError?: number
   /**
    * The tenant of a request; entries of different tenants never mix.

@@ -11,27 +11,47 @@ export function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
 }
 
 /**
+ * Lets one warn line through per interval and counts the rest, so a failure repeated under load
+ * becomes one line every few seconds (with how many were held back), not one per request.
+ */
+export class WarnGate {
+  #last = -Infinity
+  #suppressed = 0
+
+  constructor (private readonly intervalMs = WARN_INTERVAL_MS) {}
+
+  /** How many lines were held back since the last one let through, or undefined: hold this one back too. */
+  pass (): number | undefined {
+    const now = Date.now()
+    if (now - this.#last < this.intervalMs) {
+      this.#suppressed++
+      return undefined
+    }
+    const suppressed = this.#suppressed
+    this.#last = now
+    this.#suppressed = 0
+    return suppressed
+  }
+}
+
+/**
  * Logs store trouble at warn, once per interval: a Redis outage under load must not turn into one log
  * line per request. Only the error's code and message are logged, never the client or its options.
  */
 export class TroubleLog {
-  #last = -Infinity
-  #suppressed = 0
+  readonly #gate: WarnGate
 
-  constructor (private readonly log: FastifyBaseLogger, private readonly intervalMs = WARN_INTERVAL_MS) {}
+  constructor (private readonly log: FastifyBaseLogger, intervalMs = WARN_INTERVAL_MS) {
+    this.#gate = new WarnGate(intervalMs)
+  }
 
   report (operation: string, error: unknown): void {
-    const now = Date.now()
-    if (now - this.#last < this.intervalMs) {
-      this.#suppressed++
-      return
-    }
+    const suppressed = this.#gate.pass()
+    if (suppressed === undefined) return
     const err = error as { code?: unknown, message?: unknown }
     this.log.warn({
-      responseCache: { operation, code: err?.code, error: redactCredentials(String(err?.message ?? error)), suppressed: this.#suppressed }
+      responseCache: { operation, code: err?.code, error: redactCredentials(String(err?.message ?? error)), suppressed }
     }, 'response cache store trouble; requests go on without the cache')
-    this.#last = now
-    this.#suppressed = 0
   }
 }
 

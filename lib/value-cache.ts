@@ -4,7 +4,7 @@ import type { CacheEntry } from './entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from './errors.js'
 import { tenantSegment } from './key.js'
 import type { RouteCounters } from './stats.js'
-import { logNotDone, type GuardedStore } from './store-guard.js'
+import { logNotDone, WarnGate, type GuardedStore } from './store-guard.js'
 import { entryTags } from './tags.js'
 import { decodeValue, matches, VALUE_STATUS, valueEntry, valueKey } from './values.js'
 
@@ -26,8 +26,13 @@ export interface GetValueOptions<S extends TSchema = TSchema> extends ValueOptio
 }
 
 export interface WrapOptions<S extends TSchema = TSchema> extends SetValueOptions, GetValueOptions<S> {
-  /** Seconds past `ttl` during which the old value is returned at once while one call of `fn` refreshes it. */
+  /** Seconds past `ttl` during which the old value is returned at once while one call of `fn` refreshes it. @defaultValue `0` */
   staleWhileRevalidate?: number
+  /**
+   * Seconds past `ttl` during which, when `fn` throws, the old value is returned instead of the error.
+   * @defaultValue the plugin's `staleIfError`
+   */
+  staleIfError?: number
 }
 
 const MAX_KEY_LENGTH = 8192
@@ -39,11 +44,12 @@ function invalid (name: string, problem: string): never {
 function checkOptions (options: WrapOptions | undefined): void {
   if (options === undefined) return
   if (typeof options !== 'object' || options === null) invalid('options', 'expected an object')
-  const { tenant, ttl, tags, staleWhileRevalidate, schema } = options
+  const { tenant, ttl, tags, schema } = options
   if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') invalid('tenant', 'expected a string or a number')
   if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0 && Number.isFinite(ttl))) invalid('ttl', 'expected a number of seconds greater than 0')
-  if (staleWhileRevalidate !== undefined && !(typeof staleWhileRevalidate === 'number' && staleWhileRevalidate >= 0 && Number.isFinite(staleWhileRevalidate))) {
-    invalid('staleWhileRevalidate', 'expected a number of seconds, 0 or more')
+  for (const name of ['staleWhileRevalidate', 'staleIfError'] as const) {
+    const window = options[name]
+    if (window !== undefined && !(typeof window === 'number' && window >= 0 && Number.isFinite(window))) invalid(name, 'expected a number of seconds, 0 or more')
   }
   if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string' && tag.length > 0))) {
     invalid('tags', 'expected an array of non-empty strings')
@@ -53,6 +59,9 @@ function checkOptions (options: WrapOptions | undefined): void {
 
 /** A cached value and how many milliseconds past its freshness it is (0 or less: fresh). */
 interface Found { value: unknown, staleMs: number }
+
+/** What a call of `wrap` resolved to, beside the caller's options: the stale-if-error window in seconds. */
+interface WrapCall { options: WrapOptions | undefined, staleIfError: number }
 
 /**
  * `get`, `set`, `del` and `wrap` of `app.cache`: values stored beside the responses, in the same
@@ -64,11 +73,13 @@ export class ValueCache {
   readonly #flights = new Map<string, Promise<unknown>>()
   readonly #refreshing = new Set<string>()
   readonly #reported = new ReportedKeys()
+  /** `fn` failing on every call (an API that is down) logs one line per interval, not one per call. */
+  readonly #staleWarnings = new WarnGate()
 
   constructor (
     private readonly store: GuardedStore,
     private readonly namespace: string,
-    private readonly defaultTtl: number,
+    private readonly defaults: { ttl: number, staleIfError: number },
     private readonly counters: RouteCounters,
     private readonly log: FastifyBaseLogger
   ) {}
@@ -104,13 +115,15 @@ export class ValueCache {
     return { value, staleMs: Date.now() - entry.storedAt - entry.ttl * 1000 }
   }
 
-  async #write (key: string, value: unknown, options: WrapOptions | undefined): Promise<boolean> {
-    const ttl = options?.ttl ?? this.defaultTtl
+  /** `staleIfError`: the window of the `wrap` call writing; `set` keeps a value for its `ttl` only. */
+  async #write (key: string, value: unknown, options: WrapOptions | undefined, staleIfError = 0): Promise<boolean> {
+    const ttl = options?.ttl ?? this.defaults.ttl
     // Encoded before the store is asked: a value that cannot be stored is the caller's error.
     const entry = valueEntry(value, ttl)
     const tags = entryTags({ tenant: tenantSegment(options?.tenant), tags: options?.tags, value: true })
     try {
-      await this.store.set(key, entry, { ttl: ttl + (options?.staleWhileRevalidate ?? 0), tags })
+      // Kept past its freshness for the longer stale window, as response entries are.
+      await this.store.set(key, entry, { ttl: ttl + Math.max(options?.staleWhileRevalidate ?? 0, staleIfError), tags })
       this.counters.stores++
       return true
     } catch (error) {
@@ -157,7 +170,7 @@ export class ValueCache {
     const storeKey = this.#key(key, options)
     let flight = this.#flights.get(storeKey)
     if (flight === undefined) {
-      flight = this.#lookupOrRun(storeKey, fn, options)
+      flight = this.#lookupOrRun(storeKey, fn, { options, staleIfError: options?.staleIfError ?? this.defaults.staleIfError })
       this.#flights.set(storeKey, flight)
       // Settled either way: after a throw the next call runs fn again.
       const forget = (): void => { this.#flights.delete(storeKey) }
@@ -166,7 +179,8 @@ export class ValueCache {
     return await (flight as Promise<T>)
   }
 
-  async #lookupOrRun<T> (key: string, fn: () => T | Promise<T>, options: WrapOptions | undefined): Promise<T> {
+  async #lookupOrRun<T> (key: string, fn: () => T | Promise<T>, call: WrapCall): Promise<T> {
+    const { options, staleIfError } = call
     const found = await this.#read(key, options?.schema)
     if (found !== undefined && found.staleMs < 0) {
       this.counters.hits++
@@ -174,20 +188,42 @@ export class ValueCache {
     }
     if (found !== undefined && found.staleMs < (options?.staleWhileRevalidate ?? 0) * 1000) {
       this.counters.stale++
-      this.#refresh(key, fn, options ?? {})
+      this.#refresh(key, fn, call)
       return found.value as T
     }
     this.counters.misses++
-    const value = await fn()
-    await this.#write(key, value, options)
+    let value: T
+    try {
+      value = await fn()
+    } catch (error) {
+      if (found === undefined || found.staleMs >= staleIfError * 1000) throw error
+      return await this.#staleInsteadOf(error, key, staleIfError, options)
+    }
+    await this.#write(key, value, options, staleIfError)
     return value
   }
 
-  #refresh<T> (key: string, fn: () => T | Promise<T>, options: WrapOptions): void {
+  /**
+   * stale-if-error: the value the store holds now, if it is still within the window. Read again rather
+   * than kept from before `fn` ran: a value invalidated (or deleted) meanwhile is never answered.
+   */
+  async #staleInsteadOf<T> (error: unknown, key: string, staleIfError: number, options: WrapOptions | undefined): Promise<T> {
+    const found = await this.#read(key, options?.schema)
+    if (found === undefined || found.staleMs >= staleIfError * 1000) throw error
+    if (found.staleMs < 0) this.counters.hits++
+    else this.counters.stale++
+    const suppressed = this.#staleWarnings.pass()
+    if (suppressed !== undefined) {
+      this.log.warn({ err: error, responseCache: { suppressed } }, 'response cache: wrap function failed; the stale value was answered instead')
+    }
+    return found.value as T
+  }
+
+  #refresh<T> (key: string, fn: () => T | Promise<T>, { options, staleIfError }: WrapCall): void {
     if (this.#refreshing.has(key)) return
     this.#refreshing.add(key)
     new Promise<T>((resolve) => { resolve(fn()) })
-      .then(async (value) => { await this.#write(key, value, options) })
+      .then(async (value) => { await this.#write(key, value, options, staleIfError) })
       .catch((error: unknown) => { this.log.warn({ err: error }, 'response cache: wrap refresh failed; the stale value stays') })
       .finally(() => { this.#refreshing.delete(key) })
   }

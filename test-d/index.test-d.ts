@@ -27,6 +27,9 @@ expectType<Promise<boolean>>(app.cache.set('k', { a: 1 }, { ttl: 10, tags: ['t']
 expectType<Promise<boolean>>(app.cache.del('k', { tenant: 42 }))
 expectType<Promise<{ drug: string }>>(app.cache.wrap('k', async () => ({ drug: 'x' })))
 expectType<Promise<string>>(app.cache.wrap('k', () => 'sync', { staleWhileRevalidate: 10 }))
+expectType<Promise<{ kcal: number }>>(app.cache.wrap('usda:apple', async () => ({ kcal: 52 }), { ttl: 86_400, staleIfError: 604_800 }))
+expectError(app.cache.wrap('k', () => 1, { staleIfError: '1h' }))
+expectError(app.cache.set('k', 1, { staleIfError: 60 }))
 expectError(app.cache.set('k', 1, { ttl: '10' }))
 
 // schema inference in wrap and get

@@ -1,7 +1,8 @@
-// tap's coverage map: which files each test file's coverage counts for. The examples test runs the
-// demo through tsx in a child process, whose differently transformed lib/ would blur the figures;
-// it proves the demo works, and the unit and feature tests carry coverage. The same holds for the
-// tiered store's instances run as processes of their own.
+// tap's coverage map: which files each test file's coverage counts for. The examples test and
+// test/examples/servers.test.ts run examples through tsx in child processes, whose differently
+// transformed lib/ would blur the figures; they prove the examples start, and the unit, feature and
+// in-process example tests carry coverage. The same holds for the tiered store's instances run as
+// processes of their own.
 export default function coverageMap (testFile) {
-  return testFile.endsWith('examples.test.ts') || testFile.endsWith('tiered-processes.test.ts') ? null : []
+  return /(examples|servers|tiered-processes)\.test\.ts$/.test(testFile) ? null : []
 }
