@@ -17,6 +17,13 @@ export interface CacheEntry {
   ttl: number
   /** Strong or weak validator, quoted as in the `etag` header. */
   etag: string
+  /**
+   * `ttl: 'origin'` only: milliseconds the response was already old when stored (RFC 9111 section
+   * 4.2.3, its corrected initial age), which the `age` header of a hit adds to its time in the cache.
+   */
+  initialAgeMs?: number
+  /** `ttl: 'origin'` only: the response forbids serving it stale (must-revalidate, proxy-revalidate, s-maxage). */
+  noStale?: boolean
 }
 
 /**
@@ -36,9 +43,9 @@ export function entrySize (key: string, entry: CacheEntry, tags: readonly string
   return size
 }
 
-/** Whole seconds since the entry was stored, as the `age` header counts them. */
+/** Whole seconds since the entry was stored, plus the age it arrived with, as the `age` header counts them. */
 export function ageSeconds (entry: CacheEntry, now: number): number {
-  return Math.max(0, Math.floor((now - entry.storedAt) / 1000))
+  return Math.max(0, Math.floor((now - entry.storedAt + (entry.initialAgeMs ?? 0)) / 1000))
 }
 
 // The binary form Redis holds: one value per entry, no JSON or base64 around the body.
@@ -49,14 +56,20 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
 //   f64 storedAt (ms since the epoch)
 //   f64 ttl (seconds fresh)
 //   u32 body length before encoding
+//   version 2 only (entries of origin mode): u8 flags (1: noStale), f64 initialAgeMs
 //   u16 etag length, etag bytes
 //   u16 header count, then per header: u16 name length, name, u16 value count,
 //       then per value: u32 length, bytes (latin1, as Node holds header values)
 //   the body, encoded, to the end
 //
 // A later release reads the version byte first: it can read old versions or treat them as misses.
+// Entries without origin fields are written as version 1, which a release before version 2 still reads.
 
 export const ENTRY_FORMAT_VERSION = 1
+/** The format of entries that carry origin-mode fields (initialAgeMs, noStale). */
+export const ENTRY_FORMAT_VERSION_ORIGIN = 2
+const FLAG_NO_STALE = 1
+const ORIGIN_BYTES = 1 + 8
 export const BODY_RAW = 0
 export const BODY_LZ4 = 1
 /** Bodies at least this large are compressed, and kept compressed only when that saves a tenth. */
@@ -79,7 +92,8 @@ export function encodeEntry (entry: CacheEntry): Buffer {
     }
   }
   const names = Object.keys(entry.headers)
-  let size = FIXED_BYTES + 2 + Buffer.byteLength(entry.etag, 'latin1') + 2
+  const origin = entry.initialAgeMs !== undefined || entry.noStale !== undefined
+  let size = FIXED_BYTES + (origin ? ORIGIN_BYTES : 0) + 2 + Buffer.byteLength(entry.etag, 'latin1') + 2
   for (const name of names) {
     const value = entry.headers[name]
     size += 2 + Buffer.byteLength(name, 'latin1') + 2
@@ -88,12 +102,16 @@ export function encodeEntry (entry: CacheEntry): Buffer {
   size += body.length
 
   const out = Buffer.allocUnsafe(size)
-  let at = out.writeUInt8(ENTRY_FORMAT_VERSION, 0)
+  let at = out.writeUInt8(origin ? ENTRY_FORMAT_VERSION_ORIGIN : ENTRY_FORMAT_VERSION, 0)
   at = out.writeUInt8(encoding, at)
   at = out.writeUInt16BE(entry.status, at)
   at = out.writeDoubleBE(entry.storedAt, at)
   at = out.writeDoubleBE(entry.ttl, at)
   at = out.writeUInt32BE(entry.body.length, at)
+  if (origin) {
+    at = out.writeUInt8(entry.noStale === true ? FLAG_NO_STALE : 0, at)
+    at = out.writeDoubleBE(entry.initialAgeMs ?? 0, at)
+  }
   const writeString = (text: string, lengthBytes: 2 | 4): void => {
     const length = Buffer.byteLength(text, 'latin1')
     at = lengthBytes === 2 ? out.writeUInt16BE(length, at) : out.writeUInt32BE(length, at)
@@ -120,7 +138,7 @@ export function decodeEntry (data: Buffer): CacheEntry {
   }
   need(FIXED_BYTES)
   const version = data.readUInt8(0)
-  if (version !== ENTRY_FORMAT_VERSION) throw new CorruptEntryError(`unknown entry format version ${version}`)
+  if (version !== ENTRY_FORMAT_VERSION && version !== ENTRY_FORMAT_VERSION_ORIGIN) throw new CorruptEntryError(`unknown entry format version ${version}`)
   const encoding = data.readUInt8(1)
   if (encoding !== BODY_RAW && encoding !== BODY_LZ4) throw new CorruptEntryError(`unknown body encoding ${encoding}`)
   const status = data.readUInt16BE(2)
@@ -128,6 +146,14 @@ export function decodeEntry (data: Buffer): CacheEntry {
   const ttl = data.readDoubleBE(12)
   const bodyLength = data.readUInt32BE(20)
   at = FIXED_BYTES
+  let flags = 0
+  let initialAgeMs = 0
+  if (version === ENTRY_FORMAT_VERSION_ORIGIN) {
+    need(ORIGIN_BYTES)
+    flags = data.readUInt8(at)
+    initialAgeMs = data.readDoubleBE(at + 1)
+    at += ORIGIN_BYTES
+  }
   const readString = (lengthBytes: 2 | 4): string => {
     need(lengthBytes)
     const length = lengthBytes === 2 ? data.readUInt16BE(at) : data.readUInt32BE(at)
@@ -159,8 +185,14 @@ export function decodeEntry (data: Buffer): CacheEntry {
       throw new CorruptEntryError(`body does not decompress: ${String(error)}`)
     }
   }
-  if (body.length !== bodyLength || !(status === 0 || (status >= 100 && status <= 599)) || !Number.isFinite(storedAt) || !(ttl > 0)) {
+  if (body.length !== bodyLength || !(status === 0 || (status >= 100 && status <= 599)) || !Number.isFinite(storedAt) || !(ttl > 0) ||
+      !(initialAgeMs >= 0 && initialAgeMs < Infinity) || flags > FLAG_NO_STALE) {
     throw new CorruptEntryError('entry fields out of range')
   }
-  return { status, headers, body, storedAt, ttl, etag }
+  const entry: CacheEntry = { status, headers, body, storedAt, ttl, etag }
+  if (version === ENTRY_FORMAT_VERSION_ORIGIN) {
+    entry.initialAgeMs = initialAgeMs
+    if (flags === FLAG_NO_STALE) entry.noStale = true
+  }
+  return entry
 }

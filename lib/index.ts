@@ -92,7 +92,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     store: guarded,
     stats,
     namespace: options.namespace,
-    ttl: options.ttl,
+    ttl: options.valueTtl,
     log: app.log,
     warm: createWarm(refresher, options.timeoutMs + 1000),
     flush,
