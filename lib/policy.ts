@@ -17,6 +17,9 @@ export function requestBypassReason (route: ResolvedRouteOptions, request: Fasti
   if (withBody) return undefined
   // A body on GET or HEAD is not keyed, so such a request must not read or fill the shared entry.
   if (headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')) return 'request-body'
+  // The route may answer 206 with part of the body: a stored 200 must not answer in its place, and a
+  // 206 must not be stored as the whole. Range is defined for GET only (RFC 9110 section 14.2).
+  if (headers.range !== undefined && request.method === 'GET') return 'range'
   return undefined
 }
 
