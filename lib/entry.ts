@@ -22,6 +22,13 @@ export interface CacheEntry {
    * absent for values and for entries written before it was recorded.
    */
   request?: string
+  /**
+   * `ttl: 'origin'` only: milliseconds the response was already old when stored (RFC 9111 section
+   * 4.2.3, its corrected initial age), which the `age` header of a hit adds to its time in the cache.
+   */
+  initialAgeMs?: number
+  /** `ttl: 'origin'` only: the response forbids serving it stale (must-revalidate, proxy-revalidate, s-maxage). */
+  noStale?: boolean
 }
 
 /**
@@ -41,9 +48,9 @@ export function entrySize (key: string, entry: CacheEntry, tags: readonly string
   return size
 }
 
-/** Whole seconds since the entry was stored, as the `age` header counts them. */
+/** Whole seconds since the entry was stored, plus the age it arrived with, as the `age` header counts them. */
 export function ageSeconds (entry: CacheEntry, now: number): number {
-  return Math.max(0, Math.floor((now - entry.storedAt) / 1000))
+  return Math.max(0, Math.floor((now - entry.storedAt + (entry.initialAgeMs ?? 0)) / 1000))
 }
 
 // The binary form Redis holds: one value per entry, no JSON or base64 around the body.
@@ -54,6 +61,7 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
 //   f64 storedAt (ms since the epoch)
 //   f64 ttl (seconds fresh)
 //   u32 body length before encoding
+//   u8 flags (1: noStale, 2: origin mode), f64 initialAgeMs          from version 2
 //   u16 etag length, etag bytes
 //   u32 request line length, its bytes (UTF-8; empty for none)      from version 2
 //   u16 header count, then per header: u16 name length, name, u16 value count,
@@ -61,9 +69,12 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
 //   the body, encoded, to the end
 //
 // A later release reads the version byte first: it can read old versions or treat them as misses.
-// Version 1 (no request line) is still read.
+// Version 1 (no flags, no request line) is still read.
 
 export const ENTRY_FORMAT_VERSION = 2
+const FLAG_NO_STALE = 1
+const FLAG_ORIGIN = 2
+const FLAGS_BYTES = 1 + 8
 export const BODY_RAW = 0
 export const BODY_LZ4 = 1
 /** Bodies at least this large are compressed, and kept compressed only when that saves a tenth. */
@@ -87,7 +98,7 @@ export function encodeEntry (entry: CacheEntry): Buffer {
   }
   const names = Object.keys(entry.headers)
   const request = entry.request ?? ''
-  let size = FIXED_BYTES + 2 + Buffer.byteLength(entry.etag, 'latin1') + 4 + Buffer.byteLength(request) + 2
+  let size = FIXED_BYTES + FLAGS_BYTES + 2 + Buffer.byteLength(entry.etag, 'latin1') + 4 + Buffer.byteLength(request) + 2
   for (const name of names) {
     const value = entry.headers[name]
     size += 2 + Buffer.byteLength(name, 'latin1') + 2
@@ -102,6 +113,9 @@ export function encodeEntry (entry: CacheEntry): Buffer {
   at = out.writeDoubleBE(entry.storedAt, at)
   at = out.writeDoubleBE(entry.ttl, at)
   at = out.writeUInt32BE(entry.body.length, at)
+  const origin = entry.initialAgeMs !== undefined || entry.noStale !== undefined
+  at = out.writeUInt8((entry.noStale === true ? FLAG_NO_STALE : 0) | (origin ? FLAG_ORIGIN : 0), at)
+  at = out.writeDoubleBE(entry.initialAgeMs ?? 0, at)
   const writeString = (text: string, lengthBytes: 2 | 4, encoding: BufferEncoding = 'latin1'): void => {
     const length = Buffer.byteLength(text, encoding)
     at = lengthBytes === 2 ? out.writeUInt16BE(length, at) : out.writeUInt32BE(length, at)
@@ -137,6 +151,14 @@ export function decodeEntry (data: Buffer): CacheEntry {
   const ttl = data.readDoubleBE(12)
   const bodyLength = data.readUInt32BE(20)
   at = FIXED_BYTES
+  let flags = 0
+  let initialAgeMs = 0
+  if (version !== 1) {
+    need(FLAGS_BYTES)
+    flags = data.readUInt8(at)
+    initialAgeMs = data.readDoubleBE(at + 1)
+    at += FLAGS_BYTES
+  }
   const readString = (lengthBytes: 2 | 4, encoding: BufferEncoding = 'latin1'): string => {
     need(lengthBytes)
     const length = lengthBytes === 2 ? data.readUInt16BE(at) : data.readUInt32BE(at)
@@ -169,10 +191,15 @@ export function decodeEntry (data: Buffer): CacheEntry {
       throw new CorruptEntryError(`body does not decompress: ${String(error)}`)
     }
   }
-  if (body.length !== bodyLength || !(status === 0 || (status >= 100 && status <= 599)) || !Number.isFinite(storedAt) || !(ttl > 0)) {
+  if (body.length !== bodyLength || !(status === 0 || (status >= 100 && status <= 599)) || !Number.isFinite(storedAt) || !(ttl > 0) ||
+      !(initialAgeMs >= 0 && initialAgeMs < Infinity) || flags > (FLAG_NO_STALE | FLAG_ORIGIN)) {
     throw new CorruptEntryError('entry fields out of range')
   }
   const entry: CacheEntry = { status, headers, body, storedAt, ttl, etag }
   if (request !== '') entry.request = request
+  if ((flags & FLAG_ORIGIN) !== 0) {
+    entry.initialAgeMs = initialAgeMs
+    if ((flags & FLAG_NO_STALE) !== 0) entry.noStale = true
+  }
   return entry
 }

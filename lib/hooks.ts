@@ -164,6 +164,11 @@ export function createHooks (ctx: HookContext): {
         if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.key as string)
         return
       }
+      // must-revalidate, proxy-revalidate and s-maxage (origin mode) forbid both stale windows.
+      if (entry.noStale === true) {
+        miss(route, state, request, reply, done)
+        return
+      }
       if (age < freshMs + route.options.staleWhileRevalidate * 1000) {
         route.counters.stale++
         state.status = 'STALE'
@@ -226,7 +231,8 @@ export function createHooks (ctx: HookContext): {
     const { route } = state
     const key = state.key as string
     const body = payloadBytes(payload)
-    const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes)
+    const now = Date.now()
+    const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes, now)
     if (typeof verdict === 'string') {
       request.log.debug({ responseCache: { route: route.id, reason: verdict } }, 'response cache: not stored')
       refresher.report(request, verdict)
@@ -238,14 +244,23 @@ export function createHooks (ctx: HookContext): {
       etag = '"' + sha256(bytes).slice(0, 27) + '"'
       reply.header('etag', etag)
     }
+    const origin = typeof verdict === 'object'
+    // Origin mode passes `date` through as received; a response without one gets the time it was made,
+    // on this answer and every hit alike (RFC 9110 section 6.6.1).
+    if (origin && !reply.hasHeader('date')) reply.header('date', new Date(now).toUTCString())
+    const ttl = origin ? verdict.ttl : verdict
     const entry: CacheEntry = {
       status: reply.statusCode,
-      headers: storedHeaders(reply.getHeaders()),
+      headers: storedHeaders(reply.getHeaders(), origin),
       body: bytes,
-      storedAt: Date.now(),
-      ttl: verdict,
+      storedAt: now,
+      ttl,
       etag,
       request: request.method + ' ' + request.url
+    }
+    if (origin) {
+      entry.initialAgeMs = verdict.initialAgeMs
+      if (verdict.noStale) entry.noStale = true
     }
     const tags = entryTags({
       tenant: tenantOfKey(key, options.namespace),
@@ -253,7 +268,7 @@ export function createHooks (ctx: HookContext): {
       route: route.id,
       path: route.withBody ? undefined : pathGroup(request.host, rawPath(request.url))
     })
-    const storeTtl = verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
+    const storeTtl = ttl + (entry.noStale === true ? 0 : Math.max(route.options.staleWhileRevalidate, route.options.staleIfError))
     // The lock is released once the entry can be read by the other processes, or will not be.
     // A store that can releases the lock in the write itself: one round trip fewer per miss.
     const lockToken = store.unlocksOnSet ? state.lockToken : undefined

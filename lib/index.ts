@@ -4,7 +4,7 @@ import { createClient, type ResponseCacheClient } from './client.js'
 import { InFlight } from './coalesce.js'
 import * as errors from './errors.js'
 import { createHooks, kRawBodyKey, kReplyTags, kRequestState, type RouteState } from './hooks.js'
-import { invalidateOnSend, UNSAFE_METHODS } from './invalidation.js'
+import { invalidateOnSend, isUnsafe } from './invalidation.js'
 import { registerMetrics } from './metrics.js'
 import { Refresher } from './refresh.js'
 import { routeSegment } from './key.js'
@@ -95,7 +95,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     store: guarded,
     stats,
     namespace: options.namespace,
-    ttl: options.ttl,
+    ttl: options.valueTtl,
     staleIfError: options.staleIfError,
     log: app.log,
     warm: createWarm(refresher, options.timeoutMs + 1000),
@@ -117,9 +117,9 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
       return
     }
     if (resolved !== undefined && !isInvalidateOnly(config)) cacheRoute(routeOptions, methods, resolved)
-    // Writes drop what they change (RFC 9111 section 4.4), and a route's `invalidate` its tags; last,
-    // after the store hook, so that the status is final.
-    if (resolved?.invalidate !== undefined || methods.some((method) => UNSAFE_METHODS.has(method))) {
+    // Methods not known to be safe drop what they change (RFC 9111 section 4.4), and a route's
+    // `invalidate` its tags; last, after the store hook, so that the status is final.
+    if (resolved?.invalidate !== undefined || methods.some(isUnsafe)) {
       addRouteHook(routeOptions, 'onSend', invalidateOnSend(invalidation, routeName, resolved?.invalidate, stats.other))
     }
   })

@@ -7,8 +7,14 @@ import { isPromise, type GuardedStore } from './store-guard.js'
 import type { MaybePromise } from './stores/store.js'
 import { pathGroup, selectorTags } from './tags.js'
 
-/** Methods whose successful answer changes the resource (RFC 9111 section 4.4). */
-export const UNSAFE_METHODS = new Set(['PUT', 'PATCH', 'POST', 'DELETE'])
+/**
+ * Methods known to be safe: RFC 9110 section 9.2.1 (GET, HEAD, OPTIONS, TRACE), QUERY, and the WebDAV
+ * methods the IANA method registry marks safe (PROPFIND, REPORT, SEARCH). Every other method, custom
+ * ones added with `app.addHttpMethod` included, may change the resource (RFC 9111 section 4.4).
+ */
+export const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'QUERY', 'PROPFIND', 'REPORT', 'SEARCH'])
+
+export const isUnsafe = (method: string): boolean => !SAFE_METHODS.has(method)
 
 export interface InvalidationContext {
   store: GuardedStore
@@ -57,26 +63,27 @@ function tenantOfRequest (options: ResolvedOptions, request: FastifyRequest): st
 }
 
 /**
- * After a 2xx answer that the handler produced: drops the route's `invalidate` tags and, for PUT,
- * PATCH, POST and DELETE, the GET entries of the same path, within the request's tenant. The answer
- * waits for it (bounded by `timeout`), so the client's next read sees the change.
+ * After an answer that the handler produced: a 2xx drops the route's `invalidate` tags; a 2xx or 3xx
+ * (a non-error answer, RFC 9111 section 4.4) to a method not known to be safe drops the GET entries
+ * of the same path, within the request's tenant. The answer waits for it (bounded by `timeout`), so
+ * the client's next read sees the change.
  */
 export function invalidateOnSend (ctx: InvalidationContext, routeId: string, invalidate: FromRequest<string[]> | undefined, counters: RouteCounters): onSendHookHandler {
   const { store, options } = ctx
   return function responseCacheInvalidate (request, reply, payload, done) {
     const state = request[kRequestState]
-    if (reply.statusCode < 200 || reply.statusCode >= 300 || state?.status === 'HIT' || state?.status === 'STALE') {
+    const status = reply.statusCode
+    if (status < 200 || status >= 400 || state?.status === 'HIT' || state?.status === 'STALE') {
       done(null, payload)
       return
     }
-    let tags: readonly string[]
+    let tags: readonly string[] = []
     try {
-      tags = tagsOf(invalidate, request)
+      if (status < 300) tags = tagsOf(invalidate, request)
     } catch (error) {
       request.log.warn({ err: error, responseCache: { route: routeId } }, 'response cache invalidate function threw')
-      tags = []
     }
-    const groups = UNSAFE_METHODS.has(request.method) && ctx.cachesGet() ? changedPaths(request, reply) : []
+    const groups = isUnsafe(request.method) && ctx.cachesGet() ? changedPaths(request, reply) : []
     const selected = selectorTags({ tags, groups, tenant: tenantOfRequest(options, request) })
     if (selected.length === 0) {
       done(null, payload)

@@ -16,6 +16,14 @@ export const DEFAULT_READY_TIMEOUT_MS = 3000
 export const DEFAULT_LOCAL_TTL = 60
 export const DEFAULT_STATS_PATH = '/cache/stats'
 export const DEFAULT_STATUS_CODES = [200]
+/** The longest heuristic freshness, as Apache Traffic Server caps it by default: one day. */
+export const DEFAULT_HEURISTIC_MAX_TTL = 86_400
+
+/**
+ * A route's freshness: a number of seconds, or `'origin'`: the response's own `CDN-Cache-Control`,
+ * `Cache-Control` and `Expires`, less the `Age` it arrives with (RFC 9111, as a shared cache).
+ */
+export type Ttl = number | 'origin'
 
 /** Options given to `app.register(responseCache, options)`. */
 export interface ResponseCacheOptions {
@@ -32,8 +40,21 @@ export interface ResponseCacheOptions {
    * @defaultValue `'rc'`
    */
   namespace?: string
-  /** Seconds a stored response is fresh, for routes that do not set their own. @defaultValue `60` */
-  ttl?: number
+  /**
+   * Seconds a stored response is fresh, for routes that do not set their own; or `'origin'` for
+   * freshness from the response's own headers (see "HTTP caching (RFC 9111)" in docs/API.md).
+   * Values stored with `app.cache.set` or `wrap` default to this, or to 60 when it is `'origin'`.
+   * @defaultValue `60`
+   */
+  ttl?: Ttl
+  /**
+   * With `ttl: 'origin'`: give a response without explicit freshness a tenth of the time since its
+   * `Last-Modified`, for the statuses RFC 9110 calls heuristically cacheable. Off: such responses are
+   * not stored. @defaultValue `false`
+   */
+  heuristicFreshness?: boolean
+  /** Seconds of heuristic freshness at most. @defaultValue `86_400` (one day) */
+  heuristicMaxTtl?: number
   /** Seconds a stale entry may be served while one refresh runs. @defaultValue `0` */
   staleWhileRevalidate?: number
   /**
@@ -98,8 +119,12 @@ export type FromRequest<T> = T | ((request: FastifyRequest) => T)
 
 /** `config.cache` on a route: `true` for the plugin's defaults, or an object. */
 export interface RouteCacheOptions {
-  /** Seconds a stored response is fresh. @defaultValue the plugin's `ttl` */
-  ttl?: number
+  /** Seconds a stored response is fresh, or `'origin'`. @defaultValue the plugin's `ttl` */
+  ttl?: Ttl
+  /** With `ttl: 'origin'`. @defaultValue the plugin's `heuristicFreshness` */
+  heuristicFreshness?: boolean
+  /** With `ttl: 'origin'`. @defaultValue the plugin's `heuristicMaxTtl` */
+  heuristicMaxTtl?: number
   /** @defaultValue the plugin's `staleWhileRevalidate` */
   staleWhileRevalidate?: number
   /** @defaultValue the plugin's `staleIfError` */
@@ -120,6 +145,13 @@ export interface RouteCacheOptions {
 
 const seconds = (what: string) => Type.Number({ minimum: 0, description: `${what}: a number of seconds, 0 or more` })
 const positiveSeconds = Type.Number({ exclusiveMinimum: 0, description: 'a number of seconds greater than 0' })
+const ttlSchema = Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Literal('origin')], {
+  description: "a number of seconds greater than 0, or 'origin'"
+})
+const heuristicSchema = {
+  heuristicFreshness: Type.Boolean({ description: 'a boolean' }),
+  heuristicMaxTtl: positiveSeconds
+}
 const fn = (what: string) => Type.Function([Type.Any()], Type.Any(), { description: `a function ${what}` })
 const tagList = Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 })
 
@@ -132,7 +164,8 @@ const optionsSchema = Type.Object({
     pattern: '^[A-Za-z0-9_.-]{1,64}$',
     description: 'a string of 1 to 64 letters, digits, "_", "-" or "."'
   }),
-  ttl: positiveSeconds,
+  ttl: ttlSchema,
+  ...heuristicSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
   staleIfError: seconds('staleIfError'),
   tenant: fn('of the request returning a string or undefined'),
@@ -162,7 +195,8 @@ const statsRouteSchema = Type.Object({
 })
 
 const routeSchema = Type.Object({
-  ttl: positiveSeconds,
+  ttl: ttlSchema,
+  ...heuristicSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
   staleIfError: seconds('staleIfError'),
   vary: Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), {
@@ -218,7 +252,11 @@ export interface ResolvedOptions {
   store: 'memory' | 'redis' | 'tiered' | CacheStore
   redis: unknown
   namespace: string
-  ttl: number
+  ttl: Ttl
+  /** The default TTL of values (app.cache.set, wrap): `ttl`, or DEFAULT_TTL when that is `'origin'`. */
+  valueTtl: number
+  heuristicFreshness: boolean
+  heuristicMaxTtl: number
   staleWhileRevalidate: number
   staleIfError: number
   tenant: ((request: FastifyRequest) => string | undefined) | undefined
@@ -269,6 +307,9 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     redis: o.redis,
     namespace: o.namespace ?? DEFAULT_NAMESPACE,
     ttl,
+    valueTtl: ttl === 'origin' ? DEFAULT_TTL : ttl,
+    heuristicFreshness: o.heuristicFreshness ?? false,
+    heuristicMaxTtl: o.heuristicMaxTtl ?? DEFAULT_HEURISTIC_MAX_TTL,
     staleWhileRevalidate: o.staleWhileRevalidate ?? 0,
     staleIfError: o.staleIfError ?? 0,
     tenant: o.tenant,
@@ -286,7 +327,9 @@ export function resolveOptions (options: unknown): ResolvedOptions {
 }
 
 export interface ResolvedRouteOptions {
-  ttl: number
+  ttl: Ttl
+  /** With `ttl: 'origin'`: the cap on heuristic freshness in seconds, or undefined when heuristics are off. */
+  heuristicMaxTtl: number | undefined
   staleWhileRevalidate: number
   staleIfError: number
   vary: string[]
@@ -307,8 +350,14 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
   if (config !== true && !isRecord(config)) fail('cache', `expected true, false or an object, ${describe(config)}`)
   const c = (config === true ? {} : config) as RouteCacheOptions
   if (config !== true) checkObject(routeSchema, config as Record<string, unknown>, '', fail)
+  const ttl = c.ttl ?? defaults.ttl
+  // Only the route's own settings are checked: the plugin's apply to whichever routes are in origin mode.
+  for (const name of ['heuristicFreshness', 'heuristicMaxTtl'] as const) {
+    if (c[name] !== undefined && ttl !== 'origin') fail(name, `applies only with ttl: 'origin' (this route's ttl is ${ttl})`)
+  }
   return {
-    ttl: c.ttl ?? defaults.ttl,
+    ttl,
+    heuristicMaxTtl: ttl === 'origin' && (c.heuristicFreshness ?? defaults.heuristicFreshness) ? c.heuristicMaxTtl ?? defaults.heuristicMaxTtl : undefined,
     staleWhileRevalidate: c.staleWhileRevalidate ?? defaults.staleWhileRevalidate,
     staleIfError: c.staleIfError ?? defaults.staleIfError,
     vary: [...new Set((c.vary ?? []).map((name) => name.toLowerCase()))],

@@ -1,6 +1,7 @@
 import { parse as parseCacheControl } from '@tusbar/cache-control'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { HeaderValue } from './entry.js'
+import { originFreshness, type OriginFreshness } from './http/freshness.js'
 import type { ResolvedRouteOptions } from './options.js'
 
 /** Methods whose response may be stored; PUT, PATCH and DELETE routes only invalidate. */
@@ -13,9 +14,12 @@ export function requestBypassReason (route: ResolvedRouteOptions, request: Fasti
   const headers = request.headers
   if (headers.authorization !== undefined && !route.vary.includes('authorization')) return 'authorization'
   if (headers.cookie !== undefined && !route.ignoreCookies && !route.vary.includes('cookie')) return 'cookie'
+  if (withBody) return undefined
   // A body on GET or HEAD is not keyed, so such a request must not read or fill the shared entry.
-  if (!withBody && (headers['transfer-encoding'] !== undefined ||
-      (headers['content-length'] !== undefined && headers['content-length'] !== '0'))) return 'request-body'
+  if (headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')) return 'request-body'
+  // The route may answer 206 with part of the body: a stored 200 must not answer in its place, and a
+  // 206 must not be stored as the whole. Range is defined for GET only (RFC 9110 section 14.2).
+  if (headers.range !== undefined && request.method === 'GET') return 'range'
   return undefined
 }
 
@@ -54,11 +58,8 @@ function headerList (value: HeaderValue | number | undefined): string[] {
   return joined.split(',').map((part) => part.trim().toLowerCase()).filter((part) => part !== '')
 }
 
-/**
- * Seconds the response may be stored for, or the reason it may not be stored at all. The response's
- * own `s-maxage` (or `max-age`) may shorten the route's TTL, never lengthen it.
- */
-export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number): number | string {
+/** Why a response may not be stored whatever its freshness says, in either mode; undefined if it may. */
+function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number): string | undefined {
   if (!route.statusCodes.has(reply.statusCode)) return 'status'
   if (reply.hasHeader('set-cookie')) return 'set-cookie'
   if (bodyBytes > maxEntryBytes) return 'too-large'
@@ -66,6 +67,26 @@ export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, b
     if (name === '*') return 'vary-star'
     // The response depends on a request header the key does not hold: sharing it would be wrong.
     if (!route.vary.includes(name)) return 'vary-unkeyed'
+  }
+  return undefined
+}
+
+/**
+ * How long the response may be stored, or the reason it may not be stored at all. A route with a
+ * number of seconds: that many, which the response's own `s-maxage` (or `max-age`) may shorten, never
+ * lengthen. A route with `ttl: 'origin'`: what the response's own headers say (RFC 9111).
+ */
+export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number, now: number): number | OriginFreshness | string {
+  const reason = unstorable(route, reply, bodyBytes, maxEntryBytes)
+  if (reason !== undefined) return reason
+  if (route.ttl === 'origin') {
+    return originFreshness({
+      status: reply.statusCode,
+      header: (name) => reply.getHeader(name),
+      responseTime: now,
+      // From the moment the request reached Fastify: the time the answer took to come back.
+      responseDelayMs: reply.elapsedTime
+    }, { enabled: route.heuristicMaxTtl !== undefined, maxTtl: route.heuristicMaxTtl ?? 0 })
   }
   let ttl = route.ttl
   const cacheControl = reply.getHeader('cache-control')
@@ -87,13 +108,16 @@ const NOT_STORED = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te',
   'trailer', 'transfer-encoding', 'upgrade', 'set-cookie', 'content-length', 'x-cache', 'age', 'date'
 ])
+/** In origin mode `date` is stored and passed through as received (RFC 9111 section 4). */
+const NOT_STORED_ORIGIN = new Set([...NOT_STORED].filter((name) => name !== 'date'))
 
-export function storedHeaders (headers: Record<string, HeaderValue | number | undefined>): Record<string, HeaderValue> {
+export function storedHeaders (headers: Record<string, HeaderValue | number | undefined>, origin = false): Record<string, HeaderValue> {
   const named = new Set(headerList(headers.connection as HeaderValue | undefined))
+  const notStored = origin ? NOT_STORED_ORIGIN : NOT_STORED
   const out: Record<string, HeaderValue> = {}
   for (const name in headers) {
     const value = headers[name]
-    if (value === undefined || NOT_STORED.has(name) || named.has(name)) continue
+    if (value === undefined || notStored.has(name) || named.has(name)) continue
     out[name] = typeof value === 'number' ? String(value) : value
   }
   return out

@@ -13,6 +13,11 @@ app.get('/b', { config: { cache: { ttl: 5, tags: (request) => [request.url], var
 app.put('/c', { config: { cache: { invalidate: ['items'] } } }, async () => 'c')
 expectError(app.get('/d', { config: { cache: { ttl: 'long' } } }, async () => 'd'))
 expectError(app.get('/e', { config: { cache: { tags: 'items' } } }, async () => 'e'))
+// ttl: 'origin' (freshness from the response) and its heuristic options
+expectAssignable<ResponseCacheOptions>({ ttl: 'origin', heuristicFreshness: true, heuristicMaxTtl: 3600 })
+app.get('/o', { config: { cache: { ttl: 'origin', heuristicFreshness: true, heuristicMaxTtl: 600, statusCodes: [200, 404] } } }, async () => 'o')
+expectError(app.get('/p', { config: { cache: { ttl: 'upstream' } } }, async () => 'p'))
+expectError(app.register(responseCache, { heuristicFreshness: 'yes' }))
 
 // reply.cacheTags
 app.get('/f', { config: { cache: true } }, async (request, reply) => {

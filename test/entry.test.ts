@@ -27,10 +27,11 @@ t.test('the request line round-trips (UTF-8), and version 1 entries, which have 
   const entry = makeEntry('hi', { request: 'GET /caf\u00e9?q=\u2713' })
   t.equal(decodeEntry(encodeEntry(entry)).request, 'GET /caf\u00e9?q=\u2713')
   t.equal(decodeEntry(encodeEntry(makeEntry('hi'))).request, undefined, 'none recorded: none answered')
-  // Version 1 is version 2 without the request line's u32 length (after the etag).
+  // Version 1 is version 2 without the 9 bytes of flags and initial age (after the fixed fields) and
+  // without the request line's u32 length (after the etag).
   const v2 = encodeEntry(makeEntry('hi', { etag: '"e"' }))
-  const etagEnd = 24 + 2 + 3
-  const v1 = Buffer.concat([Buffer.from([1]), v2.subarray(1, etagEnd), v2.subarray(etagEnd + 4)])
+  const etagEnd = 24 + 9 + 2 + 3
+  const v1 = Buffer.concat([Buffer.from([1]), v2.subarray(1, 24), v2.subarray(33, etagEnd), v2.subarray(etagEnd + 4)])
   const decoded = decodeEntry(v1)
   t.equal(decoded.body.toString(), 'hi')
   t.equal(decoded.etag, '"e"')
@@ -86,7 +87,7 @@ t.test('edges of the codec: empty body and headers, a header with no value, stat
   t.strictSame(decodeEntry(encodeEntry(makeEntry('', { headers }))).headers, headers, 'one value stays a string, others stay arrays')
   const encoded = encodeEntry(makeEntry('abc'))
   t.equal(encoded.readUInt32BE(20), 3, 'the body length is recorded before encoding')
-  t.equal(encoded.length, 24 + 2 + 4 + 4 + 2 + (2 + 12 + 2 + 4 + 10) + (2 + 7 + 2 + 4 + 1 + 4 + 1) + 3, 'every length is counted once')
+  t.equal(encoded.length, 24 + 9 + 2 + 4 + 4 + 2 + (2 + 12 + 2 + 4 + 10) + (2 + 7 + 2 + 4 + 1 + 4 + 1) + 3, 'every length is counted once')
 })
 
 t.test('each kind of corruption is named in the error (it is logged)', async (t) => {
@@ -143,7 +144,7 @@ t.test('size: overhead, key, body, etag, header names and values, tags counted t
 t.test('latin1 bytes in the etag and in header names are counted as one byte each', async (t) => {
   const entry = makeEntry('body', { etag: 'W/"caf\u00e9"', headers: { 'x-\u00e9t\u00e9': 'd\u00e9j\u00e0', 'x-list': ['\u00ff', 'a'] } })
   const encoded = encodeEntry(entry)
-  t.equal(encoded.length, 24 + (2 + 8) + 4 + 2 + (2 + 5 + 2 + 4 + 4) + (2 + 6 + 2 + 4 + 1 + 4 + 1) + 4)
+  t.equal(encoded.length, 24 + 9 + (2 + 8) + 4 + 2 + (2 + 5 + 2 + 4 + 4) + (2 + 6 + 2 + 4 + 1 + 4 + 1) + 4)
   const decoded = decodeEntry(encoded)
   t.strictSame({ ...decoded, body: decoded.body.toString() }, { ...entry, body: 'body' })
 })

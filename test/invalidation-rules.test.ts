@@ -54,15 +54,15 @@ t.test('each unsafe method drops the GET entries of its own path, with no config
   }
 })
 
-t.test('every 2xx drops; 1xx-free edges: 3xx, 4xx and 5xx drop nothing', async (t) => {
+t.test('every non-error answer (2xx, 3xx) drops its path (RFC 9111 section 4.4); 4xx and 5xx drop nothing', async (t) => {
   const { app } = await shop(t)
-  for (const status of [200, 201, 204, 299]) {
+  for (const status of [200, 201, 204, 299, 300, 301, 303, 304, 399]) {
     await fill(t, app)
     t.equal((await app.inject({ method: 'PUT', url: `/items/1?status=${status}` })).statusCode, status)
     t.equal(await xCache(app, '/items/1'), 'MISS', `${status} drops`)
   }
   await fill(t, app)
-  for (const status of [300, 301, 304, 400, 404, 409, 500, 503]) {
+  for (const status of [400, 404, 409, 499, 500, 503]) {
     t.equal((await app.inject({ method: 'PUT', url: `/items/1?status=${status}` })).statusCode, status)
     t.equal(await xCache(app, '/items/1'), 'HIT', `${status} drops nothing`)
   }
@@ -105,10 +105,14 @@ t.test('location and content-location: the same host only, query and default por
   }
 })
 
-t.test('a location on a non-2xx answer drops nothing', async (t) => {
+t.test('a redirect after a write (POST, 303, location) drops the location; an error answer\'s location drops nothing', async (t) => {
   const { app } = await shop(t)
   await fill(t, app)
   await app.inject({ method: 'POST', url: '/orders?status=303&location=/items/1' })
+  t.equal(await xCache(app, '/items/1'), 'MISS', 'post/redirect/get reads the new state')
+  t.equal(await xCache(app, '/items/2'), 'HIT')
+  await fill(t, app)
+  await app.inject({ method: 'POST', url: '/orders?status=409&location=/items/1' })
   t.equal(await xCache(app, '/items/1'), 'HIT')
 })
 
@@ -269,4 +273,54 @@ t.test('a store that fails the invalidation is logged naming the call', async (t
   const { app } = await shop(t, { store }, { logger })
   t.equal((await app.inject({ method: 'DELETE', url: '/items/1' })).statusCode, 200)
   t.ok(lines.some((line) => (line.responseCache as { operation?: string } | undefined)?.operation === 'invalidateTags'), 'the warn line names invalidateTags')
+})
+
+t.test('every method not known to be safe drops its path: custom methods too; safe methods drop nothing', async (t) => {
+  const { app } = await shop(t)
+  const custom = ['PURGE', 'LOCK', 'MKCOL', 'M-SEARCH']
+  const safe = ['PROPFIND', 'REPORT', 'SEARCH']
+  for (const method of [...custom, ...safe]) app.addHttpMethod(method, { hasBody: method === 'MKCOL' })
+  const write = async (_request: unknown, reply: FastifyReply): Promise<void> => { await reply.send('done') }
+  app.route({ method: [...custom, ...safe, 'OPTIONS', 'TRACE', 'QUERY'], url: '/items/:id', handler: write })
+  for (const method of custom) {
+    await fill(t, app)
+    t.equal((await app.inject({ method: method as 'GET', url: '/items/1' })).statusCode, 200)
+    t.equal(await xCache(app, '/items/1'), 'MISS', `${method} drops its path`)
+    t.equal(await xCache(app, '/items/2'), 'HIT', `${method} leaves another path`)
+  }
+  await fill(t, app)
+  for (const method of [...safe, 'OPTIONS', 'TRACE', 'QUERY', 'GET', 'HEAD']) {
+    const payload = method === 'QUERY' ? { payload: { q: 1 } } : {}
+    t.equal((await app.inject({ method: method as 'GET', url: '/items/1', ...payload })).statusCode, 200, method)
+    t.equal(await xCache(app, '/items/1'), 'HIT', `${method} is safe: it drops nothing`)
+  }
+})
+
+t.test('a route with only a custom unsafe method gets the invalidation hook, and origin-mode entries are dropped alike', async (t) => {
+  const app = await cachedApp(t)
+  let runs = 0
+  app.get('/doc', { config: { cache: { ttl: 'origin' } } }, async (_request, reply) => {
+    reply.header('cache-control', 'max-age=600')
+    return { run: ++runs }
+  })
+  app.addHttpMethod('PURGE')
+  app.route({ method: 'PURGE', url: '/doc', handler: async () => 'purged' })
+  await xCache(app, '/doc')
+  t.equal(await xCache(app, '/doc'), 'HIT')
+  t.equal((await app.inject({ method: 'PURGE' as 'GET', url: '/doc' })).body, 'purged')
+  t.equal(await xCache(app, '/doc'), 'MISS')
+  t.equal(runs, 2)
+})
+
+t.test('a route\'s invalidate tags drop after a 2xx only: a 3xx drops its path, not its tags', async (t) => {
+  const app = await cachedApp(t)
+  app.get('/items/:id', { config: { cache: { tags: (request) => [`item:${(request.params as Params).id}`] } } }, async (request) => (request.params as Params).id)
+  app.put('/basket', { config: { cache: { invalidate: ['item:1'] } } }, async (request, reply) => {
+    await reply.code(Number((request.query as Query).status)).send('done')
+  })
+  await xCache(app, '/items/1')
+  await app.inject({ method: 'PUT', url: '/basket?status=303' })
+  t.equal(await xCache(app, '/items/1'), 'HIT', '303: the tags stay')
+  await app.inject({ method: 'PUT', url: '/basket?status=200' })
+  t.equal(await xCache(app, '/items/1'), 'MISS', '200: the tags are dropped')
 })

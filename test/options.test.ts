@@ -34,7 +34,7 @@ t.test('statsRoute forms', async (t) => {
 })
 
 const bad: Array<[string, unknown, RegExp]> = [
-  ['ttl', { ttl: 0 }, /"ttl": expected a number of seconds greater than 0, got 0/],
+  ['ttl', { ttl: 0 }, /"ttl": expected a number of seconds greater than 0, or 'origin', got 0/],
   ['ttl', { ttl: '60' }, /"ttl".*got "60"/],
   ['staleWhileRevalidate', { staleWhileRevalidate: -1 }, /"staleWhileRevalidate"/],
   ['staleIfError', { staleIfError: Number.NaN }, /"staleIfError"/],
@@ -185,7 +185,7 @@ t.test('each bound is checked on both sides', async (t) => {
     { honorClientNoCache: false }, { statsRoute: true }, { statsRoute: {} }, { statsRoute: { onRequest: [] } }
   ]
   for (const options of good) t.doesNotThrow(() => resolveOptions(options), JSON.stringify(options).slice(0, 60))
-  invalid(t, { ttl: -1 }, '"ttl": expected a number of seconds greater than 0, got -1')
+  invalid(t, { ttl: -1 }, '"ttl": expected a number of seconds greater than 0, or \'origin\', got -1')
   invalid(t, { staleWhileRevalidate: -0.5 }, '"staleWhileRevalidate": expected staleWhileRevalidate: a number of seconds, 0 or more, got -0.5')
   invalid(t, { staleIfError: 'long' }, '"staleIfError": expected staleIfError: a number of seconds, 0 or more, got "long"')
   invalid(t, { maxEntryBytes: 0 }, '"maxEntryBytes": expected a whole number of bytes, 1 or more, got 0')
@@ -237,6 +237,7 @@ t.test('route options: defaults from the plugin, values passed through, vary low
   const plain = resolveRouteOptions(true, defaults, 'GET /r')
   t.strictSame(plain, {
     ttl: 9,
+    heuristicMaxTtl: undefined,
     staleWhileRevalidate: 2,
     staleIfError: 3,
     vary: [],
@@ -254,6 +255,7 @@ t.test('route options: defaults from the plugin, values passed through, vary low
   }, defaults, 'GET /r')
   t.strictSame(given, {
     ttl: 1,
+    heuristicMaxTtl: undefined,
     staleWhileRevalidate: 0,
     staleIfError: 0,
     vary: ['accept-language', 'x-a'],
@@ -289,5 +291,5 @@ t.test('route options: each bound, and the message names the route and the field
   invalidRoute({ invalidate: [''] }, '"invalidate" expected an array of non-empty strings or a function of the request, got an array')
   invalidRoute({ key: 'k' }, '"key" expected a function of the request, got "k"')
   invalidRoute({ staleWhileRevalidate: -1 }, '"staleWhileRevalidate" expected staleWhileRevalidate: a number of seconds, 0 or more, got -1')
-  invalidRoute({ ttl: null }, '"ttl" expected a number of seconds greater than 0, got null')
+  invalidRoute({ ttl: null }, '"ttl" expected a number of seconds greater than 0, or \'origin\', got null')
 })

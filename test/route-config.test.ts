@@ -5,7 +5,7 @@ import { cachedApp } from './helpers/app.js'
 
 const bad: Array<[string, unknown, RegExp]> = [
   ['a string', 'yes', /route "GET \/r": "cache" expected true, false or an object, got "yes"/],
-  ['ttl 0', { ttl: 0 }, /route "GET \/r": "ttl" expected a number of seconds greater than 0, got 0/],
+  ['ttl 0', { ttl: 0 }, /route "GET \/r": "ttl" expected a number of seconds greater than 0, or 'origin', got 0/],
   ['negative staleIfError', { staleIfError: -5 }, /"staleIfError" expected staleIfError: a number of seconds, 0 or more, got -5/],
   ['negative staleWhileRevalidate', { staleWhileRevalidate: -5 }, /"staleWhileRevalidate" expected staleWhileRevalidate: a number of seconds, 0 or more, got -5/],
   ['vary not an array', { vary: 'accept' }, /"vary" expected an array of request header names/],
