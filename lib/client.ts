@@ -94,6 +94,8 @@ export interface ClientParts {
   ttl: number
   /** The plugin's `staleIfError`: the default window of `wrap`. */
   staleIfError: number
+  /** The plugin's `coalesceTimeout`: how long one instance's run of `wrap`'s `fn` keeps the others waiting. */
+  lockMs: number
   log: FastifyBaseLogger
   warm: ResponseCacheClient['warm']
   /** Waits for response writes still on their way to the store, so none lands after an invalidation. */
@@ -105,13 +107,13 @@ export interface ClientParts {
 /** A remote store's figures are asked for at most this often by stats(); the stats route asks each time. */
 export const STORE_STATS_MAX_AGE_MS = 5000
 
-export function createClient ({ store: guarded, stats, namespace, ttl, staleIfError, log, warm, flush, routeIds }: ClientParts): {
+export function createClient ({ store: guarded, stats, namespace, ttl, staleIfError, lockMs, log, warm, flush, routeIds }: ClientParts): {
   client: ResponseCacheClient
   /** Asks the store for fresh figures (bounded by `timeout`); stats() answers them from then on. */
   refreshStoreStats: () => Promise<void>
 } {
   const store = guarded.store
-  const values = new ValueCache(guarded, namespace, { ttl, staleIfError }, stats.values, log)
+  const values = new ValueCache(guarded, namespace, { ttl, staleIfError }, stats.values, log, lockMs)
   const notDone = (operation: string, error: unknown): void => { logNotDone(log, operation, error) }
   let last: StoreStats & { name: string } = { name: store.name, entries: 0, bytes: 0, evictions: 0 }
   let lastAt = -Infinity

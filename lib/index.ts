@@ -97,6 +97,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     namespace: options.namespace,
     ttl: options.valueTtl,
     staleIfError: options.staleIfError,
+    lockMs: options.coalesceTimeoutMs,
     log: app.log,
     warm: createWarm(refresher, options.timeoutMs + 1000),
     flush,

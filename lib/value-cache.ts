@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { LOCK_POLL_MS } from './cross-process.js'
 import type { CacheEntry } from './entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from './errors.js'
 import { tenantSegment } from './key.js'
@@ -81,7 +83,9 @@ export class ValueCache {
     private readonly namespace: string,
     private readonly defaults: { ttl: number, staleIfError: number },
     private readonly counters: RouteCounters,
-    private readonly log: FastifyBaseLogger
+    private readonly log: FastifyBaseLogger,
+    /** How long one instance's run of `fn` holds the key's lock, and the others wait for its value. */
+    private readonly lockMs = 0
   ) {}
 
   #key (key: unknown, options: ValueOptions | undefined): string {
@@ -116,20 +120,22 @@ export class ValueCache {
   }
 
   /** `staleIfError`: the window of the `wrap` call writing; `set` keeps a value for its `ttl` only. */
-  async #write (key: string, value: unknown, options: WrapOptions | undefined, staleIfError = 0): Promise<boolean> {
+  async #write (key: string, value: unknown, options: WrapOptions | undefined, staleIfError = 0, lockToken?: string): Promise<boolean> {
     const ttl = options?.ttl ?? this.defaults.ttl
     // Encoded before the store is asked: a value that cannot be stored is the caller's error.
     const entry = valueEntry(value, ttl)
     const tags = entryTags({ tenant: tenantSegment(options?.tenant), tags: options?.tags, value: true })
     try {
       // Kept past its freshness for the longer stale window, as response entries are.
-      await this.store.set(key, entry, { ttl: ttl + Math.max(options?.staleWhileRevalidate ?? 0, staleIfError), tags })
+      await this.store.set(key, entry, { ttl: ttl + Math.max(options?.staleWhileRevalidate ?? 0, staleIfError), tags, lockToken })
       this.counters.stores++
       return true
     } catch (error) {
       this.counters.errors++
       logNotDone(this.log, 'set', error)
       return false
+    } finally {
+      if (lockToken !== undefined && !this.store.unlocksOnSet) this.store.unlock(key, lockToken)
     }
   }
 
@@ -191,16 +197,52 @@ export class ValueCache {
       this.#refresh(key, fn, call)
       return found.value as T
     }
+    const { token, fresh } = await this.#lockOrWait(key, options?.schema)
+    if (fresh !== undefined) {
+      this.counters.hits++
+      return fresh.value as T
+    }
     this.counters.misses++
     let value: T
     try {
       value = await fn()
     } catch (error) {
+      if (token !== undefined) this.store.unlock(key, token)
       if (found === undefined || found.staleMs >= staleIfError * 1000) throw error
       return await this.#staleInsteadOf(error, key, staleIfError, options)
     }
-    await this.#write(key, value, options, staleIfError)
+    await this.#write(key, value, options, staleIfError, token)
     return value
+  }
+
+  /**
+   * Across instances sharing a store that locks (Redis), one run of `fn` per key: the instance that
+   * takes the key's lock runs it; the others look for its value every LOCK_POLL_MS, for at most
+   * lockMs, and then run `fn` themselves. A store that cannot be asked leaves `fn` to this instance.
+   */
+  async #lockOrWait (key: string, schema: TSchema | undefined): Promise<{ token?: string, fresh?: Found }> {
+    if (!this.store.canLock) return {}
+    let token: string | undefined
+    try {
+      token = await this.store.lock(key, this.lockMs)
+    } catch {
+      return {}
+    }
+    // The holder may have written its value and let go since this call's read: look once more.
+    const found = await this.#read(key, schema)
+    const fresh = found !== undefined && found.staleMs < 0 ? found : undefined
+    if (token !== undefined) {
+      if (fresh === undefined) return { token }
+      this.store.unlock(key, token)
+      return { fresh }
+    }
+    if (fresh !== undefined) return { fresh }
+    for (const deadline = Date.now() + this.lockMs; Date.now() < deadline;) {
+      await sleep(LOCK_POLL_MS)
+      const polled = await this.#read(key, schema)
+      if (polled !== undefined && polled.staleMs < 0) return { fresh: polled }
+    }
+    return {}
   }
 
   /**
@@ -219,11 +261,33 @@ export class ValueCache {
     return found.value as T
   }
 
+  /**
+   * One background run of `fn` per key: in this process, and across instances where the store locks
+   * (an instance that does not get the lock leaves the refresh to the one that did).
+   */
   #refresh<T> (key: string, fn: () => T | Promise<T>, { options, staleIfError }: WrapCall): void {
     if (this.#refreshing.has(key)) return
     this.#refreshing.add(key)
-    new Promise<T>((resolve) => { resolve(fn()) })
-      .then(async (value) => { await this.#write(key, value, options, staleIfError) })
+    let token: string | undefined
+    const locked = this.store.canLock
+      ? new Promise<string | undefined>((resolve) => { resolve(this.store.lock(key, this.lockMs)) }).then((taken) => (token = taken) !== undefined, () => true)
+      : Promise.resolve(true)
+    locked
+      .then(async (mine) => {
+        if (!mine) return
+        // Another instance's refresh may have written and let go since this call's read.
+        const current = token === undefined ? undefined : await this.#read(key, options?.schema)
+        if (current !== undefined && current.staleMs < 0) {
+          this.store.unlock(key, token as string)
+          return
+        }
+        try {
+          await this.#write(key, await fn(), options, staleIfError, token)
+        } catch (error) {
+          if (token !== undefined) this.store.unlock(key, token)
+          throw error
+        }
+      })
       .catch((error: unknown) => { this.log.warn({ err: error }, 'response cache: wrap refresh failed; the stale value stays') })
       .finally(() => { this.#refreshing.delete(key) })
   }
