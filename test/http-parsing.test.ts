@@ -60,7 +60,7 @@ t.test('delta-seconds: digits only, capped at 2^31; anything else present is inv
   for (const [field, expected] of cases) t.equal(deltaSeconds(parseCacheControl(field), 'max-age'), expected, field)
 })
 
-t.test('Structured Field Dictionary (RFC 8941): valid members by type, anything malformed is undefined', async (t) => {
+t.test('Structured Field Dictionary (RFC 9651): valid members by type, anything malformed is undefined', async (t) => {
   const valid: Array<[string, Record<string, unknown>]> = [
     ['max-age=60', { 'max-age': { type: 'integer', value: 60 } }],
     ['  no-store , max-age=60  ', { 'no-store': { type: 'boolean', value: true }, 'max-age': { type: 'integer', value: 60 } }],
@@ -80,13 +80,18 @@ t.test('Structured Field Dictionary (RFC 8941): valid members by type, anything 
     }],
     ['l=(), m=( 1  2 )', { l: { type: 'inner-list', value: null }, m: { type: 'inner-list', value: null } }],
     ['max-age=1, max-age=2', { 'max-age': { type: 'integer', value: 2 } }],
+    // RFC 9651 adds Dates and Display Strings; no cache directive takes one.
+    ['a=@1', { a: { type: 'other', value: null } }],
+    ['b=%"caf%c3%a9"', { b: { type: 'other', value: null } }],
+    // A JavaScript number cannot tell a Decimal with no fraction from an Integer.
+    ['max-age=60.0', { 'max-age': { type: 'integer', value: 60 } }],
     ['n=123456789012345, d=123456789012.123', { n: { type: 'integer', value: 123456789012345 }, d: { type: 'decimal', value: 123456789012.123 } }]
   ]
   for (const [field, expected] of valid) t.same(Object.fromEntries(parseDictionary(field) ?? []), expected, field)
   const invalid = [
     'MaX-AgE=60', 'max-age =60', 'max-age= 60', 'max-age=60,', 'max-age=60, &&&', '1a=2', 'a=1 b=2', 'a=', 'a=-', 'a=1.', 'a=1.2345',
     'a=1234567890123.1', 'a=1234567890123456', 'a=1.2.3', 'a="unterminated', 'a="bad\\escape"', 'a="tab\there"', 'a=:aGk=',
-    'a=?2', 'a=@1', 'a=(1 2', 'a=(1,2)', 'a;=1', 'a=1;B=2'
+    'a=?2', 'a=@x', 'a=(1 2', 'a=(1,2)', 'a;=1', 'a=1;B=2'
   ]
   for (const field of invalid) t.equal(parseDictionary(field), undefined, field)
   t.equal(parseDictionary(undefined), undefined)
