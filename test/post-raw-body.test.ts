@@ -1,7 +1,7 @@
 // POST (and QUERY) requests looked up from their raw body bytes, before Fastify parses them.
 import Fastify, { type FastifyInstance, type InjectOptions } from 'fastify'
 import t, { type Test } from 'tap'
-import { RawKeyMemo } from '../lib/raw-body.js'
+import { RawKeyMemo } from '../lib/http/raw-body.js'
 import { cachedApp, counter } from './helpers/app.js'
 
 /** The app's own JSON parser, counting the bodies it parses. */

@@ -3,7 +3,7 @@ import t from 'tap'
 import type { CacheEntry } from '../lib/entry.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { CacheStore, StoreSetOptions } from '../lib/stores/store.js'
-import { BREAKER_MIN_OPEN_MS, BREAKER_THRESHOLD, GuardedStore, TroubleLog } from '../lib/store-guard.js'
+import { BREAKER_MIN_OPEN_MS, BREAKER_THRESHOLD, GuardedStore, TroubleLog } from '../lib/stores/guard.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
 import { deferred } from './helpers/events.js'
 

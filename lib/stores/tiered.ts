@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { CacheEntry } from '../entry.js'
-import { GuardedStore, TroubleLog, isPromise } from '../store-guard.js'
+import { GuardedStore, TroubleLog, isPromise } from './guard.js'
 import { InvalidationBus, type BusClient, type Drop } from './bus.js'
 import type { MemoryStore } from './memory.js'
 import type { RedisStore } from './redis.js'

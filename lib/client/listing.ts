@@ -1,7 +1,7 @@
-import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from './errors.js'
-import { tenantSegment } from './key.js'
-import type { StoreCursor, StoreListedEntry, StoreListQuery } from './stores/store.js'
-import { selectorTags } from './tags.js'
+import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from '../errors.js'
+import { tenantSegment } from '../key.js'
+import type { StoreCursor, StoreListedEntry, StoreListQuery } from '../stores/store.js'
+import { selectorTags } from '../tags.js'
 import { VALUE_STATUS } from './values.js'
 
 /** Which entries `app.cache.list` answers: those matching every selector given (at least one). */

@@ -1,9 +1,9 @@
 import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { Packr } from 'msgpackr'
-import type { CacheEntry } from './entry.js'
-import { FST_RESPONSE_CACHE_UNSERIALIZABLE_VALUE } from './errors.js'
-import { encodeSegment } from './key.js'
+import type { CacheEntry } from '../entry.js'
+import { FST_RESPONSE_CACHE_UNSERIALIZABLE_VALUE } from '../errors.js'
+import { encodeSegment } from '../key.js'
 
 /** Entries of `app.cache.set` carry this status: they never answer a request. */
 export const VALUE_STATUS = 0

@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { HookContext, RequestState, RouteState } from './hooks.js'
 import { sendEntry } from './respond.js'
-import type { CacheEntry } from './entry.js'
-import type { MaybePromise } from './stores/store.js'
+import type { CacheEntry } from '../entry.js'
+import type { MaybePromise } from '../stores/store.js'
 
 /** How often a process waiting on another process's lock looks for its entry. */
 export const LOCK_POLL_MS = 25

@@ -1,11 +1,11 @@
 import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify'
 import { kRequestState, tagsOf } from './hooks.js'
-import { rawPath, tenantOf, tenantSegment } from './key.js'
-import type { FromRequest, ResolvedOptions } from './options.js'
-import type { RouteCounters } from './stats.js'
-import { isPromise, type GuardedStore } from './store-guard.js'
-import type { MaybePromise } from './stores/store.js'
-import { pathGroup, selectorTags } from './tags.js'
+import { rawPath, tenantOf, tenantSegment } from '../key.js'
+import type { FromRequest, ResolvedOptions } from '../options.js'
+import type { RouteCounters } from '../observability/stats.js'
+import { isPromise, type GuardedStore } from '../stores/guard.js'
+import type { MaybePromise } from '../stores/store.js'
+import { pathGroup, selectorTags } from '../tags.js'
 
 /**
  * Methods known to be safe: RFC 9110 section 9.2.1 (GET, HEAD, OPTIONS, TRACE), QUERY, and the WebDAV

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ageSeconds, type CacheEntry } from './entry.js'
+import { ageSeconds, type CacheEntry } from '../entry.js'
 import { etagMatches, NOT_MODIFIED_HEADERS } from './policy.js'
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { FST_RESPONSE_CACHE_STORE_TIMEOUT, FST_RESPONSE_CACHE_STORE_UNAVAILABLE, redactCredentials } from './errors.js'
-import type { CacheEntry } from './entry.js'
-import type { CacheStore, MaybePromise, StoreSetOptions } from './stores/store.js'
+import { FST_RESPONSE_CACHE_STORE_TIMEOUT, FST_RESPONSE_CACHE_STORE_UNAVAILABLE, redactCredentials } from '../errors.js'
+import type { CacheEntry } from '../entry.js'
+import type { CacheStore, MaybePromise, StoreSetOptions } from './store.js'
 
 /** Store trouble is logged at most this often; the rest is counted and reported with the next line. */
 export const WARN_INTERVAL_MS = 10_000

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest, InjectOptions, LightMyRequestResponse as LightResponse } from 'fastify'
-import type { MaybePromise } from './stores/store.js'
+import type { MaybePromise } from '../stores/store.js'
 
 /** Request headers that describe the client's connection or its own copy, not the resource. */
 const NOT_REPLAYED = new Set([

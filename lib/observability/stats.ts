@@ -1,4 +1,4 @@
-import type { StoreStats } from './stores/store.js'
+import type { StoreStats } from '../stores/store.js'
 
 /** Counters of one route and method, bumped in place on the request path. */
 export class RouteCounters {

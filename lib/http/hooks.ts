@@ -2,18 +2,18 @@ import type {
   FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preValidationHookHandler
 } from 'fastify'
 import type { InFlight } from './coalesce.js'
-import type { CacheEntry } from './entry.js'
-import { rawPath, sha256, type KeySource, requestKey, tenantOfKey } from './key.js'
-import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from './options.js'
+import type { CacheEntry } from '../entry.js'
+import { rawPath, sha256, type KeySource, requestKey, tenantOfKey } from '../key.js'
+import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from '../options.js'
 import { clientAsksNoCache, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
 import type { Refresher } from './refresh.js'
 import { sendEntry, staleInsteadOfError } from './respond.js'
 import { crossProcess } from './cross-process.js'
-import type { RouteCounters } from './stats.js'
+import type { RouteCounters } from '../observability/stats.js'
 import type { RawKeyMemo } from './raw-body.js'
-import { isPromise, type GuardedStore } from './store-guard.js'
-import type { MaybePromise } from './stores/store.js'
-import { entryTags, pathGroup } from './tags.js'
+import { isPromise, type GuardedStore } from '../stores/guard.js'
+import type { MaybePromise } from '../stores/store.js'
+import { entryTags, pathGroup } from '../tags.js'
 
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 /** Tags a handler added with `reply.cacheTags()`. */

@@ -1,8 +1,8 @@
 import { parse as parseCacheControl } from '@tusbar/cache-control'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { HeaderValue } from './entry.js'
-import { originFreshness, type OriginFreshness } from './http/freshness.js'
-import type { ResolvedRouteOptions } from './options.js'
+import type { HeaderValue } from '../entry.js'
+import { originFreshness, type OriginFreshness } from './freshness.js'
+import type { ResolvedRouteOptions } from '../options.js'
 
 /** Methods whose response may be stored; PUT, PATCH and DELETE routes only invalidate. */
 export const CACHEABLE_METHODS = new Set(['GET', 'HEAD', 'POST', 'QUERY'])

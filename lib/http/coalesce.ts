@@ -1,4 +1,4 @@
-import type { CacheEntry } from './entry.js'
+import type { CacheEntry } from '../entry.js'
 
 interface Flight {
   promise: Promise<CacheEntry | undefined>
