@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import responseCache from '../lib/index.js'
 import { counter } from './helpers/app.js'
-import { eventually } from './helpers/events.js'
+import { eventually, until } from './helpers/events.js'
 import { freePort, spawnPausableRedis } from './helpers/redis.js'
 import { patientsApp } from './helpers/tiered.js'
 
@@ -86,6 +86,27 @@ t.test('a copy read from Redis is dropped by its own tags only: a drop of other 
   t.same([kept.headers['x-cache'], kept.json()], ['HIT', { id: '2', run: 2 }], 'patient 2 still answers from b\'s memory while Redis answers nothing')
   resume()
   t.ok(runs.runs >= 4)
+})
+
+t.test('an entry invalidated by tag while in its stale window is not served stale afterwards, on any instance', async (t) => {
+  const failing = { now: false }
+  const { apps: [a, b] } = await instances(t, 'stale-window', 2, (app) => {
+    app.get('/reports/:id', { config: { cache: { ttl: 1, staleIfError: 60, tags: (request) => [`report:${(request.params as { id: string }).id}`] } } }, async (_request, reply) => {
+      if (failing.now) return await reply.code(503).send({ down: true })
+      return { report: 1 }
+    })
+  })
+  t.equal((await a.inject('/reports/1')).headers['x-cache'], 'MISS')
+  const stored = Date.now()
+  t.ok(await eventually(async () => (await b.inject('/reports/1')).headers['x-cache'] === 'HIT'), 'b has it from Redis')
+  await until(stored, 1000)
+  failing.now = true
+  const stale = await b.inject('/reports/1')
+  t.same([stale.statusCode, stale.headers['x-cache']], [200, 'STALE'], 'past its TTL, the failing handler is covered by the stale entry')
+  t.equal(await a.cache.invalidate({ tags: ['report:1'] }), 1)
+  for (const app of [a, b]) {
+    t.ok(await eventually(async () => (await app.inject('/reports/1')).statusCode === 503), 'invalidated: the handler\'s answer, not the stale entry')
+  }
 })
 
 t.test('a lost message is noticed: a gap in a sender\'s numbers empties the memory tier', async (t) => {
