@@ -4,7 +4,8 @@ import { Redis } from 'ioredis'
 import { build } from './app.js'
 
 // As the README says: fail fast while Redis is away instead of queueing.
-const redis = process.env.REDIS_URL === undefined ? undefined : new Redis(process.env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+const url = process.env.REDIS_URL
+const redis = url === undefined || url === '' ? undefined : new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
 const app = await build({ redis, logger: true })
 if (process.env.MEDINSIGHT_OPS_TOKEN === undefined) app.log.warn('MEDINSIGHT_OPS_TOKEN is not set: every /api/v1/cache request answers 401')
 app.addHook('onClose', () => { redis?.disconnect() })

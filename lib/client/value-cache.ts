@@ -1,7 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { LOCK_POLL_MS } from '../http/cross-process.js'
+import { oneRunPerKey } from '../http/cross-process.js'
 import type { CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from '../errors.js'
 import { tenantSegment } from '../key.js'
@@ -215,34 +214,13 @@ export class ValueCache {
     return value
   }
 
-  /**
-   * Across instances sharing a store that locks (Redis), one run of `fn` per key: the instance that
-   * takes the key's lock runs it; the others look for its value every LOCK_POLL_MS, for at most
-   * lockMs, and then run `fn` themselves. A store that cannot be asked leaves `fn` to this instance.
-   */
+  /** One run of `fn` per key across the instances on a store that locks (see oneRunPerKey). */
   async #lockOrWait (key: string, schema: TSchema | undefined): Promise<{ token?: string, fresh?: Found }> {
     if (!this.store.canLock) return {}
-    let token: string | undefined
-    try {
-      token = await this.store.lock(key, this.lockMs)
-    } catch {
-      return {}
-    }
-    // The holder may have written its value and let go since this call's read: look once more.
-    const found = await this.#read(key, schema)
-    const fresh = found !== undefined && found.staleMs < 0 ? found : undefined
-    if (token !== undefined) {
-      if (fresh === undefined) return { token }
-      this.store.unlock(key, token)
-      return { fresh }
-    }
-    if (fresh !== undefined) return { fresh }
-    for (const deadline = Date.now() + this.lockMs; Date.now() < deadline;) {
-      await sleep(LOCK_POLL_MS)
-      const polled = await this.#read(key, schema)
-      if (polled !== undefined && polled.staleMs < 0) return { fresh: polled }
-    }
-    return {}
+    return await oneRunPerKey(this.store, key, this.lockMs, async () => {
+      const found = await this.#read(key, schema)
+      return found !== undefined && found.staleMs < 0 ? found : undefined
+    })
   }
 
   /**

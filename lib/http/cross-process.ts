@@ -1,7 +1,9 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { HookContext, RequestState, RouteState } from './hooks.js'
 import { sendEntry } from './respond.js'
 import type { CacheEntry } from '../entry.js'
+import type { GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
 
 /** How often a process waiting on another process's lock looks for its entry. */
@@ -14,60 +16,70 @@ async function attempt<T> (call: () => MaybePromise<T>): Promise<T> {
 
 const isFresh = (entry: CacheEntry | undefined): entry is CacheEntry => entry !== undefined && Date.now() - entry.storedAt < entry.ttl * 1000
 
+/**
+ * One run per key across processes sharing a store that locks (Redis), for responses and `wrap`
+ * alike: the caller that takes the key's lock runs it (`token`), unless the holder it saw has written
+ * meanwhile (`fresh`); a caller that does not get the lock looks for the holder's result every
+ * LOCK_POLL_MS, for at most `lockMs`, then runs it itself. `ownToken` hands over a lock that another
+ * call of this process took meanwhile. A store that fails leaves the run to the caller.
+ */
+export async function oneRunPerKey<T> (store: GuardedStore, key: string, lockMs: number, readFresh: () => Promise<T | undefined>, ownToken: () => string | undefined = () => undefined): Promise<{ token?: string, fresh?: T }> {
+  let token: string | undefined
+  try {
+    token = await attempt(() => store.lock(key, lockMs))
+  } catch {
+    return {}
+  }
+  if (token !== undefined) {
+    // The holder seen by the first read may have written and let go since: look once more.
+    const fresh = await readFresh().catch(() => undefined)
+    if (fresh === undefined) return { token }
+    store.unlock(key, token)
+    return { fresh }
+  }
+  for (const deadline = Date.now() + lockMs; ;) {
+    await sleep(LOCK_POLL_MS)
+    let fresh: T | undefined
+    try {
+      fresh = await readFresh()
+    } catch {
+      return {}
+    }
+    if (fresh !== undefined) return { fresh }
+    const own = ownToken()
+    if (own !== undefined || Date.now() >= deadline) return { token: own }
+  }
+}
+
 /** Coalescing across processes that share a store with locks (Redis). */
 export function crossProcess ({ store, options, inFlight }: HookContext): {
   lockOrWait: (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
   release: (state: RequestState) => void
 } {
   /**
-   * Across processes sharing Redis: the leader of this process takes a short lock for the key. If
-   * another process holds it, this one polls the store for that process's entry, for at most
-   * coalesceTimeout, then runs the handler itself.
+   * Across processes sharing Redis: the leader of this process runs the handler only if it takes the
+   * key's lock or waited for another process's entry in vain (see oneRunPerKey).
    */
   function lockOrWait (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const key = state.key as string
-    const runHandler = (): void => {
-      route.counters.misses++
-      done()
+    const readFresh = async (): Promise<CacheEntry | undefined> => {
+      const entry = await attempt(() => store.get(key))
+      return isFresh(entry) ? entry : undefined
     }
-    const deadline = Date.now() + options.coalesceTimeoutMs
-    const serve = (entry: CacheEntry): void => {
-      route.counters.hits++
-      state.status = 'HIT'
-      state.leader = false
-      inFlight.settle(key, entry)
-      state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
-    }
-    const poll = (): void => {
-      setTimeout(() => {
-        attempt(() => store.get(key)).then((entry) => {
-          if (isFresh(entry)) serve(entry)
-          else if ((state.lockToken = store.takeToken(key)) !== undefined || Date.now() >= deadline) {
-            // A lookup of another request of this process took the lock meanwhile: it is this leader's.
-            runHandler()
-          } else poll()
-        }, runHandler)
-      }, LOCK_POLL_MS)
-    }
-    attempt(() => store.lock(key, options.coalesceTimeoutMs)).then((token) => {
-      if (token === undefined) {
-        poll()
+    // A lookup of another request of this process may take the lock meanwhile: it is this leader's.
+    oneRunPerKey(store, key, options.coalesceTimeoutMs, readFresh, () => store.takeToken(key)).then(({ token, fresh }) => {
+      if (fresh !== undefined) {
+        route.counters.hits++
+        state.status = 'HIT'
+        state.leader = false
+        inFlight.settle(key, fresh)
+        state.served = sendEntry(request, reply, fresh, Date.now(), 'HIT')
         return
       }
-      // The holder seen by the lookup may have written its entry and let go since: look once more.
-      attempt(() => store.get(key)).then((entry) => {
-        if (!isFresh(entry)) {
-          state.lockToken = token
-          runHandler()
-          return
-        }
-        store.unlock(key, token)
-        serve(entry)
-      }, () => {
-        state.lockToken = token
-        runHandler()
-      })
-    }, runHandler)
+      state.lockToken = token
+      route.counters.misses++
+      done()
+    })
   }
 
   function release (state: RequestState): void {
