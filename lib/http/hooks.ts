@@ -14,6 +14,7 @@ import type { RawKeyMemo } from './raw-body.js'
 import { isPromise, type GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
 import { entryTags, pathGroup } from '../tags.js'
+import { ownVariant, rememberVariant, responseVariant, storeVariant, VARIANTS_HEADER } from './variants.js'
 
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 /** Tags a handler added with `reply.cacheTags()`. */
@@ -41,6 +42,8 @@ export interface RequestState {
   rawKey?: string
   /** The raw body, for a request answered before its body was parsed (a refresh replays it). */
   rawBody?: readonly Buffer[]
+  /** Set once the request looks up its own variant (variants.ts): the resource's key, `key` being the variant's. */
+  variantOf?: string
 }
 
 declare module 'fastify' {
@@ -99,7 +102,7 @@ export function createHooks (ctx: HookContext): {
   lookupKey: (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 } {
   const { store, options, inFlight, refresher, rawKeys } = ctx
-  const { lockOrWait, release } = crossProcess(ctx)
+  const { lockOrWait, release } = crossProcess(ctx, handOver)
 
   function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const reason = requestBypassReason(route.options, request, route.withBody)
@@ -154,6 +157,12 @@ export function createHooks (ctx: HookContext): {
 
   function answer (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry | undefined): void {
     const now = Date.now()
+    // A varying resource's key holds a marker (origin mode): the request reads its own variant instead,
+    // unless this process has a newer answer for the key on its way to the store (miss() takes it).
+    if (entry !== undefined && entry.headers[VARIANTS_HEADER] !== undefined) {
+      if (inFlight.unwritten(state.key as string) === undefined && throughVariants(state, request, reply, done, entry) === 'followed') return
+      entry = undefined
+    }
     if (entry !== undefined) {
       const age = now - entry.storedAt
       const freshMs = entry.ttl * 1000
@@ -161,7 +170,7 @@ export function createHooks (ctx: HookContext): {
         route.counters.hits++
         state.status = 'HIT'
         state.served = sendEntry(request, reply, entry, now, 'HIT')
-        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.key as string)
+        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key as string)
         return
       }
       // must-revalidate, proxy-revalidate and s-maxage (origin mode) forbid both stale windows.
@@ -173,7 +182,7 @@ export function createHooks (ctx: HookContext): {
         route.counters.stale++
         state.status = 'STALE'
         state.served = sendEntry(request, reply, entry, now, 'STALE')
-        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.key as string)
+        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key as string)
         refresher.start(state.key as string, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody))
         return
       }
@@ -188,9 +197,7 @@ export function createHooks (ctx: HookContext): {
     if (landing !== undefined) {
       const token = store.takeToken(key)
       if (token !== undefined) store.unlock(key, token)
-      route.counters.hits++
-      state.status = 'HIT'
-      state.served = sendEntry(request, reply, landing, Date.now(), 'HIT')
+      handOver(route, state, request, reply, done, landing)
       return
     }
     if (inFlight.lead(key)) {
@@ -212,10 +219,37 @@ export function createHooks (ctx: HookContext): {
         done()
         return
       }
-      route.counters.hits++
-      state.status = 'HIT'
-      state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
+      handOver(route, state, request, reply, done, entry)
     }, /* c8 ignore next */ () => { done() })
+  }
+
+  /**
+   * An entry found or handed over for the request's key may be a varying resource's marker, or
+   * another request's variant of it (variants.ts): the request then looks up its own variant, once
+   * (`followed`), or runs the handler (`miss`). `serve` when the entry answers the request.
+   */
+  function throughVariants (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry): 'serve' | 'followed' | 'miss' {
+    const own = ownVariant(entry, state.variantOf ?? state.key as string, request)
+    if (own === undefined) return 'serve'
+    if (own === null || state.variantOf !== undefined) return 'miss'
+    state.variantOf = state.key
+    state.key = own
+    lookupKey(state, request, reply, done)
+    return 'followed'
+  }
+
+  /** Answers a request with what another request of this process found or stored for its key. */
+  function handOver (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry): void {
+    const through = throughVariants(state, request, reply, done, entry)
+    if (through === 'followed') return
+    if (through === 'miss') {
+      route.counters.misses++
+      done()
+      return
+    }
+    route.counters.hits++
+    state.status = 'HIT'
+    state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
   }
 
   function storeFailed (route: RouteState, state: RequestState, done: HookHandlerDoneFunction): void {
@@ -230,12 +264,16 @@ export function createHooks (ctx: HookContext): {
   function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown): CacheEntry | undefined {
     const { route } = state
     const key = state.key as string
+    const primary = state.variantOf ?? key
     const body = payloadBytes(payload)
     const now = Date.now()
     const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes, now)
-    if (typeof verdict === 'string') {
-      request.log.debug({ responseCache: { route: route.id, reason: verdict } }, 'response cache: not stored')
-      refresher.report(request, verdict)
+    // Origin mode: a response that varies on headers the key does not hold is a variant (variants.ts).
+    const variant = typeof verdict === 'string' ? undefined : responseVariant(route.options, request, reply, primary)
+    if (typeof verdict === 'string' || typeof variant === 'string') {
+      const reason = typeof verdict === 'string' ? verdict : variant as string
+      request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
+      refresher.report(request, reason)
       return undefined
     }
     const bytes = body as Buffer
@@ -262,6 +300,7 @@ export function createHooks (ctx: HookContext): {
       entry.initialAgeMs = verdict.initialAgeMs
       if (verdict.noStale) entry.noStale = true
     }
+    if (variant !== undefined) rememberVariant(entry, variant)
     const tags = entryTags({
       tenant: tenantOfKey(key, options.namespace),
       tags: [...tagsOf(route.options.tags, request), ...(reply[kReplyTags] ?? [])],
@@ -269,35 +308,48 @@ export function createHooks (ctx: HookContext): {
       path: route.withBody ? undefined : pathGroup(request.host, rawPath(request.url))
     })
     const storeTtl = ttl + (entry.noStale === true ? 0 : Math.max(route.options.staleWhileRevalidate, route.options.staleIfError))
+    // Where the entry goes: a variant's own key, else the resource's (a request that followed a
+    // marker may get an answer that no longer varies: it replaces the marker).
+    const target = variant?.key ?? primary
+    // Requests of this process that read these keys before the write lands are answered from here.
+    const landing = target === key && primary === key ? [key] : [...new Set([key, target, primary])]
     // The lock is released once the entry can be read by the other processes, or will not be.
     // A store that can releases the lock in the write itself: one round trip fewer per miss.
-    const lockToken = store.unlocksOnSet ? state.lockToken : undefined
-    const stored = (): void => {
+    const lockToken = store.unlocksOnSet && target === key ? state.lockToken : undefined
+    const stored = (kept: unknown): void => {
+      for (const landed of landing) inFlight.written(landed, entry)
+      if (kept === false) {
+        // The resource has as many variants as it may keep (variants.ts): this one is not stored.
+        request.log.debug({ responseCache: { route: route.id, reason: 'vary-variants' } }, 'response cache: not stored')
+        release(state)
+        refresher.report(request, 'vary-variants')
+        return
+      }
       if (lockToken !== undefined) state.lockToken = undefined
       route.counters.stores++
-      if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, key)
-      inFlight.written(key, entry)
+      if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, primary)
       release(state)
       refresher.report(request, 'stored')
     }
     const failed = (): void => {
       route.counters.errors++
-      inFlight.written(key, entry)
+      for (const landed of landing) inFlight.written(landed, entry)
       release(state)
       refresher.report(request, 'store-error')
     }
     const write = (): void => {
       try {
-        const result = store.set(key, entry, { ttl: storeTtl, tags, lockToken })
-        if (isPromise(result)) result.then(stored, failed)
-        else stored()
+        const setOptions = { ttl: storeTtl, tags, lockToken }
+        const result = variant === undefined ? store.set(target, entry, setOptions) : storeVariant(store, variant, entry, setOptions)
+        if (isPromise<unknown>(result)) result.then(stored, failed)
+        else stored(result)
       } catch {
         failed()
       }
     }
     // A remote store is written after the response has gone out: the client does not wait for it.
     if (store.remote) {
-      inFlight.writing(key, entry)
+      for (const landed of landing) inFlight.writing(landed, entry)
       process.nextTick(write)
     } else {
       write()
