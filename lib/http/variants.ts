@@ -191,12 +191,17 @@ function markerEntry (names: readonly string[], listed: Listed[], now: number, u
   }
 }
 
+/** Per resource, this process's marker update still on its way: the next one waits for it. */
+const updating = new Map<string, Promise<boolean>>()
+
 /**
  * Writes a variant and its resource's marker, which lists it: false, writing nothing, when the
  * resource has VARY_MAX_VARIANTS live variants already and this is not one of them. The marker is
  * read again first (a handler may take a while) and lives as long as the longest-lived variant it
- * lists. Two processes adding variants to one resource at the same moment may each write a list
- * without the other's: the variant left out stays readable until it expires, uncounted.
+ * lists. One process updates a resource's marker one write at a time, so it never loses its own
+ * variants from the list; two processes adding variants to one resource at the same moment may each
+ * write a list without the other's, and the variant left out stays readable until it expires,
+ * uncounted.
  */
 export function storeVariant (store: GuardedStore, variant: Variant, entry: CacheEntry, options: StoreSetOptions): MaybePromise<boolean> {
   const write = (found: CacheEntry | undefined): MaybePromise<boolean> => {
@@ -222,6 +227,16 @@ export function storeVariant (store: GuardedStore, variant: Variant, entry: Cach
     if (!isPromise(written) && !isPromise(marked)) return true
     return Promise.all([written, marked]).then(() => true)
   }
-  const found = store.get(variant.primary)
-  return isPromise(found) ? found.then(write) : write(found)
+  const update = (): MaybePromise<boolean> => {
+    const found = store.get(variant.primary)
+    return isPromise(found) ? found.then(write) : write(found)
+  }
+  const { primary } = variant
+  const pending = updating.get(primary)
+  // The memory store answers in place: its updates cannot overlap.
+  const result = pending === undefined ? update() : pending.then(update, update)
+  if (!isPromise(result)) return result
+  const tracked = result.finally(() => { if (updating.get(primary) === tracked) updating.delete(primary) })
+  updating.set(primary, tracked)
+  return tracked
 }
