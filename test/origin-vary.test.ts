@@ -192,6 +192,19 @@ for (const [kind, options] of kinds) {
     t.equal((await get(app, variant(2))).cache, 'HIT')
   })
 
+  t.test(`${kind}: variants stored at the same moment are all counted`, async (t) => {
+    const { lines, logger } = logCapture()
+    const app = await cachedApp(t, options(), { logger })
+    page(app, counter(), { vary: 'x-variant' })
+    const variants = Array.from({ length: VARY_MAX_VARIANTS }, (_, n) => ({ 'x-variant': String(n) }))
+    await Promise.all(variants.map(async (headers) => await get(app, headers)))
+    t.ok(await eventually(() => app.cache.stats().routes['GET /page'].stores === VARY_MAX_VARIANTS))
+    const over = { 'x-variant': 'over' }
+    await get(app, over)
+    t.ok(await eventually(() => notStored(lines).includes('vary-variants')), 'the list the marker holds has every one of them')
+    t.equal((await get(app, over)).cache, 'MISS')
+  })
+
   t.test(`${kind}: Vary names request headers the route does not key, at most ${VARY_MAX_NAMES}`, async (t) => {
     const { lines, logger } = logCapture()
     const app = await cachedApp(t, options(), { logger })
