@@ -282,8 +282,8 @@ for (const [kind, options] of kinds) {
       reply.header('vary', 'accept-language').header('cache-control', 'max-age=60')
       return { lang: request.headers['accept-language'], q: (request.body as { q: string }).q, run: runs.next() }
     })
-    const search = async (headers: Headers): Promise<{ cache: unknown, body: unknown }> => {
-      const response = await app.inject({ method: 'POST', url: '/search', headers: { 'content-type': 'application/json', ...headers }, payload: '{"q":"tea"}' })
+    const search = async (headers: Headers, payload = '{"q":"tea"}'): Promise<{ cache: unknown, body: unknown }> => {
+      const response = await app.inject({ method: 'POST', url: '/search', headers: { 'content-type': 'application/json', ...headers }, payload })
       return { cache: response.headers['x-cache'], body: response.json() }
     }
     t.same(await search(en), { cache: 'MISS', body: { lang: 'en', q: 'tea', run: 1 } })
@@ -291,6 +291,14 @@ for (const [kind, options] of kinds) {
     t.same(await search(fr), { cache: 'MISS', body: { lang: 'fr', q: 'tea', run: 2 } }, 'the same bytes in another language')
     t.same(await search(fr), { cache: 'HIT', body: { lang: 'fr', q: 'tea', run: 2 } })
     t.same(await search(en), { cache: 'HIT', body: { lang: 'en', q: 'tea', run: 1 } })
+    // Other bytes for the same body are first seen by a request that reads a variant: the bytes name
+    // the resource, never that variant.
+    const spaced = '{ "q": "tea" }'
+    t.same(await search({ 'accept-language': 'de' }, spaced), { cache: 'MISS', body: { lang: 'de', q: 'tea', run: 3 } })
+    t.same(await search(en, spaced), { cache: 'HIT', body: { lang: 'en', q: 'tea', run: 1 } })
+    const tabbed = '{\t"q":"tea"}'
+    t.same(await search(fr, tabbed), { cache: 'HIT', body: { lang: 'fr', q: 'tea', run: 2 } })
+    t.same(await search(en, tabbed), { cache: 'HIT', body: { lang: 'en', q: 'tea', run: 1 } })
   })
 }
 
