@@ -295,6 +295,7 @@ for (const [kind, options] of kinds) {
     // the resource, never that variant.
     const spaced = '{ "q": "tea" }'
     t.same(await search({ 'accept-language': 'de' }, spaced), { cache: 'MISS', body: { lang: 'de', q: 'tea', run: 3 } })
+    t.ok(await eventually(() => app.cache.stats().routes['POST /search'].stores === 3), 'its bytes are remembered once it is stored')
     t.same(await search(en, spaced), { cache: 'HIT', body: { lang: 'en', q: 'tea', run: 1 } })
     const tabbed = '{\t"q":"tea"}'
     t.same(await search(fr, tabbed), { cache: 'HIT', body: { lang: 'fr', q: 'tea', run: 2 } })
