@@ -5,8 +5,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { request as httpRequest } from 'node:http'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import responseCache, { type ResponseCacheOptions, type RouteCacheOptions } from '../lib/index.js'
-import { listValue, VARY_MAX_NAMES, VARY_MAX_VARIANTS } from '../lib/http/variants.js'
+import responseCache, { MemoryStore, type ResponseCacheOptions, type RouteCacheOptions } from '../lib/index.js'
+import { listValue, VARIANTS_HEADER, VARY_MAX_NAMES, VARY_MAX_VARIANTS } from '../lib/http/variants.js'
 import { VARIANT_MARK } from '../lib/key.js'
 import { shardOf } from '../lib/stores/redis-keys.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
@@ -243,6 +243,35 @@ for (const [kind, options] of kinds) {
     t.equal((await get(app, { ...en, 'x-device': 'desktop' })).cache, 'MISS', 'two headers select it')
   })
 
+  t.test(`${kind}: a request waiting on its variant's key is handed a variant of other headers: it runs the handler`, async (t) => {
+    const app = await cachedApp(t, options())
+    const runs = counter()
+    const leading = deferred()
+    const release = deferred()
+    let vary = 'accept-language'
+    app.get('/page', { config: { cache: { ttl: 'origin' } } }, async (request, reply) => {
+      const run = runs.next()
+      if (run === 2) {
+        leading.resolve()
+        await release.promise
+      }
+      reply.header('vary', vary).header('cache-control', 'max-age=60')
+      return { device: request.headers['x-device'] ?? null, run }
+    })
+    await get(app, en)
+    // The origin now varies on the device too: both requests read the marker, which names only the
+    // language, and wait on one key; the answer the first gets is for its device alone.
+    vary = 'accept-language, x-device'
+    const desktop = get(app, { ...fr, 'x-device': 'desktop' })
+    await leading.promise
+    const phone = get(app, { ...fr, 'x-device': 'phone' })
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve))
+    release.resolve()
+    t.same((await desktop).body, { device: 'desktop', run: 2 })
+    t.same(await phone, { cache: 'MISS', body: { device: 'phone', run: 3 } })
+    t.same(await get(app, { ...fr, 'x-device': 'phone' }), { cache: 'HIT', body: { device: 'phone', run: 3 } })
+  })
+
   t.test(`${kind}: tenants, the route's vary and its key function still key the resource`, async (t) => {
     const app = await cachedApp(t, { ...options(), tenant: (request) => request.headers['x-tenant'] as string | undefined })
     const runs = counter()
@@ -351,6 +380,22 @@ t.test('the marker\'s header name cannot come from a handler either', async (t) 
   await app.inject('/reserved')
   t.same(notStored(lines).slice(0, 1), ['reserved-header'])
   t.equal(app.cache.stats().total.stores, 0)
+})
+
+t.test('a marker that cannot be read is a miss, and the next answer replaces it', async (t) => {
+  const store = new MemoryStore({ maxBytes: 1_000_000 })
+  const app = await cachedApp(t, { store })
+  const runs = counter()
+  page(app, runs)
+  await get(app, en)
+  const listed = await store.list({ sets: ['g:r:GET /page'], having: [], limit: 10 })
+  const marker = listed.entries.find(({ key }) => !key.includes(VARIANT_MARK))
+  if (marker === undefined) throw new Error('no marker')
+  store.set(marker.key, { ...marker.entry, headers: { [VARIANTS_HEADER]: 'accept language' } }, { ttl: 60, tags: marker.tags })
+  // A custom store is written after the response; what was on its way is forgotten a turn later.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(await get(app, en), { cache: 'MISS', body: { lang: 'en', run: 2 } })
+  t.same(await get(app, en), { cache: 'HIT', body: { lang: 'en', run: 2 } })
 })
 
 t.test('a stale variant is served while its own request is replayed to refresh it', async (t) => {
