@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { request as httpRequest } from 'node:http'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import responseCache, { MemoryStore, type ResponseCacheOptions, type RouteCacheOptions } from '../lib/index.js'
+import responseCache, { MemoryStore, type CacheStore, type ResponseCacheOptions, type RouteCacheOptions } from '../lib/index.js'
 import { listValue, VARIANTS_HEADER, VARY_MAX_NAMES, VARY_MAX_VARIANTS } from '../lib/http/variants.js'
 import { VARIANT_MARK } from '../lib/key.js'
 import { shardOf } from '../lib/stores/redis-keys.js'
@@ -396,6 +396,38 @@ t.test('a marker that cannot be read is a miss, and the next answer replaces it'
   await new Promise((resolve) => setImmediate(resolve))
   t.same(await get(app, en), { cache: 'MISS', body: { lang: 'en', run: 2 } })
   t.same(await get(app, en), { cache: 'HIT', body: { lang: 'en', run: 2 } })
+  // A marker whose list of variants is not one: the variants are counted afresh.
+  store.set(marker.key, { ...marker.entry, body: Buffer.from('not a list') }, { ttl: 60, tags: marker.tags })
+  t.same(await get(app, fr), { cache: 'MISS', body: { lang: 'fr', run: 3 } })
+  t.same(await get(app, fr), { cache: 'HIT', body: { lang: 'fr', run: 3 } })
+  t.same(await get(app, en), { cache: 'HIT', body: { lang: 'en', run: 2 } })
+})
+
+t.test('a store that fails a variant\'s writes, one at once and one later: counted as an error, nothing else', async (t) => {
+  let calls = 0
+  // A custom store (see CacheStore) gone bad: writes answer with a failure later, or throw at once.
+  const store: CacheStore = {
+    name: 'failing',
+    get: () => undefined,
+    set: (_key, entry) => {
+      calls++
+      if (entry.headers[VARIANTS_HEADER] !== undefined) throw new Error('marker refused')
+      return new Promise((_resolve, reject) => { setImmediate(() => { reject(new Error('variant refused')) }) })
+    },
+    delete: () => false,
+    invalidateTags: () => 0,
+    clear: () => {}
+  }
+  const app = await cachedApp(t, { store })
+  const runs = counter()
+  page(app, runs)
+  t.same(await get(app, en), { cache: 'MISS', body: { lang: 'en', run: 1 } })
+  t.ok(await eventually(() => app.cache.stats().routes['GET /page'].errors === 1))
+  // The variant's write fails after the marker's threw: an unhandled rejection would end the process here.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(calls, 2)
+  t.equal(app.cache.stats().routes['GET /page'].stores, 0)
+  t.same(await get(app, en), { cache: 'MISS', body: { lang: 'en', run: 2 } })
 })
 
 t.test('a stale variant is served while its own request is replayed to refresh it', async (t) => {
