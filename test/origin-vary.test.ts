@@ -399,6 +399,7 @@ t.test('a marker that cannot be read is a miss, and the next answer replaces it'
   // A marker whose list of variants is not one: the variants are counted afresh.
   store.set(marker.key, { ...marker.entry, body: Buffer.from('not a list') }, { ttl: 60, tags: marker.tags })
   t.same(await get(app, fr), { cache: 'MISS', body: { lang: 'fr', run: 3 } })
+  t.ok(await eventually(() => app.cache.stats().routes['GET /page'].stores === 3), 'stored')
   t.same(await get(app, fr), { cache: 'HIT', body: { lang: 'fr', run: 3 } })
   t.same(await get(app, en), { cache: 'HIT', body: { lang: 'en', run: 2 } })
 })
