@@ -211,7 +211,7 @@ t.test('entries of origin mode carry their origin fields in format version 2 and
   }
   const encoded = encodeEntry({ ...base, initialAgeMs: 1 })
   const broken = (at: number, write: (b: Buffer) => void): Buffer => { const b = Buffer.from(encoded); write(b); return b }
-  t.throws(() => decodeEntry(broken(24, (b) => b.writeUInt8(4, 24))), { message: 'entry fields out of range' }, 'unknown flags')
+  t.throws(() => decodeEntry(broken(24, (b) => b.writeUInt8(8, 24))), { message: 'entry fields out of range' }, 'unknown flags')
   t.throws(() => decodeEntry(broken(25, (b) => b.writeDoubleBE(-1, 25))), { message: 'entry fields out of range' }, 'a negative age')
   t.throws(() => decodeEntry(encoded.subarray(0, 30)), { name: 'CorruptEntryError' }, 'truncated in the origin fields')
 })

@@ -1,13 +1,16 @@
 import type {
-  FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preValidationHookHandler
+  FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preHandlerHookHandler, preValidationHookHandler
 } from 'fastify'
 import type { InFlight } from './coalesce.js'
-import type { CacheEntry } from '../entry.js'
+import { freshMs, type CacheEntry } from '../entry.js'
 import { rawPath, sha256, type KeySource, requestKey, tenantOfKey } from '../key.js'
 import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from '../options.js'
 import { clientAsksNoCache, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
 import type { Refresher } from './refresh.js'
-import { sendEntry, staleInsteadOfError } from './respond.js'
+import { discard, replaceWithEntry, sendEntry } from './respond.js'
+import {
+  applyOriginVerdict, canRevalidate, type ClientConditions, conditionalHeaders, headAgrees, restoreConditions, staleWindowsOf, updatedEntry
+} from './revalidation.js'
 import { crossProcess } from './cross-process.js'
 import type { RouteCounters } from '../observability/stats.js'
 import type { RawKeyMemo } from './raw-body.js'
@@ -21,7 +24,7 @@ export const kReplyTags = Symbol('fastify-response-cache.replyTags')
 /** The raw-body key of a request whose body was read before parsing but not yet known to the memo. */
 export const kRawBodyKey = Symbol('fastify-response-cache.rawBodyKey')
 
-export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'REVALIDATED'
 
 /** What the lookup decided, for the onSend hook of the same request. */
 export interface RequestState {
@@ -33,6 +36,10 @@ export interface RequestState {
   leader: boolean
   /** A stale entry to answer with if the handler fails (stale-if-error). */
   stale: CacheEntry | undefined
+  /** A stale origin-mode entry whose validators go to the handler (RFC 9111 section 4.3). */
+  revalidating?: CacheEntry
+  /** The client's own conditional headers, while the handler sees the cache's. */
+  client?: ClientConditions
   /** The cross-process lock this request holds while it computes its key. */
   lockToken?: string
   /** The body of the entry a HIT or STALE answer sent. */
@@ -63,6 +70,8 @@ export function tagsOf (from: FromRequest<string[]> | undefined, request: Fastif
 export interface RouteState {
   /** `"GET /items/:id"`: names the route in stats and logs. */
   id: string
+  /** The route an entry written here is tagged with: HEAD writes (updates) the GET entry. */
+  entryRoute: string
   options: ResolvedRouteOptions
   keySource: KeySource
   counters: RouteCounters
@@ -95,6 +104,8 @@ export function createHooks (ctx: HookContext): {
   /** For onRequest (GET, HEAD) and preValidation (routes keyed by their body) alike. */
   lookup: (stateFor: StateFor) => onRequestHookHandler & preValidationHookHandler
   storeOnSend: (stateFor: StateFor) => onSendHookHandler
+  /** Origin mode, before the handler: the cache's validators instead of the client's, when it revalidates. */
+  conditions: preHandlerHookHandler
   /** Looks a request up under a key already worked out, with the lookup's own state on the request. */
   lookupKey: (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 } {
@@ -156,20 +167,16 @@ export function createHooks (ctx: HookContext): {
     const now = Date.now()
     if (entry !== undefined) {
       const age = now - entry.storedAt
-      const freshMs = entry.ttl * 1000
-      if (age < freshMs) {
+      const fresh = freshMs(entry)
+      if (age < fresh) {
         route.counters.hits++
         state.status = 'HIT'
         state.served = sendEntry(request, reply, entry, now, 'HIT')
         if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.key as string)
         return
       }
-      // must-revalidate, proxy-revalidate and s-maxage (origin mode) forbid both stale windows.
-      if (entry.noStale === true) {
-        miss(route, state, request, reply, done)
-        return
-      }
-      if (age < freshMs + route.options.staleWhileRevalidate * 1000) {
+      const windows = staleWindowsOf(route.options, entry)
+      if (age < fresh + windows.whileRevalidate * 1000) {
         route.counters.stale++
         state.status = 'STALE'
         state.served = sendEntry(request, reply, entry, now, 'STALE')
@@ -177,7 +184,8 @@ export function createHooks (ctx: HookContext): {
         refresher.start(state.key as string, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody))
         return
       }
-      if (age < freshMs + route.options.staleIfError * 1000) state.stale = entry
+      if (age < fresh + windows.ifError * 1000) state.stale = entry
+      if (canRevalidate(entry)) state.revalidating = entry
     }
     miss(route, state, request, reply, done)
   }
@@ -229,7 +237,6 @@ export function createHooks (ctx: HookContext): {
   /** Stores the response if it may be stored; answers the entry, for the requests waiting on it. */
   function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown): CacheEntry | undefined {
     const { route } = state
-    const key = state.key as string
     const body = payloadBytes(payload)
     const now = Date.now()
     const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes, now)
@@ -239,36 +246,41 @@ export function createHooks (ctx: HookContext): {
       return undefined
     }
     const bytes = body as Buffer
+    const origin = typeof verdict === 'object'
     let etag = reply.getHeader('etag')
     if (typeof etag !== 'string') {
-      etag = '"' + sha256(bytes).slice(0, 27) + '"'
+      // In origin mode of a recognisable form, so that it is never sent to the origin as its own.
+      etag = (origin ? '"rc-' : '"') + sha256(bytes).slice(0, 27) + '"'
       reply.header('etag', etag)
     }
-    const origin = typeof verdict === 'object'
     // Origin mode passes `date` through as received; a response without one gets the time it was made,
     // on this answer and every hit alike (RFC 9110 section 6.6.1).
     if (origin && !reply.hasHeader('date')) reply.header('date', new Date(now).toUTCString())
-    const ttl = origin ? verdict.ttl : verdict
     const entry: CacheEntry = {
       status: reply.statusCode,
       headers: storedHeaders(reply.getHeaders(), origin),
       body: bytes,
       storedAt: now,
-      ttl,
+      ttl: origin ? verdict.ttl : verdict,
       etag,
       request: request.method + ' ' + request.url
     }
-    if (origin) {
-      entry.initialAgeMs = verdict.initialAgeMs
-      if (verdict.noStale) entry.noStale = true
-    }
+    const storeTtl = origin
+      ? applyOriginVerdict(entry, route.options, verdict)
+      : verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
+    return write(state, request, reply, entry, storeTtl)
+  }
+
+  /** Writes an entry under the request's key; answers it, for the requests waiting on it. */
+  function write (state: RequestState, request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, storeTtl: number): CacheEntry {
+    const { route } = state
+    const key = state.key as string
     const tags = entryTags({
       tenant: tenantOfKey(key, options.namespace),
       tags: [...tagsOf(route.options.tags, request), ...(reply[kReplyTags] ?? [])],
-      route: route.id,
+      route: route.entryRoute,
       path: route.withBody ? undefined : pathGroup(request.host, rawPath(request.url))
     })
-    const storeTtl = ttl + (entry.noStale === true ? 0 : Math.max(route.options.staleWhileRevalidate, route.options.staleIfError))
     // The lock is released once the entry can be read by the other processes, or will not be.
     // A store that can releases the lock in the write itself: one round trip fewer per miss.
     const lockToken = store.unlocksOnSet ? state.lockToken : undefined
@@ -286,7 +298,7 @@ export function createHooks (ctx: HookContext): {
       release(state)
       refresher.report(request, 'store-error')
     }
-    const write = (): void => {
+    const set = (): void => {
       try {
         const result = store.set(key, entry, { ttl: storeTtl, tags, lockToken })
         if (isPromise(result)) result.then(stored, failed)
@@ -298,11 +310,48 @@ export function createHooks (ctx: HookContext): {
     // A remote store is written after the response has gone out: the client does not wait for it.
     if (store.remote) {
       inFlight.writing(key, entry)
-      process.nextTick(write)
+      process.nextTick(set)
     } else {
-      write()
+      set()
     }
     return entry
+  }
+
+  /**
+   * A 304 to the cache's conditional request: the stored response, updated by it, is stored again and
+   * answers the client (a 304 if the client's own `If-None-Match` matches it). Answers the payload.
+   */
+  function revalidated (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): Buffer {
+    const now = Date.now()
+    const { entry, verdict } = updatedEntry(stale, state.route.options, reply, now)
+    state.status = 'REVALIDATED'
+    if (typeof verdict === 'string') {
+      // Validated, so this answer may use it; the origin no longer lets it be kept.
+      request.log.debug({ responseCache: { route: state.route.id, reason: verdict } }, 'response cache: revalidated, not stored again')
+      refresher.report(request, verdict)
+      if (state.leader) inFlight.settle(state.key as string, undefined)
+      release(state)
+    } else {
+      const stored = write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict))
+      if (state.leader) inFlight.settle(state.key as string, stored)
+    }
+    return replaceWithEntry(request, reply, entry, 'REVALIDATED')
+  }
+
+  /**
+   * RFC 9111 section 4.3.5: a HEAD answer updates the stored GET response when their validators
+   * agree, and drops it when they do not.
+   */
+  function headAnswered (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): void {
+    const key = state.key as string
+    if (!headAgrees(stale, reply)) {
+      const dropped = store.run('delete', () => store.store.delete(key), undefined, store.domainOf(key))
+      // A store that fails has reported it; the entry stays stale, to be revalidated.
+      if (isPromise(dropped)) dropped.catch(() => {})
+      return
+    }
+    const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now())
+    if (typeof verdict === 'object') write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict))
   }
 
   return {
@@ -313,6 +362,11 @@ export function createHooks (ctx: HookContext): {
       else lookup(route, request, reply, done)
     },
     lookupKey,
+    conditions: function responseCacheConditions (request, reply, done) {
+      const state = request[kRequestState]
+      if (state !== null) state.client = conditionalHeaders(request.headers, state.revalidating)
+      done()
+    },
     storeOnSend: (stateFor) => function responseCacheStore (request, reply, payload, done) {
       const state = request[kRequestState]
       if (state === null) {
@@ -327,13 +381,29 @@ export function createHooks (ctx: HookContext): {
         done(null, state.served ?? payload)
         return
       }
+      // The answers made from the entry below evaluate the client's conditions, not the cache's.
+      if (state.client !== undefined) restoreConditions(request.headers, state.client)
+      const revalidating = state.revalidating
+      if (revalidating !== undefined && reply.statusCode === 304 && state.key !== undefined) {
+        discard(payload)
+        done(null, revalidated(state, request, reply, revalidating))
+        return
+      }
       if (state.stale !== undefined && reply.statusCode >= 500) {
         // stale-if-error: the error has been logged by Fastify; the client gets the last good answer.
         state.route.counters.stale++
         if (state.leader) inFlight.settle(state.key as string, undefined)
         release(state)
-        done(null, staleInsteadOfError(request, reply, state.stale))
+        discard(payload)
+        done(null, replaceWithEntry(request, reply, state.stale, 'STALE'))
         return
+      }
+      if (revalidating !== undefined && state.route.readOnly && reply.statusCode === 200 && state.key !== undefined) {
+        try {
+          headAnswered(state, request, reply, revalidating)
+        } catch (error) {
+          request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not update an entry from a HEAD answer')
+        }
       }
       reply.header('x-cache', state.status)
       let entry: CacheEntry | undefined
