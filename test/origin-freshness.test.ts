@@ -215,3 +215,17 @@ t.test('entries of origin mode carry their origin fields in format version 2 and
   t.throws(() => decodeEntry(broken(25, (b) => b.writeDoubleBE(-1, 25))), { message: 'entry fields out of range' }, 'a negative age')
   t.throws(() => decodeEntry(encoded.subarray(0, 30)), { name: 'CorruptEntryError' }, 'truncated in the origin fields')
 })
+
+t.test("ttl 'origin': a request's own no-store keeps its response out of the cache (RFC 9111 5.2.1.5); the default mode ignores it", async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  for (const ttl of ['origin', 60] as const) {
+    app.get(`/${ttl}`, { config: { cache: { ttl } } }, async (_request, reply) => send({ 'cache-control': 'max-age=60' }, reply, { run: runs.next() }))
+  }
+  const noStore = { 'cache-control': 'no-store' }
+  await app.inject({ url: '/origin', headers: noStore })
+  t.equal((await app.inject('/origin')).headers['x-cache'], 'MISS', 'not stored for the request that said no-store')
+  t.equal((await app.inject({ url: '/origin', headers: noStore })).headers['x-cache'], 'HIT', 'a stored answer may still serve it')
+  await app.inject({ url: '/60', headers: noStore })
+  t.equal((await app.inject('/60')).headers['x-cache'], 'HIT', 'default mode: the app decides, as before')
+})
