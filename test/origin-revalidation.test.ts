@@ -214,6 +214,21 @@ for (const [kind, options] of await storeKinds(t)) {
     t.equal(defaultMode.statusCode, 500, "the default mode keeps the route's windows (none here), whatever the response says")
   })
 
+  t.test(`${kind}: a stale-while-revalidate refresh revalidates too: its 304 renews the entry served meanwhile`, async (t) => {
+    const app = await cachedApp(t, options())
+    const seen = fresh()
+    const runs = counter()
+    let maxAge = 1
+    app.get('/w', { config: { cache: { ttl: 'origin', staleWhileRevalidate: 60 } } }, origin(seen, runs, () => ({ headers: { 'cache-control': `max-age=${maxAge}` }, etag: '"w1"', body: 'w body' })))
+    await storedThenStale(app, '/w')
+    maxAge = 60
+    const served = await app.inject('/w')
+    t.equal(served.headers['x-cache'], 'STALE')
+    t.ok(await eventually(async () => (await app.inject('/w')).headers['x-cache'] === 'HIT'), 'renewed by the refresh')
+    t.same(seen.ifNoneMatch, [undefined, '"w1"'], 'the refresh sent the stale entry\'s etag')
+    t.equal((await app.inject('/w')).body, 'w body')
+  })
+
   t.test(`${kind}: HEAD: a stale GET entry is revalidated by a HEAD; a HEAD's 200 updates it when validators agree, drops it when not (RFC 9111 4.3.5)`, async (t) => {
     const app = await cachedApp(t, options())
     let maxAge = 1

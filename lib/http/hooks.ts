@@ -142,6 +142,9 @@ export function createHooks (ctx: HookContext): {
     if (refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
       route.counters.misses++
       state.leader = inFlight.lead(key)
+      // A refresh in origin mode asks the handler whether the entry it replaces still holds.
+      const stale = refresher.staleOf(request)
+      if (stale !== undefined && canRevalidate(stale)) state.revalidating = stale
       done()
       return
     }
@@ -181,7 +184,7 @@ export function createHooks (ctx: HookContext): {
         state.status = 'STALE'
         state.served = sendEntry(request, reply, entry, now, 'STALE')
         if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.key as string)
-        refresher.start(state.key as string, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody))
+        refresher.start(state.key as string, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
         return
       }
       if (age < fresh + windows.ifError * 1000) state.stale = entry
