@@ -16,6 +16,12 @@ export const DEFAULT_READY_TIMEOUT_MS = 3000
 export const DEFAULT_LOCAL_TTL = 60
 export const DEFAULT_STATS_PATH = '/cache/stats'
 export const DEFAULT_STATUS_CODES = [200]
+/**
+ * With `ttl: 'origin'` the response's own headers decide, as RFC 9111 section 3 lets any final status
+ * be stored: every status a route may list (200 to 499) but 206 (a part, never stored for the whole)
+ * and 304 (no body of its own).
+ */
+export const ORIGIN_STATUS_CODES = Array.from({ length: 300 }, (_, i) => 200 + i).filter((status) => status !== 206 && status !== 304)
 /** The longest heuristic freshness, as Apache Traffic Server caps it by default: one day. */
 export const DEFAULT_HEURISTIC_MAX_TTL = 86_400
 /** How long a stale origin-mode entry with a validator is kept to be revalidated, as nginx's `inactive`: ten minutes. */
@@ -148,7 +154,7 @@ export interface RouteCacheOptions {
   key?: (request: FastifyRequest) => string | number | undefined
   /** Tags to drop after a 2xx response of this route. */
   invalidate?: FromRequest<string[]>
-  /** Statuses that are stored. @defaultValue `[200]` */
+  /** Statuses that are stored. @defaultValue `[200]`; with `ttl: 'origin'`, 200 to 499 but 206 and 304 */
   statusCodes?: number[]
   /** Serve and store requests that carry cookies, because the response never depends on them. @defaultValue `false` */
   ignoreCookies?: boolean
@@ -381,7 +387,7 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
     tags: c.tags,
     key: c.key,
     invalidate: c.invalidate,
-    statusCodes: new Set(c.statusCodes ?? DEFAULT_STATUS_CODES),
+    statusCodes: new Set(c.statusCodes ?? (ttl === 'origin' ? ORIGIN_STATUS_CODES : DEFAULT_STATUS_CODES)),
     ignoreCookies: c.ignoreCookies ?? false
   }
 }
