@@ -86,6 +86,20 @@ for (const [kind, options] of await storeKinds(t)) {
     t.equal(runs.runs, 2)
   })
 
+  t.test(`${kind}: a revalidated answer keeps the headers the app's own hooks set, as a hit does`, async (t) => {
+    const app = await cachedApp(t, options())
+    // Set from the second request on, so the stored response does not hold it.
+    let origins: string | undefined
+    app.addHook('onRequest', async (_request, reply) => { if (origins !== undefined) reply.header('access-control-allow-origin', origins) })
+    app.get('/cors', { config: { cache: { ttl: 'origin' } } }, origin(fresh(), counter(), () => ({ headers: { 'cache-control': 'max-age=1' }, etag: '"c1"', body: 'cors' })))
+    await storedThenStale(app, '/cors')
+    origins = '*'
+    const revalidated = await app.inject('/cors')
+    t.equal(revalidated.headers['x-cache'], 'REVALIDATED')
+    t.equal(revalidated.headers['access-control-allow-origin'], '*')
+    t.equal(revalidated.headers['content-length'], '4', 'the stored body, counted again')
+  })
+
   t.test(`${kind}: Last-Modified alone revalidates with If-Modified-Since; a 200 instead replaces the entry`, async (t) => {
     const app = await cachedApp(t, options())
     const seen = fresh()
