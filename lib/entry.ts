@@ -29,6 +29,8 @@ export interface CacheEntry {
   initialAgeMs?: number
   /** `ttl: 'origin'` only: the response forbids serving it stale (must-revalidate, proxy-revalidate, s-maxage). */
   noStale?: boolean
+  /** `ttl: 'origin'` only: the response may only be used once revalidated (`no-cache`): it is never fresh. */
+  revalidate?: boolean
 }
 
 /**
@@ -48,6 +50,11 @@ export function entrySize (key: string, entry: CacheEntry, tags: readonly string
   return size
 }
 
+/** Milliseconds the entry is fresh after `storedAt`: none for one that must be revalidated before every use. */
+export function freshMs (entry: CacheEntry): number {
+  return entry.revalidate === true ? 0 : entry.ttl * 1000
+}
+
 /** Whole seconds since the entry was stored, plus the age it arrived with, as the `age` header counts them. */
 export function ageSeconds (entry: CacheEntry, now: number): number {
   return Math.max(0, Math.floor((now - entry.storedAt + (entry.initialAgeMs ?? 0)) / 1000))
@@ -61,7 +68,7 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
 //   f64 storedAt (ms since the epoch)
 //   f64 ttl (seconds fresh)
 //   u32 body length before encoding
-//   u8 flags (1: noStale, 2: origin mode), f64 initialAgeMs          from version 2
+//   u8 flags (1: noStale, 2: origin mode, 4: revalidate), f64 initialAgeMs    from version 2
 //   u16 etag length, etag bytes
 //   u32 request line length, its bytes (UTF-8; empty for none)      from version 2
 //   u16 header count, then per header: u16 name length, name, u16 value count,
@@ -74,6 +81,7 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
 export const ENTRY_FORMAT_VERSION = 2
 const FLAG_NO_STALE = 1
 const FLAG_ORIGIN = 2
+const FLAG_REVALIDATE = 4
 const FLAGS_BYTES = 1 + 8
 export const BODY_RAW = 0
 export const BODY_LZ4 = 1
@@ -113,8 +121,8 @@ export function encodeEntry (entry: CacheEntry): Buffer {
   at = out.writeDoubleBE(entry.storedAt, at)
   at = out.writeDoubleBE(entry.ttl, at)
   at = out.writeUInt32BE(entry.body.length, at)
-  const origin = entry.initialAgeMs !== undefined || entry.noStale !== undefined
-  at = out.writeUInt8((entry.noStale === true ? FLAG_NO_STALE : 0) | (origin ? FLAG_ORIGIN : 0), at)
+  const origin = entry.initialAgeMs !== undefined || entry.noStale !== undefined || entry.revalidate !== undefined
+  at = out.writeUInt8((entry.noStale === true ? FLAG_NO_STALE : 0) | (origin ? FLAG_ORIGIN : 0) | (entry.revalidate === true ? FLAG_REVALIDATE : 0), at)
   at = out.writeDoubleBE(entry.initialAgeMs ?? 0, at)
   const writeString = (text: string, lengthBytes: 2 | 4, encoding: BufferEncoding = 'latin1'): void => {
     const length = Buffer.byteLength(text, encoding)
@@ -192,7 +200,7 @@ export function decodeEntry (data: Buffer): CacheEntry {
     }
   }
   if (body.length !== bodyLength || !(status === 0 || (status >= 100 && status <= 599)) || !Number.isFinite(storedAt) || !(ttl > 0) ||
-      !(initialAgeMs >= 0 && initialAgeMs < Infinity) || flags > (FLAG_NO_STALE | FLAG_ORIGIN)) {
+      !(initialAgeMs >= 0 && initialAgeMs < Infinity) || flags > (FLAG_NO_STALE | FLAG_ORIGIN | FLAG_REVALIDATE)) {
     throw new CorruptEntryError('entry fields out of range')
   }
   const entry: CacheEntry = { status, headers, body, storedAt, ttl, etag }
@@ -200,6 +208,7 @@ export function decodeEntry (data: Buffer): CacheEntry {
   if ((flags & FLAG_ORIGIN) !== 0) {
     entry.initialAgeMs = initialAgeMs
     if ((flags & FLAG_NO_STALE) !== 0) entry.noStale = true
+    if ((flags & FLAG_REVALIDATE) !== 0) entry.revalidate = true
   }
   return entry
 }

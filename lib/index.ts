@@ -50,7 +50,7 @@ declare module 'fastify' {
 /** Fastify's own default bodyLimit. */
 const DEFAULT_BODY_LIMIT = 1_048_576
 
-type HookName = 'onRequest' | 'preParsing' | 'preValidation' | 'onSend'
+type HookName = 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'onSend'
 
 /** Adds a route-level hook after the route's own: only cached routes pay for the cache. */
 function addRouteHook (routeOptions: RouteOptions, name: HookName, hook: unknown): void {
@@ -134,6 +134,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
       const keyedByBody = !BODYLESS_METHODS.has(method)
       const state: RouteState = {
         id,
+        entryRoute: method === 'HEAD' ? `GET ${routeOptions.url}` : id,
         options: resolved,
         keySource: {
           namespace: options.namespace,
@@ -167,6 +168,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
       addRouteHook(routeOptions, 'preParsing', rawLookup(raw, stateFor(withBody)))
       addRouteHook(routeOptions, 'preValidation', hooks.lookup(stateFor(withBody)))
     }
+    if (resolved.ttl === 'origin') addRouteHook(routeOptions, 'preHandler', hooks.conditions)
     // Last, so that what is stored is the payload the client gets after the route's own onSend hooks.
     addRouteHook(routeOptions, 'onSend', hooks.storeOnSend(stateFor(any)))
   }

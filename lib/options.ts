@@ -16,8 +16,16 @@ export const DEFAULT_READY_TIMEOUT_MS = 3000
 export const DEFAULT_LOCAL_TTL = 60
 export const DEFAULT_STATS_PATH = '/cache/stats'
 export const DEFAULT_STATUS_CODES = [200]
+/**
+ * With `ttl: 'origin'` the response's own headers decide, as RFC 9111 section 3 lets any final status
+ * be stored: every status a route may list (200 to 499) but 206 (a part, never stored for the whole)
+ * and 304 (no body of its own).
+ */
+export const ORIGIN_STATUS_CODES = Array.from({ length: 300 }, (_, i) => 200 + i).filter((status) => status !== 206 && status !== 304)
 /** The longest heuristic freshness, as Apache Traffic Server caps it by default: one day. */
 export const DEFAULT_HEURISTIC_MAX_TTL = 86_400
+/** How long a stale origin-mode entry with a validator is kept to be revalidated, as nginx's `inactive`: ten minutes. */
+export const DEFAULT_KEEP_FOR_REVALIDATION = 600
 
 /**
  * A route's freshness: a number of seconds, or `'origin'`: the response's own `CDN-Cache-Control`,
@@ -55,6 +63,13 @@ export interface ResponseCacheOptions {
   heuristicFreshness?: boolean
   /** Seconds of heuristic freshness at most. @defaultValue `86_400` (one day) */
   heuristicMaxTtl?: number
+  /**
+   * With `ttl: 'origin'`: seconds a stale entry that has a validator (`ETag`, `Last-Modified`) stays
+   * stored, so that the next request revalidates it with a conditional request (a 304 costs the origin
+   * no body) instead of fetching it whole. `0` keeps nothing past its freshness and stale windows.
+   * @defaultValue `600`
+   */
+  keepForRevalidation?: number
   /** Seconds a stale entry may be served while one refresh runs. @defaultValue `0` */
   staleWhileRevalidate?: number
   /**
@@ -125,6 +140,8 @@ export interface RouteCacheOptions {
   heuristicFreshness?: boolean
   /** With `ttl: 'origin'`. @defaultValue the plugin's `heuristicMaxTtl` */
   heuristicMaxTtl?: number
+  /** With `ttl: 'origin'`. @defaultValue the plugin's `keepForRevalidation` */
+  keepForRevalidation?: number
   /** @defaultValue the plugin's `staleWhileRevalidate` */
   staleWhileRevalidate?: number
   /** @defaultValue the plugin's `staleIfError` */
@@ -137,7 +154,7 @@ export interface RouteCacheOptions {
   key?: (request: FastifyRequest) => string | number | undefined
   /** Tags to drop after a 2xx response of this route. */
   invalidate?: FromRequest<string[]>
-  /** Statuses that are stored. @defaultValue `[200]` */
+  /** Statuses that are stored. @defaultValue `[200]`; with `ttl: 'origin'`, 200 to 499 but 206 and 304 */
   statusCodes?: number[]
   /** Serve and store requests that carry cookies, because the response never depends on them. @defaultValue `false` */
   ignoreCookies?: boolean
@@ -148,9 +165,10 @@ const positiveSeconds = Type.Number({ exclusiveMinimum: 0, description: 'a numbe
 const ttlSchema = Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Literal('origin')], {
   description: "a number of seconds greater than 0, or 'origin'"
 })
-const heuristicSchema = {
+const originSchema = {
   heuristicFreshness: Type.Boolean({ description: 'a boolean' }),
-  heuristicMaxTtl: positiveSeconds
+  heuristicMaxTtl: positiveSeconds,
+  keepForRevalidation: seconds('keepForRevalidation')
 }
 const fn = (what: string) => Type.Function([Type.Any()], Type.Any(), { description: `a function ${what}` })
 const tagList = Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 })
@@ -165,7 +183,7 @@ const optionsSchema = Type.Object({
     description: 'a string of 1 to 64 letters, digits, "_", "-" or "."'
   }),
   ttl: ttlSchema,
-  ...heuristicSchema,
+  ...originSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
   staleIfError: seconds('staleIfError'),
   tenant: fn('of the request returning a string or undefined'),
@@ -196,7 +214,7 @@ const statsRouteSchema = Type.Object({
 
 const routeSchema = Type.Object({
   ttl: ttlSchema,
-  ...heuristicSchema,
+  ...originSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
   staleIfError: seconds('staleIfError'),
   vary: Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), {
@@ -257,6 +275,7 @@ export interface ResolvedOptions {
   valueTtl: number
   heuristicFreshness: boolean
   heuristicMaxTtl: number
+  keepForRevalidation: number
   staleWhileRevalidate: number
   staleIfError: number
   tenant: ((request: FastifyRequest) => string | undefined) | undefined
@@ -310,6 +329,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     valueTtl: ttl === 'origin' ? DEFAULT_TTL : ttl,
     heuristicFreshness: o.heuristicFreshness ?? false,
     heuristicMaxTtl: o.heuristicMaxTtl ?? DEFAULT_HEURISTIC_MAX_TTL,
+    keepForRevalidation: o.keepForRevalidation ?? DEFAULT_KEEP_FOR_REVALIDATION,
     staleWhileRevalidate: o.staleWhileRevalidate ?? 0,
     staleIfError: o.staleIfError ?? 0,
     tenant: o.tenant,
@@ -330,6 +350,8 @@ export interface ResolvedRouteOptions {
   ttl: Ttl
   /** With `ttl: 'origin'`: the cap on heuristic freshness in seconds, or undefined when heuristics are off. */
   heuristicMaxTtl: number | undefined
+  /** With `ttl: 'origin'`: seconds a stale entry with a validator is kept to be revalidated; 0 otherwise. */
+  keepForRevalidation: number
   staleWhileRevalidate: number
   staleIfError: number
   vary: string[]
@@ -352,19 +374,20 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
   if (config !== true) checkObject(routeSchema, config as Record<string, unknown>, '', fail)
   const ttl = c.ttl ?? defaults.ttl
   // Only the route's own settings are checked: the plugin's apply to whichever routes are in origin mode.
-  for (const name of ['heuristicFreshness', 'heuristicMaxTtl'] as const) {
+  for (const name of ['heuristicFreshness', 'heuristicMaxTtl', 'keepForRevalidation'] as const) {
     if (c[name] !== undefined && ttl !== 'origin') fail(name, `applies only with ttl: 'origin' (this route's ttl is ${ttl})`)
   }
   return {
     ttl,
     heuristicMaxTtl: ttl === 'origin' && (c.heuristicFreshness ?? defaults.heuristicFreshness) ? c.heuristicMaxTtl ?? defaults.heuristicMaxTtl : undefined,
+    keepForRevalidation: ttl === 'origin' ? c.keepForRevalidation ?? defaults.keepForRevalidation : 0,
     staleWhileRevalidate: c.staleWhileRevalidate ?? defaults.staleWhileRevalidate,
     staleIfError: c.staleIfError ?? defaults.staleIfError,
     vary: [...new Set((c.vary ?? []).map((name) => name.toLowerCase()))],
     tags: c.tags,
     key: c.key,
     invalidate: c.invalidate,
-    statusCodes: new Set(c.statusCodes ?? DEFAULT_STATUS_CODES),
+    statusCodes: new Set(c.statusCodes ?? (ttl === 'origin' ? ORIGIN_STATUS_CODES : DEFAULT_STATUS_CODES)),
     ignoreCookies: c.ignoreCookies ?? false
   }
 }

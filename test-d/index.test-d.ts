@@ -14,8 +14,8 @@ app.put('/c', { config: { cache: { invalidate: ['items'] } } }, async () => 'c')
 expectError(app.get('/d', { config: { cache: { ttl: 'long' } } }, async () => 'd'))
 expectError(app.get('/e', { config: { cache: { tags: 'items' } } }, async () => 'e'))
 // ttl: 'origin' (freshness from the response) and its heuristic options
-expectAssignable<ResponseCacheOptions>({ ttl: 'origin', heuristicFreshness: true, heuristicMaxTtl: 3600 })
-app.get('/o', { config: { cache: { ttl: 'origin', heuristicFreshness: true, heuristicMaxTtl: 600, statusCodes: [200, 404] } } }, async () => 'o')
+expectAssignable<ResponseCacheOptions>({ ttl: 'origin', heuristicFreshness: true, heuristicMaxTtl: 3600, keepForRevalidation: 600 })
+app.get('/o', { config: { cache: { ttl: 'origin', heuristicFreshness: true, heuristicMaxTtl: 600, keepForRevalidation: 0, statusCodes: [200, 404] } } }, async () => 'o')
 expectError(app.get('/p', { config: { cache: { ttl: 'upstream' } } }, async () => 'p'))
 expectError(app.register(responseCache, { heuristicFreshness: 'yes' }))
 

@@ -203,20 +203,20 @@ t.test('freshness: s-maxage, then max-age, then Expires minus Date, less the age
 
 t.test('the initial age: apparent age (Date) or Age plus the response delay, whichever is larger', async (t) => {
   const withDelay = originFreshness(response({ 'cache-control': 'max-age=60', age: '10' }, 200, 2500), off)
-  t.same(withDelay, { ttl: 47.5, initialAgeMs: 12_500, noStale: false }, 'Age 10 s, and 2.5 s for the answer to come back')
+  t.same(withDelay, { ttl: 47.5, initialAgeMs: 12_500, noStale: false, revalidate: false, validated: false }, 'Age 10 s, and 2.5 s for the answer to come back')
   const byDate = originFreshness(response({ 'cache-control': 'max-age=60', date: httpDate(-20), age: '1' }, 200, 500), off)
-  t.same(byDate, { ttl: 40, initialAgeMs: 20_000, noStale: false })
+  t.same(byDate, { ttl: 40, initialAgeMs: 20_000, noStale: false, revalidate: false, validated: false })
   const delayOnly = originFreshness(response({ 'cache-control': 'max-age=60' }, 200, 300), off)
-  t.same(delayOnly, { ttl: 59.7, initialAgeMs: 300, noStale: false }, 'with no Age, the delay alone')
+  t.same(delayOnly, { ttl: 59.7, initialAgeMs: 300, noStale: false, revalidate: false, validated: false }, 'with no Age, the delay alone')
 })
 
 t.test('heuristic freshness: off by default; when on, a tenth of the Last-Modified age, capped, for the listed statuses', async (t) => {
   const lastModified = { 'last-modified': httpDate(-10_000), date: httpDate(0) }
   t.equal(originFreshness(response(lastModified), off), 'no-freshness')
-  t.same(originFreshness(response(lastModified), on), { ttl: 1000, initialAgeMs: 0, noStale: false })
-  t.same(originFreshness(response(lastModified), { enabled: true, maxTtl: 300 }), { ttl: 300, initialAgeMs: 0, noStale: false }, 'capped')
-  t.same(originFreshness(response({ ...lastModified, age: '100' }), on), { ttl: 900, initialAgeMs: 100_000, noStale: false }, 'less the age received')
-  t.same(originFreshness(response({ 'last-modified': httpDate(-10_000) }), on), { ttl: 1000, initialAgeMs: 0, noStale: false }, 'without Date: from the time received')
+  t.same(originFreshness(response(lastModified), on), { ttl: 1000, initialAgeMs: 0, noStale: false, revalidate: false, validated: true })
+  t.same(originFreshness(response(lastModified), { enabled: true, maxTtl: 300 }), { ttl: 300, initialAgeMs: 0, noStale: false, revalidate: false, validated: true }, 'capped')
+  t.same(originFreshness(response({ ...lastModified, age: '100' }), on), { ttl: 900, initialAgeMs: 100_000, noStale: false, revalidate: false, validated: true }, 'less the age received')
+  t.same(originFreshness(response({ 'last-modified': httpDate(-10_000) }), on), { ttl: 1000, initialAgeMs: 0, noStale: false, revalidate: false, validated: true }, 'without Date: from the time received')
   for (const status of [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501]) {
     t.ok(HEURISTICALLY_CACHEABLE.has(status), `${status} is heuristically cacheable`)
     t.type(originFreshness(response(lastModified, status), on), 'object', `${status}`)
@@ -224,7 +224,7 @@ t.test('heuristic freshness: off by default; when on, a tenth of the Last-Modifi
   for (const status of [201, 302, 307, 400, 403]) {
     t.equal(originFreshness(response(lastModified, status), on), 'no-freshness', `${status} is not heuristically cacheable`)
   }
-  t.same(originFreshness(response({ ...lastModified, 'cache-control': 'public' }, 302), on), { ttl: 1000, initialAgeMs: 0, noStale: false }, 'public makes any status storable')
+  t.same(originFreshness(response({ ...lastModified, 'cache-control': 'public' }, 302), on), { ttl: 1000, initialAgeMs: 0, noStale: false, revalidate: false, validated: true }, 'public makes any status storable')
   t.equal(originFreshness(response({}), on), 'no-freshness', 'no Last-Modified')
   t.equal(originFreshness(response({ 'last-modified': 'last week' }), on), 'no-freshness', 'an invalid Last-Modified')
   t.equal(originFreshness(response({ 'last-modified': httpDate(10), date: httpDate(0) }), on), 'no-freshness', 'a Last-Modified after Date')

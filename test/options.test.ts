@@ -238,6 +238,7 @@ t.test('route options: defaults from the plugin, values passed through, vary low
   t.strictSame(plain, {
     ttl: 9,
     heuristicMaxTtl: undefined,
+    keepForRevalidation: 0,
     staleWhileRevalidate: 2,
     staleIfError: 3,
     vary: [],
@@ -256,6 +257,7 @@ t.test('route options: defaults from the plugin, values passed through, vary low
   t.strictSame(given, {
     ttl: 1,
     heuristicMaxTtl: undefined,
+    keepForRevalidation: 0,
     staleWhileRevalidate: 0,
     staleIfError: 0,
     vary: ['accept-language', 'x-a'],
@@ -292,4 +294,13 @@ t.test('route options: each bound, and the message names the route and the field
   invalidRoute({ key: 'k' }, '"key" expected a function of the request, got "k"')
   invalidRoute({ staleWhileRevalidate: -1 }, '"staleWhileRevalidate" expected staleWhileRevalidate: a number of seconds, 0 or more, got -1')
   invalidRoute({ ttl: null }, '"ttl" expected a number of seconds greater than 0, or \'origin\', got null')
+})
+
+t.test('keepForRevalidation: 600 by default for routes in origin mode, a route may set its own; 0 in the default mode', async (t) => {
+  const defaults = resolveOptions({ ttl: 'origin' })
+  t.equal(defaults.keepForRevalidation, 600)
+  t.equal(resolveRouteOptions(true, defaults, 'GET /r')?.keepForRevalidation, 600)
+  t.equal(resolveRouteOptions({ keepForRevalidation: 30 }, defaults, 'GET /r')?.keepForRevalidation, 30)
+  t.equal(resolveRouteOptions({ ttl: 10 }, defaults, 'GET /r')?.keepForRevalidation, 0, 'a route of its own seconds keeps nothing to revalidate')
+  t.equal(resolveRouteOptions(true, resolveOptions({ keepForRevalidation: 5 }), 'GET /r')?.keepForRevalidation, 0)
 })

@@ -118,7 +118,7 @@ for (const [kind, options] of await storeKinds(t)) {
     app.get('/h', { config: { cache: { ttl: 'origin' } } }, async (_request, reply) => send({ 'last-modified': ago(86_400) }, reply, 'h'))
     app.get('/off', { config: { cache: { ttl: 'origin', heuristicFreshness: false } } }, async (_request, reply) => send({ 'last-modified': ago(86_400) }, reply, 'off'))
     app.get('/long', { config: { cache: { ttl: 'origin', heuristicMaxTtl: 3600 } } }, async (_request, reply) => send({ 'last-modified': ago(86_400) }, reply, 'l'))
-    app.get('/created', { config: { cache: { ttl: 'origin', statusCodes: [201] } } }, async (_request, reply) => {
+    app.get('/created', { config: { cache: { ttl: 'origin' } } }, async (_request, reply) => {
       reply.code(201)
       return send({ 'last-modified': ago(86_400) }, reply, 'c')
     })
@@ -211,7 +211,42 @@ t.test('entries of origin mode carry their origin fields in format version 2 and
   }
   const encoded = encodeEntry({ ...base, initialAgeMs: 1 })
   const broken = (at: number, write: (b: Buffer) => void): Buffer => { const b = Buffer.from(encoded); write(b); return b }
-  t.throws(() => decodeEntry(broken(24, (b) => b.writeUInt8(4, 24))), { message: 'entry fields out of range' }, 'unknown flags')
+  t.throws(() => decodeEntry(broken(24, (b) => b.writeUInt8(8, 24))), { message: 'entry fields out of range' }, 'unknown flags')
   t.throws(() => decodeEntry(broken(25, (b) => b.writeDoubleBE(-1, 25))), { message: 'entry fields out of range' }, 'a negative age')
   t.throws(() => decodeEntry(encoded.subarray(0, 30)), { name: 'CorruptEntryError' }, 'truncated in the origin fields')
+})
+
+t.test("ttl 'origin': a request's own no-store keeps its response out of the cache (RFC 9111 5.2.1.5); the default mode ignores it", async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  for (const ttl of ['origin', 60] as const) {
+    app.get(`/${ttl}`, { config: { cache: { ttl } } }, async (_request, reply) => send({ 'cache-control': 'max-age=60' }, reply, { run: runs.next() }))
+  }
+  const noStore = { 'cache-control': 'no-store' }
+  await app.inject({ url: '/origin', headers: noStore })
+  t.equal((await app.inject('/origin')).headers['x-cache'], 'MISS', 'not stored for the request that said no-store')
+  t.equal((await app.inject({ url: '/origin', headers: noStore })).headers['x-cache'], 'HIT', 'a stored answer may still serve it')
+  await app.inject({ url: '/60', headers: noStore })
+  t.equal((await app.inject('/60')).headers['x-cache'], 'HIT', 'default mode: the app decides, as before')
+})
+
+t.test("ttl 'origin': any status from 200 to 499 with freshness of its own is stored, but 206 and 304; a route's statusCodes still narrows it", async (t) => {
+  const app = await cachedApp(t)
+  const answer = (status: number) => async (_request: unknown, reply: FastifyReply) => {
+    reply.code(status)
+    return send({ 'cache-control': 'max-age=60' }, reply, `status ${status}`)
+  }
+  for (const status of [200, 203, 301, 404, 410, 451, 206]) app.get(`/${status}`, { config: { cache: { ttl: 'origin' } } }, answer(status))
+  app.get('/narrow', { config: { cache: { ttl: 'origin', statusCodes: [200] } } }, answer(404))
+  app.get('/default-mode', { config: { cache: { ttl: 60 } } }, answer(404))
+  for (const status of [200, 203, 301, 404, 410, 451]) {
+    await app.inject(`/${status}`)
+    const hit = await app.inject(`/${status}`)
+    t.equal(hit.headers['x-cache'], 'HIT', `${status}`)
+    t.equal(hit.statusCode, status)
+  }
+  for (const url of ['/206', '/narrow', '/default-mode']) {
+    await app.inject(url)
+    t.equal((await app.inject(url)).headers['x-cache'], 'MISS', url)
+  }
 })

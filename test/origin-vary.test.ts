@@ -448,6 +448,34 @@ t.test('a stale variant is served while its own request is replayed to refresh i
   t.same((await get(app, fr)).body, { lang: 'fr', run: 2 }, 'the other variant is its own')
 })
 
+t.test('a stale variant is revalidated as itself: the 304 renews that variant, and a HEAD answer too', async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  let maxAge = 1
+  app.get('/page', { config: { cache: { ttl: 'origin' } } }, async (request, reply) => {
+    runs.next()
+    const lang = request.headers['accept-language'] ?? 'none'
+    const etag = `"${lang}"`
+    reply.header('vary', 'accept-language').header('cache-control', `max-age=${maxAge}`).header('etag', etag)
+    if (request.headers['if-none-match'] === etag) return await reply.code(304).send()
+    return { lang, at: runs.runs }
+  })
+  await get(app, en)
+  await get(app, fr)
+  await get(app, { 'accept-language': 'de' })
+  await until(Date.now(), 1000)
+  maxAge = 60
+  const renewed = await app.inject({ url: '/page', headers: en })
+  t.same([renewed.headers['x-cache'], renewed.json()], ['REVALIDATED', { lang: 'en', at: 1 }])
+  t.same(await get(app, en), { cache: 'HIT', body: { lang: 'en', at: 1 } })
+  const french = await app.inject({ url: '/page', headers: fr })
+  t.same([french.headers['x-cache'], french.json()], ['REVALIDATED', { lang: 'fr', at: 2 }], 'not the English variant just renewed')
+  const head = await app.inject({ method: 'HEAD', url: '/page', headers: { 'accept-language': 'de' } })
+  t.equal(head.headers.etag, '"de"')
+  t.same(await get(app, { 'accept-language': 'de' }), { cache: 'HIT', body: { lang: 'de', at: 3 } }, 'the HEAD answer renewed the German variant')
+  t.equal(runs.runs, 6)
+})
+
 t.test('memory: a variant that expired frees its place', async (t) => {
   const app = await cachedApp(t)
   const runs = counter()

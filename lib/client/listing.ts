@@ -1,3 +1,4 @@
+import { freshMs } from '../entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from '../errors.js'
 import { tenantSegment, VARIANT_MARK } from '../key.js'
 import type { StoreCursor, StoreListedEntry, StoreListQuery } from '../stores/store.js'
@@ -102,7 +103,7 @@ export function listedEntry ({ key, entry, tags, size }: StoreListedEntry, names
   const listed: ListedEntry = {
     kind: value ? 'value' : 'response',
     age: Math.max(0, Math.floor((now - entry.storedAt) / 1000)),
-    ttl: Math.max(0, Math.ceil((entry.storedAt + entry.ttl * 1000 - now) / 1000)),
+    ttl: Math.max(0, Math.ceil((entry.storedAt + freshMs(entry) - now) / 1000)),
     size,
     tags: []
   }

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { HookContext, RequestState, RouteState } from './hooks.js'
-import type { CacheEntry } from '../entry.js'
+import { type CacheEntry, freshMs } from '../entry.js'
 import type { GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
 
@@ -13,7 +13,9 @@ async function attempt<T> (call: () => MaybePromise<T>): Promise<T> {
   return await new Promise<T>((resolve) => { resolve(call()) })
 }
 
-const isFresh = (entry: CacheEntry | undefined): entry is CacheEntry => entry !== undefined && Date.now() - entry.storedAt < entry.ttl * 1000
+/** Fresh, or (for one revalidated before every use) revalidated by another process since `since`. */
+const isFresh = (entry: CacheEntry | undefined, since: number): entry is CacheEntry =>
+  entry !== undefined && (Date.now() - entry.storedAt < freshMs(entry) || (entry.revalidate === true && entry.storedAt >= since))
 
 /**
  * One run per key across processes sharing a store that locks (Redis), for responses and `wrap`
@@ -64,9 +66,10 @@ export function crossProcess ({ store, options, inFlight }: HookContext, handOve
    */
   function lockOrWait (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const key = state.key as string
+    const since = Date.now()
     const readFresh = async (): Promise<CacheEntry | undefined> => {
       const entry = await attempt(() => store.get(key))
-      return isFresh(entry) ? entry : undefined
+      return isFresh(entry, since) ? entry : undefined
     }
     // A lookup of another request of this process may take the lock meanwhile: it is this leader's.
     oneRunPerKey(store, key, options.coalesceTimeoutMs, readFresh, () => store.takeToken(key)).then(({ token, fresh }) => {

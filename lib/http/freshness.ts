@@ -29,8 +29,15 @@ export interface OriginFreshness {
   ttl: number
   /** Milliseconds it was already old when it arrived (RFC 9111 section 4.2.3, corrected_initial_age). */
   initialAgeMs: number
-  /** must-revalidate, proxy-revalidate or s-maxage: never served stale. */
+  /** must-revalidate, proxy-revalidate, s-maxage or no-cache: never served stale. */
   noStale: boolean
+  /** no-cache: stored only to be revalidated before every use (`ttl` is then 0). */
+  revalidate: boolean
+  /** The response's own `ETag` or `Last-Modified`: a stale copy can be revalidated. */
+  validated: boolean
+  /** The response's own `stale-while-revalidate` and `stale-if-error` (RFC 5861), in seconds, when given. */
+  staleWhileRevalidate?: number
+  staleIfError?: number
 }
 
 /** Directives whose argument, in CDN-Cache-Control, must be a non-negative Integer. */
@@ -93,18 +100,20 @@ export function receivedAge (value: FieldValue): number {
  * and no heuristic freshness allowed).
  */
 export function originFreshness (response: OriginResponse, heuristic: HeuristicOptions): OriginFreshness | string {
-  const directives = parseCdnCacheControl(response.header('cdn-cache-control')) ?? parseCacheControl(response.header('cache-control'))
+  const directives = responseDirectives(response.header)
   if (directives.has('no-store')) return 'no-store'
   // private="field" too: storing the rest safely would take a field-by-field strip.
   if (directives.has('private')) return 'private'
-  // Stored only once revalidation exists: until then such an entry could never be used.
-  if (directives.has('no-cache')) return 'no-cache'
+  const validated = hasValidator(response)
+  // no-cache="field" too, as if unqualified. Without a validator, a copy could never be revalidated.
+  if (directives.has('no-cache')) {
+    if (!validated) return 'no-cache'
+    return { ttl: 0, initialAgeMs: initialAgeMs(response), noStale: true, revalidate: true, validated, ...staleWindows(directives) }
+  }
 
   const { responseTime } = response
-  const date = parseHttpDate(firstValue(response.header('date')), responseTime) ?? responseTime
-  const apparentAgeMs = Math.max(0, responseTime - date)
-  const correctedAgeMs = receivedAge(response.header('age')) * 1000 + response.responseDelayMs
-  const initialAgeMs = Math.max(apparentAgeMs, correctedAgeMs)
+  const date = dateOf(response)
+  const ageMs = initialAgeMs(response)
 
   let lifetimeMs: number
   const sharedMaxAge = deltaSeconds(directives, 's-maxage')
@@ -121,13 +130,60 @@ export function originFreshness (response: OriginResponse, heuristic: HeuristicO
     if (heuristicMs === undefined) return 'no-freshness'
     lifetimeMs = heuristicMs
   }
-  const freshMs = lifetimeMs - initialAgeMs
+  const freshMs = lifetimeMs - ageMs
   if (freshMs <= 0) return 'stale'
   return {
     ttl: freshMs / 1000,
-    initialAgeMs,
-    noStale: sharedMaxAge !== undefined || directives.has('must-revalidate') || directives.has('proxy-revalidate')
+    initialAgeMs: ageMs,
+    noStale: sharedMaxAge !== undefined || directives.has('must-revalidate') || directives.has('proxy-revalidate'),
+    revalidate: false,
+    validated,
+    ...staleWindows(directives)
   }
+}
+
+/** The directives that rule a response: its valid `CDN-Cache-Control`, else its `Cache-Control`. */
+export function responseDirectives (header: OriginResponse['header']): Directives {
+  return parseCdnCacheControl(header('cdn-cache-control')) ?? parseCacheControl(header('cache-control'))
+}
+
+/** RFC 5861's windows as the response gives them; a malformed one counts as absent. */
+export function staleWindows (directives: Directives): { staleWhileRevalidate?: number, staleIfError?: number } {
+  const windows: { staleWhileRevalidate?: number, staleIfError?: number } = {}
+  const whileRevalidate = deltaSeconds(directives, 'stale-while-revalidate')
+  const ifError = deltaSeconds(directives, 'stale-if-error')
+  if (typeof whileRevalidate === 'number') windows.staleWhileRevalidate = whileRevalidate
+  if (typeof ifError === 'number') windows.staleIfError = ifError
+  return windows
+}
+
+/**
+ * A validator the origin gave (RFC 9110 section 8.8), which a conditional request can send back: its
+ * `ETag` (not one the plugin made, see isSyntheticEtag) or a valid `Last-Modified`.
+ */
+function hasValidator (response: OriginResponse): boolean {
+  const etag = response.header('etag')
+  if (typeof etag === 'string' && !isSyntheticEtag(etag)) return true
+  return parseHttpDate(firstValue(response.header('last-modified')), response.responseTime) !== undefined
+}
+
+/** The form of the `etag` the plugin gives, in origin mode, a response that came without one. */
+const SYNTHETIC_ETAG = /^"rc-[A-Za-z0-9_-]{27}"$/
+
+/** True for an etag the plugin made: it means nothing to the origin and is never sent to it. */
+export function isSyntheticEtag (etag: string): boolean {
+  return SYNTHETIC_ETAG.test(etag)
+}
+
+function dateOf (response: OriginResponse): number {
+  return parseHttpDate(firstValue(response.header('date')), response.responseTime) ?? response.responseTime
+}
+
+/** RFC 9111 section 4.2.3's corrected_initial_age, in milliseconds. */
+function initialAgeMs (response: OriginResponse): number {
+  const apparentAgeMs = Math.max(0, response.responseTime - dateOf(response))
+  const correctedAgeMs = receivedAge(response.header('age')) * 1000 + response.responseDelayMs
+  return Math.max(apparentAgeMs, correctedAgeMs)
 }
 
 /**

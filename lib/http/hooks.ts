@@ -1,20 +1,23 @@
 import type {
-  FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preValidationHookHandler
+  FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preHandlerHookHandler, preValidationHookHandler
 } from 'fastify'
 import type { InFlight } from './coalesce.js'
-import type { CacheEntry } from '../entry.js'
+import { freshMs, type CacheEntry, type HeaderValue } from '../entry.js'
 import { rawPath, sha256, type KeySource, requestKey, tenantOfKey } from '../key.js'
 import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from '../options.js'
 import { clientAsksNoCache, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
 import type { Refresher } from './refresh.js'
-import { sendEntry, staleInsteadOfError } from './respond.js'
+import { discard, replaceWithEntry, sendEntry } from './respond.js'
+import {
+  applyOriginVerdict, canRevalidate, type ClientConditions, conditionalHeaders, headAgrees, restoreConditions, staleWindowsOf, updatedEntry
+} from './revalidation.js'
 import { crossProcess } from './cross-process.js'
 import type { RouteCounters } from '../observability/stats.js'
 import type { RawKeyMemo } from './raw-body.js'
 import { isPromise, type GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
 import { entryTags, pathGroup } from '../tags.js'
-import { ownVariant, rememberVariant, responseVariant, storeVariant, VARIANTS_HEADER } from './variants.js'
+import { ownVariant, rememberVariant, responseVariant, storeVariant, type Variant, VARIANTS_HEADER } from './variants.js'
 
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 /** Tags a handler added with `reply.cacheTags()`. */
@@ -22,7 +25,7 @@ export const kReplyTags = Symbol('fastify-response-cache.replyTags')
 /** The raw-body key of a request whose body was read before parsing but not yet known to the memo. */
 export const kRawBodyKey = Symbol('fastify-response-cache.rawBodyKey')
 
-export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'REVALIDATED'
 
 /** What the lookup decided, for the onSend hook of the same request. */
 export interface RequestState {
@@ -34,6 +37,10 @@ export interface RequestState {
   leader: boolean
   /** A stale entry to answer with if the handler fails (stale-if-error). */
   stale: CacheEntry | undefined
+  /** A stale origin-mode entry whose validators go to the handler (RFC 9111 section 4.3). */
+  revalidating?: CacheEntry
+  /** The client's own conditional headers, while the handler sees the cache's. */
+  client?: ClientConditions
   /** The cross-process lock this request holds while it computes its key. */
   lockToken?: string
   /** The body of the entry a HIT or STALE answer sent. */
@@ -66,6 +73,8 @@ export function tagsOf (from: FromRequest<string[]> | undefined, request: Fastif
 export interface RouteState {
   /** `"GET /items/:id"`: names the route in stats and logs. */
   id: string
+  /** The route an entry written here is tagged with: HEAD writes (updates) the GET entry. */
+  entryRoute: string
   options: ResolvedRouteOptions
   keySource: KeySource
   counters: RouteCounters
@@ -98,6 +107,8 @@ export function createHooks (ctx: HookContext): {
   /** For onRequest (GET, HEAD) and preValidation (routes keyed by their body) alike. */
   lookup: (stateFor: StateFor) => onRequestHookHandler & preValidationHookHandler
   storeOnSend: (stateFor: StateFor) => onSendHookHandler
+  /** Origin mode, before the handler: the cache's validators instead of the client's, when it revalidates. */
+  conditions: preHandlerHookHandler
   /** Looks a request up under a key already worked out, with the lookup's own state on the request. */
   lookupKey: (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 } {
@@ -134,6 +145,9 @@ export function createHooks (ctx: HookContext): {
     if (refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
       route.counters.misses++
       state.leader = inFlight.lead(key)
+      // A refresh in origin mode asks the handler whether the entry it replaces still holds.
+      const stale = refresher.staleOf(request)
+      if (stale !== undefined && canRevalidate(stale)) state.revalidating = stale
       done()
       return
     }
@@ -165,28 +179,25 @@ export function createHooks (ctx: HookContext): {
     }
     if (entry !== undefined) {
       const age = now - entry.storedAt
-      const freshMs = entry.ttl * 1000
-      if (age < freshMs) {
+      const fresh = freshMs(entry)
+      if (age < fresh) {
         route.counters.hits++
         state.status = 'HIT'
         state.served = sendEntry(request, reply, entry, now, 'HIT')
         if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key as string)
         return
       }
-      // must-revalidate, proxy-revalidate and s-maxage (origin mode) forbid both stale windows.
-      if (entry.noStale === true) {
-        miss(route, state, request, reply, done)
-        return
-      }
-      if (age < freshMs + route.options.staleWhileRevalidate * 1000) {
+      const windows = staleWindowsOf(route.options, entry)
+      if (age < fresh + windows.whileRevalidate * 1000) {
         route.counters.stale++
         state.status = 'STALE'
         state.served = sendEntry(request, reply, entry, now, 'STALE')
         if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key as string)
-        refresher.start(state.key as string, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody))
+        refresher.start(state.key as string, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
         return
       }
-      if (age < freshMs + route.options.staleIfError * 1000) state.stale = entry
+      if (age < fresh + windows.ifError * 1000) state.stale = entry
+      if (canRevalidate(entry)) state.revalidating = entry
     }
     miss(route, state, request, reply, done)
   }
@@ -263,13 +274,11 @@ export function createHooks (ctx: HookContext): {
   /** Stores the response if it may be stored; answers the entry, for the requests waiting on it. */
   function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown): CacheEntry | undefined {
     const { route } = state
-    const key = state.key as string
-    const primary = state.variantOf ?? key
     const body = payloadBytes(payload)
     const now = Date.now()
     const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes, now)
     // Origin mode: a response that varies on headers the key does not hold is a variant (variants.ts).
-    const variant = typeof verdict === 'string' ? undefined : responseVariant(route.options, request, reply, primary)
+    const variant = typeof verdict === 'string' ? undefined : variantOf(state, request, (name) => reply.getHeader(name))
     if (typeof verdict === 'string' || typeof variant === 'string') {
       const reason = typeof verdict === 'string' ? verdict : variant as string
       request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
@@ -277,37 +286,51 @@ export function createHooks (ctx: HookContext): {
       return undefined
     }
     const bytes = body as Buffer
+    const origin = typeof verdict === 'object'
     let etag = reply.getHeader('etag')
     if (typeof etag !== 'string') {
-      etag = '"' + sha256(bytes).slice(0, 27) + '"'
+      // In origin mode of a recognisable form, so that it is never sent to the origin as its own.
+      etag = (origin ? '"rc-' : '"') + sha256(bytes).slice(0, 27) + '"'
       reply.header('etag', etag)
     }
-    const origin = typeof verdict === 'object'
     // Origin mode passes `date` through as received; a response without one gets the time it was made,
     // on this answer and every hit alike (RFC 9110 section 6.6.1).
     if (origin && !reply.hasHeader('date')) reply.header('date', new Date(now).toUTCString())
-    const ttl = origin ? verdict.ttl : verdict
     const entry: CacheEntry = {
       status: reply.statusCode,
       headers: storedHeaders(reply.getHeaders(), origin),
       body: bytes,
       storedAt: now,
-      ttl,
+      ttl: origin ? verdict.ttl : verdict,
       etag,
       request: request.method + ' ' + request.url
     }
-    if (origin) {
-      entry.initialAgeMs = verdict.initialAgeMs
-      if (verdict.noStale) entry.noStale = true
-    }
+    const storeTtl = origin
+      ? applyOriginVerdict(entry, route.options, verdict)
+      : verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
+    return write(state, request, reply, entry, storeTtl, variant)
+  }
+
+  /** The variant of its resource a response is (origin mode, variants.ts), or why it may not be stored. */
+  function variantOf (state: RequestState, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined): Variant | string | undefined {
+    return responseVariant(state.route.options, request, header, state.variantOf ?? state.key as string)
+  }
+
+  /**
+   * Writes an entry under the request's key, or as the variant it is (its own key, and the marker
+   * under the resource's); answers it, for the requests waiting on it.
+   */
+  function write (state: RequestState, request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, storeTtl: number, variant: Variant | undefined): CacheEntry {
+    const { route } = state
+    const key = state.key as string
+    const primary = state.variantOf ?? key
     if (variant !== undefined) rememberVariant(entry, variant)
     const tags = entryTags({
       tenant: tenantOfKey(key, options.namespace),
       tags: [...tagsOf(route.options.tags, request), ...(reply[kReplyTags] ?? [])],
-      route: route.id,
+      route: route.entryRoute,
       path: route.withBody ? undefined : pathGroup(request.host, rawPath(request.url))
     })
-    const storeTtl = ttl + (entry.noStale === true ? 0 : Math.max(route.options.staleWhileRevalidate, route.options.staleIfError))
     // Where the entry goes: a variant's own key, else the resource's (a request that followed a
     // marker may get an answer that no longer varies: it replaces the marker).
     const target = variant?.key ?? primary
@@ -337,7 +360,7 @@ export function createHooks (ctx: HookContext): {
       release(state)
       refresher.report(request, 'store-error')
     }
-    const write = (): void => {
+    const set = (): void => {
       try {
         const setOptions = { ttl: storeTtl, tags, lockToken }
         const result = variant === undefined ? store.set(target, entry, setOptions) : storeVariant(store, variant, entry, setOptions)
@@ -350,11 +373,52 @@ export function createHooks (ctx: HookContext): {
     // A remote store is written after the response has gone out: the client does not wait for it.
     if (store.remote) {
       for (const landed of landing) inFlight.writing(landed, entry)
-      process.nextTick(write)
+      process.nextTick(set)
     } else {
-      write()
+      set()
     }
     return entry
+  }
+
+  /**
+   * A 304 to the cache's conditional request: the stored response, updated by it, is stored again and
+   * answers the client (a 304 if the client's own `If-None-Match` matches it). Answers the payload.
+   */
+  function revalidated (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): Buffer {
+    const now = Date.now()
+    const { entry, verdict } = updatedEntry(stale, state.route.options, reply, now)
+    state.status = 'REVALIDATED'
+    // The updated headers say which variant it is: a refresh, which reads no marker, stores it there too.
+    const variant = typeof verdict === 'string' ? undefined : variantOf(state, request, (name) => entry.headers[name])
+    if (typeof verdict === 'string' || typeof variant === 'string') {
+      const reason = typeof verdict === 'string' ? verdict : variant as string
+      // Validated, so this answer may use it; the origin no longer lets it be kept.
+      request.log.debug({ responseCache: { route: state.route.id, reason } }, 'response cache: revalidated, not stored again')
+      refresher.report(request, reason)
+      if (state.leader) inFlight.settle(state.key as string, undefined)
+      release(state)
+    } else {
+      const stored = write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant)
+      if (state.leader) inFlight.settle(state.key as string, stored)
+    }
+    return replaceWithEntry(request, reply, entry, 'REVALIDATED')
+  }
+
+  /**
+   * RFC 9111 section 4.3.5: a HEAD answer updates the stored GET response when their validators
+   * agree, and drops it when they do not.
+   */
+  function headAnswered (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): void {
+    const key = state.key as string
+    if (!headAgrees(stale, reply)) {
+      const dropped = store.run('delete', () => store.store.delete(key), undefined, store.domainOf(key))
+      // A store that fails has reported it; the entry stays stale, to be revalidated.
+      if (isPromise(dropped)) dropped.catch(() => {})
+      return
+    }
+    const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now())
+    const variant = typeof verdict === 'object' ? variantOf(state, request, (name) => entry.headers[name]) : undefined
+    if (typeof verdict === 'object' && typeof variant !== 'string') write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant)
   }
 
   return {
@@ -365,6 +429,11 @@ export function createHooks (ctx: HookContext): {
       else lookup(route, request, reply, done)
     },
     lookupKey,
+    conditions: function responseCacheConditions (request, reply, done) {
+      const state = request[kRequestState]
+      if (state !== null) state.client = conditionalHeaders(request.headers, state.revalidating)
+      done()
+    },
     storeOnSend: (stateFor) => function responseCacheStore (request, reply, payload, done) {
       const state = request[kRequestState]
       if (state === null) {
@@ -379,13 +448,29 @@ export function createHooks (ctx: HookContext): {
         done(null, state.served ?? payload)
         return
       }
+      // The answers made from the entry below evaluate the client's conditions, not the cache's.
+      if (state.client !== undefined) restoreConditions(request.headers, state.client)
+      const revalidating = state.revalidating
+      if (revalidating !== undefined && reply.statusCode === 304 && state.key !== undefined) {
+        discard(payload)
+        done(null, revalidated(state, request, reply, revalidating))
+        return
+      }
       if (state.stale !== undefined && reply.statusCode >= 500) {
         // stale-if-error: the error has been logged by Fastify; the client gets the last good answer.
         state.route.counters.stale++
         if (state.leader) inFlight.settle(state.key as string, undefined)
         release(state)
-        done(null, staleInsteadOfError(request, reply, state.stale))
+        discard(payload)
+        done(null, replaceWithEntry(request, reply, state.stale, 'STALE'))
         return
+      }
+      if (revalidating !== undefined && state.route.readOnly && reply.statusCode === 200 && state.key !== undefined) {
+        try {
+          headAnswered(state, request, reply, revalidating)
+        } catch (error) {
+          request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not update an entry from a HEAD answer')
+        }
       }
       reply.header('x-cache', state.status)
       let entry: CacheEntry | undefined

@@ -2,6 +2,7 @@ import { parse as parseCacheControl } from '@tusbar/cache-control'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { HeaderValue } from '../entry.js'
 import { originFreshness, type OriginFreshness } from './freshness.js'
+import { parseCacheControl as parseDirectives } from './directives.js'
 import type { ResolvedRouteOptions } from '../options.js'
 
 /** Methods whose response may be stored; PUT, PATCH and DELETE routes only invalidate. */
@@ -81,6 +82,8 @@ export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, b
   const reason = unstorable(route, reply, bodyBytes, maxEntryBytes)
   if (reason !== undefined) return reason
   if (route.ttl === 'origin') {
+    // RFC 9111 section 5.2.1.5: a cache MUST NOT store the response to a request that says no-store.
+    if (parseDirectives(reply.request.headers['cache-control']).has('no-store')) return 'request-no-store'
     return originFreshness({
       status: reply.statusCode,
       header: (name) => reply.getHeader(name),

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest, InjectOptions, LightMyRequestResponse as LightResponse } from 'fastify'
+import type { CacheEntry } from '../entry.js'
 import type { MaybePromise } from '../stores/store.js'
 
 /** Request headers that describe the client's connection or its own copy, not the resource. */
@@ -48,6 +49,8 @@ export class Refresher {
   readonly #markers = new WeakSet<object>()
   /** Warm-up requests (app.cache.warm), which want to hear whether their answer was stored. */
   readonly #outcomes = new WeakMap<object, Outcome>()
+  /** The stale entry a refresh replaces, which it revalidates when it can (origin mode). */
+  readonly #refreshing = new WeakMap<object, CacheEntry>()
 
   /**
    * `lock`: the store's lock, held from the start of a refresh until its entry is written (at most
@@ -55,6 +58,12 @@ export class Refresher {
    * stale entry meanwhile, and asks again only once that lock would have expired.
    */
   constructor (private readonly app: FastifyInstance, private readonly lock?: RefreshLock, private readonly lockMs = 0) {}
+
+  /** The stale entry a refresh was started for. */
+  staleOf (request: FastifyRequest): CacheEntry | undefined {
+    const marker = (request.raw as InjectedRaw)._lightMyRequest?.simulate
+    return marker === undefined ? undefined : this.#refreshing.get(marker)
+  }
 
   /** True for a refresh: its lookup must skip the stale entry and run the handler. */
   isRefresh (request: FastifyRequest): boolean {
@@ -83,8 +92,11 @@ export class Refresher {
     if (marker !== undefined) this.#outcomes.get(marker)?.settle(result)
   }
 
-  /** `payload`: the parsed body, or the raw bytes of a request answered before its body was parsed. */
-  start (key: string, request: FastifyRequest, payload: unknown): void {
+  /**
+   * `payload`: the parsed body, or the raw bytes of a request answered before its body was parsed;
+   * `stale`: the entry served meanwhile.
+   */
+  start (key: string, request: FastifyRequest, payload: unknown, stale: CacheEntry): void {
     // One refresh per key, and never one started from inside another.
     if (this.#running.has(key) || this.isRefresh(request)) return
     this.#running.add(key)
@@ -101,26 +113,27 @@ export class Refresher {
     }
     const lock = this.lock
     if (lock === undefined) {
-      this.#run(key, request, replay, undefined)
+      this.#run(key, request, replay, undefined, stale)
       return
     }
     new Promise<string | undefined>((resolve) => { resolve(lock.lock(key, this.lockMs)) }).then((token) => {
       if (token !== undefined) {
-        this.#run(key, request, replay, token)
+        this.#run(key, request, replay, token, stale)
         return
       }
       request.log.debug('response cache refresh left to another instance')
       setTimeout(() => { this.#running.delete(key) }, this.lockMs).unref()
     }, () => {
       // The store cannot lock now: this instance refreshes, as it would alone.
-      this.#run(key, request, replay, undefined)
+      this.#run(key, request, replay, undefined, stale)
     })
   }
 
-  #run (key: string, request: FastifyRequest, replay: InjectOptions, token: string | undefined): void {
+  #run (key: string, request: FastifyRequest, replay: InjectOptions, token: string | undefined, stale: CacheEntry): void {
     const marker = this.#marker()
     const outcome = new Outcome()
     if (token !== undefined) this.#outcomes.set(marker, outcome)
+    this.#refreshing.set(marker, stale)
     this.app.inject({ ...replay, simulate: marker })
       // The lock is let go once the new entry is in the store, where the other instances find it.
       .then(async () => { if (token !== undefined) await outcome.wait(this.lockMs, 'unknown') })

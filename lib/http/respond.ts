@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ageSeconds, type CacheEntry } from '../entry.js'
 import { etagMatches, NOT_MODIFIED_HEADERS } from './policy.js'
@@ -23,16 +24,27 @@ export function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: 
   return entry.body
 }
 
-/** Replaces a failed response (a 5xx or a thrown error) by a stale entry, from within onSend. */
-export function staleInsteadOfError (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry): Buffer {
+/**
+ * Replaces the handler's answer by an entry, from within onSend: a stale one for a failed response (a
+ * 5xx or a thrown error), or one just revalidated for a 304 to the cache's own conditional request.
+ */
+export function replaceWithEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, status: 'STALE' | 'REVALIDATED'): Buffer {
   for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
   reply.headers(entry.headers)
   reply.header('age', ageSeconds(entry, Date.now()))
-  reply.header('x-cache', 'STALE')
+  reply.header('x-cache', status)
   if (etagMatches(request.headers['if-none-match'], entry.etag)) {
     reply.code(304)
     return Buffer.alloc(0)
   }
   reply.code(entry.status)
   return entry.body
+}
+
+/** A stream the cache answers in place of (a 304's empty body from an upstream) is drained, freeing its connection. */
+export function discard (payload: unknown): void {
+  const stream = payload as Partial<Readable> | null | undefined
+  if (typeof stream?.resume !== 'function') return
+  stream.on?.('error', () => {})
+  stream.resume()
 }

@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { CacheEntry, HeaderValue } from '../entry.js'
 import { sha256, VARIANT_MARK } from '../key.js'
 import type { ResolvedRouteOptions } from '../options.js'
@@ -142,14 +142,15 @@ export function ownVariant (entry: CacheEntry, primary: string, request: Fastify
 }
 
 /**
- * Origin mode: the variant a response is, when it varies on request headers the key does not hold;
- * undefined when it does not (a plain entry); or why it may not be stored.
+ * Origin mode: the variant a response is (its headers read through `header`), when it varies on
+ * request headers the key does not hold; undefined when it does not (a plain entry); or why it may
+ * not be stored.
  */
-export function responseVariant (route: ResolvedRouteOptions, request: FastifyRequest, reply: FastifyReply, primary: string): Variant | string | undefined {
+export function responseVariant (route: ResolvedRouteOptions, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined, primary: string): Variant | string | undefined {
   // The marker's header name cannot come from an HTTP response; it must not come from a handler either.
-  if (reply.hasHeader(VARIANTS_HEADER)) return 'reserved-header'
+  if (header(VARIANTS_HEADER) !== undefined) return 'reserved-header'
   if (route.ttl !== 'origin') return undefined
-  const names = varyNames(reply.getHeader('vary') as HeaderValue | undefined, route.vary)
+  const names = varyNames(header('vary'), route.vary)
   if (typeof names === 'string') return names
   if (names.length === 0) return undefined
   for (const name of names) {
