@@ -457,7 +457,8 @@ t.test('a stale variant is revalidated as itself: the 304 renews that variant, a
     const lang = request.headers['accept-language'] ?? 'none'
     const etag = `"${lang}"`
     reply.header('vary', 'accept-language').header('cache-control', `max-age=${maxAge}`).header('etag', etag)
-    if (request.headers['if-none-match'] === etag) return await reply.code(304).send()
+    // HEAD is answered in full: its 200 renews the stored GET answer when their validators agree.
+    if (request.method === 'GET' && request.headers['if-none-match'] === etag) return await reply.code(304).send()
     return { lang, at: runs.runs }
   })
   await get(app, en)
@@ -472,7 +473,9 @@ t.test('a stale variant is revalidated as itself: the 304 renews that variant, a
   t.same([french.headers['x-cache'], french.json()], ['REVALIDATED', { lang: 'fr', at: 2 }], 'not the English variant just renewed')
   const head = await app.inject({ method: 'HEAD', url: '/page', headers: { 'accept-language': 'de' } })
   t.equal(head.headers.etag, '"de"')
+  t.equal(head.headers['x-cache'], 'MISS')
   t.same(await get(app, { 'accept-language': 'de' }), { cache: 'HIT', body: { lang: 'de', at: 3 } }, 'the HEAD answer renewed the German variant')
+  t.same(await get(app, en), { cache: 'HIT', body: { lang: 'en', at: 1 } }, 'and only it')
   t.equal(runs.runs, 6)
 })
 
