@@ -479,6 +479,28 @@ t.test('a stale variant is revalidated as itself: the 304 renews that variant, a
   t.equal(runs.runs, 6)
 })
 
+t.test('a stale variant\'s background refresh revalidates it as itself', async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  let maxAge = 1
+  app.get('/page', { config: { cache: { ttl: 'origin', staleWhileRevalidate: 30 } } }, async (request, reply) => {
+    runs.next()
+    const lang = request.headers['accept-language'] ?? 'none'
+    reply.header('vary', 'accept-language').header('cache-control', `max-age=${maxAge}`).header('etag', `"${lang}"`)
+    if (request.headers['if-none-match'] === `"${lang}"`) return await reply.code(304).send()
+    return { lang, at: runs.runs }
+  })
+  await get(app, en)
+  await get(app, fr)
+  await until(Date.now(), 1000)
+  maxAge = 60
+  t.same(await get(app, en), { cache: 'STALE', body: { lang: 'en', at: 1 } })
+  t.ok(await eventually(() => runs.runs === 3), 'the refresh ran')
+  t.ok(await eventually(async () => (await get(app, en)).cache === 'HIT'), 'renewed by its 304')
+  t.same(await get(app, en), { cache: 'HIT', body: { lang: 'en', at: 1 } })
+  t.same(await get(app, fr), { cache: 'STALE', body: { lang: 'fr', at: 2 } }, 'the other variant is still its own, and stale')
+})
+
 t.test('memory: a variant that expired frees its place', async (t) => {
   const app = await cachedApp(t)
   const runs = counter()
