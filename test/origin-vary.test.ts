@@ -479,6 +479,27 @@ t.test('a stale variant is revalidated as itself: the 304 renews that variant, a
   t.equal(runs.runs, 6)
 })
 
+t.test('a 304 that makes a variant vary on too many headers answers the request and is not stored again', async (t) => {
+  const { lines, logger } = logCapture()
+  const app = await cachedApp(t, {}, { logger })
+  const runs = counter()
+  let vary = 'accept-language'
+  app.get('/page', { config: { cache: { ttl: 'origin' } } }, async (request, reply) => {
+    runs.next()
+    reply.header('vary', vary).header('cache-control', `max-age=${runs.runs === 1 ? 1 : 60}`).header('etag', '"v1"')
+    if (request.headers['if-none-match'] === '"v1"') return await reply.code(304).send()
+    return { run: runs.runs }
+  })
+  await get(app, en)
+  await until(Date.now(), 1000)
+  vary = Array.from({ length: VARY_MAX_NAMES + 1 }, (_, i) => `x-${i}`).join(', ')
+  const revalidated = await app.inject({ url: '/page', headers: en })
+  t.same([revalidated.headers['x-cache'], revalidated.json()], ['REVALIDATED', { run: 1 }])
+  const notAgain = lines.filter((line) => line.msg === 'response cache: revalidated, not stored again')
+  t.same(notAgain.map((line) => (line.responseCache as { reason: string }).reason), ['vary-too-many'])
+  t.equal((await app.inject({ url: '/page', headers: en })).headers['x-cache'], 'REVALIDATED', 'the stale variant is still the one stored')
+})
+
 t.test('a stale variant\'s background refresh revalidates it as itself', async (t) => {
   const app = await cachedApp(t)
   const runs = counter()
