@@ -401,3 +401,19 @@ t.test('redis: a stream stored by one instance is a hit on another; a failed str
   t.equal(other.body, 'from b')
   t.equal(other.headers['x-cache'], 'MISS')
 })
+
+t.test('tiered: a stream stored by one instance is a hit on the other', async (t) => {
+  const server = await startRedis(t)
+  const client = await connect(t, server)
+  const instance = async (): Promise<FastifyInstance> => {
+    const app = await cachedApp(t, { store: 'tiered', redis: client, namespace: 'tiered-streams', timeout: 2000 })
+    app.get('/file', { config: { cache: true } }, async (_request, reply) => reply.send(createReadStream(join(dir, 'catalogue.bin'))))
+    return app
+  }
+  const [a, b] = [await instance(), await instance()]
+  t.equal((await a.inject('/file')).headers['x-cache'], 'MISS')
+  t.equal((await a.inject('/file')).headers['x-cache'], 'HIT')
+  const fromRedis = await b.inject('/file')
+  t.equal(fromRedis.headers['x-cache'], 'HIT')
+  t.ok(fromRedis.rawPayload.equals(FILE))
+})
