@@ -417,3 +417,38 @@ t.test('tiered: a stream stored by one instance is a hit on the other', async (t
   t.equal(fromRedis.headers['x-cache'], 'HIT')
   t.ok(fromRedis.rawPayload.equals(FILE))
 })
+
+t.test('a tags function that throws: the stream is served whole, logged at warn, not stored, and its waiters let go', async (t) => {
+  const { lines, logger } = logCapture('warn')
+  const app = await cachedApp(t, { coalesceTimeout: 60_000 }, { logger })
+  const runs = counter()
+  const source = gated()
+  const started = deferred()
+  app.get('/tagged', { config: { cache: { tags: () => { throw new Error('no tags today') } } } }, async (_request, reply) => {
+    if (runs.next() > 1) return reply.send(Readable.from([Buffer.from('again')]))
+    started.resolve()
+    return reply.send(source.stream)
+  })
+  const leader = app.inject('/tagged')
+  await started.promise
+  const follower = app.inject('/tagged')
+  await turns()
+  source.send(Buffer.from('whole body'))
+  source.end()
+  t.equal((await leader).body, 'whole body')
+  t.equal((await settles(follower, 'the follower')).body, 'again', 'it ran the handler itself')
+  t.ok(lines.some((line) => line.msg === 'response cache could not store a response'))
+})
+
+t.test('a stream past the bound that then fails is given up once: one reason logged, its waiters let go once', async (t) => {
+  const { lines, logger } = logCapture()
+  const app = await cachedApp(t, { maxEntryBytes: 1024 }, { logger })
+  const source = gated()
+  app.get('/big', { config: { cache: true } }, async (_request, reply) => reply.send(source.stream))
+  const responding = app.inject('/big')
+  source.send(Buffer.alloc(2000))
+  await turns()
+  source.fail(new Error('upstream reset'))
+  await responding.catch(() => undefined)
+  t.same(reasons(lines), ['too-large'])
+})

@@ -73,10 +73,11 @@ export function streamStore (ctx: StreamStoreContext): (state: RequestState, req
       // Everything the buffered path checks, with the declared length for the size: a body announced
       // larger than the bound is not copied at all.
       verdict = storableTtl(state.route.options, reply, declaredLength(reply), maxBytes, now)
-    } catch (error) {
+    } /* c8 ignore start */ catch (error) {
+      // As on the buffered path: a header no rule expects must not fail an answer that works without the cache.
       request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
       verdict = 'error'
-    }
+    } /* c8 ignore stop */
     if (typeof verdict === 'string') {
       notStored(state, request, verdict)
       return source
