@@ -271,7 +271,8 @@ t.test('a timer-paced stream (a chunk every few milliseconds) is stored whole', 
   t.equal(hit.body.split('\n').length, 11)
 })
 
-t.test('a stream that fails midway over a socket: the client sees the cut, nothing is stored, the next request runs the handler', async (t) => {
+/** An app whose /feed sends `source` on its first run and a whole stream after; its log lines. */
+async function gatedFeed (t: { teardown: (fn: () => unknown) => void }): Promise<{ app: FastifyInstance, lines: Array<Record<string, unknown>>, source: ReturnType<typeof gated>, runs: { runs: number } }> {
   const { lines, logger } = logCapture()
   const app = await cachedApp(t, { coalesceTimeout: 60_000 }, { logger })
   const runs = counter()
@@ -280,6 +281,11 @@ t.test('a stream that fails midway over a socket: the client sees the cut, nothi
     if (runs.next() > 1) return reply.send(Readable.from([Buffer.from('whole')]))
     return reply.send(source.stream)
   })
+  return { app, lines, source, runs }
+}
+
+t.test('a stream that fails midway over a socket: the client sees the cut, nothing is stored, the next request runs the handler', async (t) => {
+  const { app, lines, source } = await gatedFeed(t)
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
   const responding = request(address + '/feed')
   source.send(Buffer.from('part'))
@@ -316,14 +322,7 @@ t.test('a stream that fails before its first byte answers 500 as without the cac
 })
 
 t.test('a client that goes away midway: the source is closed, nothing is stored, nothing waits', async (t) => {
-  const { lines, logger } = logCapture()
-  const app = await cachedApp(t, { coalesceTimeout: 60_000 }, { logger })
-  const runs = counter()
-  const source = gated()
-  app.get('/feed', { config: { cache: true } }, async (_request, reply) => {
-    if (runs.next() > 1) return reply.send(Readable.from([Buffer.from('whole')]))
-    return reply.send(source.stream)
-  })
+  const { app, lines, source, runs } = await gatedFeed(t)
   const address = new URL(await app.listen({ port: 0, host: '127.0.0.1' }))
   const socket = connectSocket(Number(address.port), address.hostname)
   socket.write('GET /feed HTTP/1.1\r\nHost: example.test\r\n\r\n')
