@@ -50,7 +50,9 @@ export const SCENARIOS: Scenario[] = [
   { name: 'bentocache', group: 'peer', server: 'peer-bentocache.ts', path: '/product', what: 'peer: bentocache getOrSet in the handler, memory only' },
   { name: 'bentocache-l2', group: 'peer', server: 'peer-bentocache.ts', path: '/product', env: { BENCH_L2: 'redis' }, what: 'peer: bentocache getOrSet, memory + Redis L2' },
   { name: 'fastify-caching', group: 'peer', server: 'peer-fastify-caching.ts', path: '/product', what: 'peer: @fastify/caching, default store (headers and ETags only; no bodies stored)' },
-  { name: 'nginx', group: 'peer', server: 'peer-nginx.ts', path: '/product', needs: 'nginx', what: 'peer: nginx proxy_cache, one worker, in front of the no-plugin app' }
+  { name: 'nginx', group: 'peer', server: 'peer-nginx.ts', path: '/product', needs: 'nginx', what: 'peer: nginx proxy_cache, one worker, in front of the no-plugin app' },
+  { name: 'reverse-proxy-hit', group: 'plugin', server: 'reverse-proxy.ts', path: '/product', what: 'examples/reverse-proxy (@fastify/reply-from, ttl: \'origin\', memory store) in front of an origin that sends max-age, hits' },
+  { name: 'nginx-origin', group: 'peer', server: 'peer-nginx.ts', path: '/product', env: { BENCH_ORIGIN: 'http' }, needs: 'nginx', what: 'peer: nginx proxy_cache, one worker, in front of the same origin (its Cache-Control decides)' }
 ]
 
 /** Peers that cache inside the Node process, which memory hits must be ahead of. */

@@ -89,11 +89,11 @@ for (const [kind, options] of await storeKinds(t)) {
   t.test(`${kind}: a revalidated answer keeps the headers the app's own hooks set, as a hit does`, async (t) => {
     const app = await cachedApp(t, options())
     // Set from the second request on, so the stored response does not hold it.
-    let origins: string | undefined
-    app.addHook('onRequest', async (_request, reply) => { if (origins !== undefined) reply.header('access-control-allow-origin', origins) })
+    const cors: { origins?: string } = {}
+    app.addHook('onRequest', async (_request, reply) => { if (cors.origins !== undefined) reply.header('access-control-allow-origin', cors.origins) })
     app.get('/cors', { config: { cache: { ttl: 'origin' } } }, origin(fresh(), counter(), () => ({ headers: { 'cache-control': 'max-age=1' }, etag: '"c1"', body: 'cors' })))
     await storedThenStale(app, '/cors')
-    origins = '*'
+    cors.origins = '*'
     const revalidated = await app.inject('/cors')
     t.equal(revalidated.headers['x-cache'], 'REVALIDATED')
     t.equal(revalidated.headers['access-control-allow-origin'], '*')

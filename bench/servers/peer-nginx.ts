@@ -1,16 +1,21 @@
 // Peer: nginx proxy_cache (one worker, config generated into a temp dir) in front of the uncached
-// no-plugin app, which runs in this process. The runner skips this peer when nginx is not on PATH.
+// no-plugin app, which runs in this process; with BENCH_ORIGIN=http, in front of the origin of the
+// reverse-proxy rows (origin.ts), whose own Cache-Control then decides what nginx keeps, as it does
+// for examples/reverse-proxy. The runner skips this peer when nginx is not on PATH.
 import { spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
+import { startOrigin } from './origin.js'
 import { loadProduct } from './payload.js'
 
 const app = Fastify()
 app.get('/product', async () => await loadProduct())
-const upstream = await app.listen({ port: 0, host: '127.0.0.1' })
+const origin = process.env.BENCH_ORIGIN === 'http' ? await startOrigin() : undefined
+if (origin !== undefined) app.addHook('onClose', () => { origin.close() })
+const upstream = origin?.url ?? await app.listen({ port: 0, host: '127.0.0.1' })
 
 const port = await new Promise<number>((resolve) => {
   const probe = createServer().listen(0, '127.0.0.1', () => {
@@ -44,7 +49,7 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_cache bench;
-      proxy_cache_valid 200 1h;
+      ${origin === undefined ? 'proxy_cache_valid 200 1h;' : '# the origin\'s Cache-Control decides'}
       proxy_cache_lock on;
       add_header x-cache $upstream_cache_status;
     }

@@ -12,6 +12,7 @@ import {
   applyOriginVerdict, canRevalidate, type ClientConditions, conditionalHeaders, headAgrees, restoreConditions, staleWindowsOf, updatedEntry
 } from './revalidation.js'
 import { crossProcess } from './cross-process.js'
+import { isNodeStream, streamStore } from './stream-store.js'
 import type { RouteCounters } from '../observability/stats.js'
 import type { RawKeyMemo } from './raw-body.js'
 import { isPromise, type GuardedStore } from '../stores/guard.js'
@@ -114,6 +115,7 @@ export function createHooks (ctx: HookContext): {
 } {
   const { store, options, inFlight, refresher, rawKeys } = ctx
   const { lockOrWait, release } = crossProcess(ctx, handOver)
+  const storeStream = streamStore({ options, inFlight, refresher, release, save: (state, request, reply, body) => save(state, request, reply, undefined, body) })
 
   function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const reason = requestBypassReason(route.options, request, route.withBody)
@@ -271,10 +273,13 @@ export function createHooks (ctx: HookContext): {
     done()
   }
 
-  /** Stores the response if it may be stored; answers the entry, for the requests waiting on it. */
-  function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown): CacheEntry | undefined {
+  /**
+   * Stores the response if it may be stored; answers the entry, for the requests waiting on it.
+   * `streamed`: the bytes of a streamed payload that has ended (stream-store.ts), already a copy of its own.
+   */
+  function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown, streamed?: Buffer): CacheEntry | undefined {
     const { route } = state
-    const body = payloadBytes(payload)
+    const body = streamed ?? payloadBytes(payload)
     const now = Date.now()
     const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes, now)
     // Origin mode: a response that varies on headers the key does not hold is a variant (variants.ts).
@@ -475,6 +480,11 @@ export function createHooks (ctx: HookContext): {
       reply.header('x-cache', state.status)
       let entry: CacheEntry | undefined
       if (state.key !== undefined && !state.route.readOnly) {
+        // A stream is stored once it has ended: stream-store.ts settles the waiters and the lock then.
+        if (isNodeStream(payload)) {
+          done(null, storeStream(state, request, reply, payload))
+          return
+        }
         try {
           entry = save(state, request, reply, payload)
         } catch (error) {

@@ -1,0 +1,193 @@
+// The reverse-proxy example in front of a plain node:http origin that sets every kind of freshness
+// header, through real sockets: what is a hit, what goes to the origin (counted there), what unsafe
+// methods forward and drop. On the memory store and on a real redis-server.
+import type { FastifyInstance } from 'fastify'
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import { request } from 'undici'
+import { build } from '../../examples/reverse-proxy/app.js'
+import { eventually, until } from '../helpers/events.js'
+import { exampleApp, redisServer } from '../helpers/examples.js'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+const ago = (seconds: number): string => new Date(Date.now() - seconds * 1000).toUTCString()
+const ahead = (seconds: number): string => new Date(Date.now() + seconds * 1000).toUTCString()
+
+/** What the origin answers on each path, and what the proxy makes of a second GET of it. */
+const PATHS: Record<string, { status?: number, headers: () => Record<string, string>, second: 'HIT' | 'MISS' }> = {
+  '/max-age': { headers: () => ({ 'cache-control': 'max-age=60' }), second: 'HIT' },
+  '/s-maxage': { headers: () => ({ 'cache-control': 'max-age=0, s-maxage=60' }), second: 'HIT' },
+  '/expires': { headers: () => ({ expires: ahead(60), date: ago(0) }), second: 'HIT' },
+  '/expires-past': { headers: () => ({ expires: ago(10), date: ago(0) }), second: 'MISS' },
+  '/age': { headers: () => ({ 'cache-control': 'max-age=60', age: '30' }), second: 'HIT' },
+  '/age-spent': { headers: () => ({ 'cache-control': 'max-age=60', age: '90' }), second: 'MISS' },
+  '/no-store': { headers: () => ({ 'cache-control': 'no-store, max-age=60' }), second: 'MISS' },
+  '/private': { headers: () => ({ 'cache-control': 'private, max-age=60' }), second: 'MISS' },
+  '/no-freshness': { headers: () => ({}), second: 'MISS' },
+  '/cdn': { headers: () => ({ 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=60' }), second: 'HIT' },
+  '/cdn-no-store': { headers: () => ({ 'cache-control': 'max-age=60', 'cdn-cache-control': 'no-store' }), second: 'MISS' },
+  '/vary-encoding': { headers: () => ({ 'cache-control': 'max-age=60', vary: 'Accept-Encoding' }), second: 'HIT' },
+  '/vary-other': { headers: () => ({ 'cache-control': 'max-age=60', vary: 'User-Agent' }), second: 'MISS' },
+  '/set-cookie': { headers: () => ({ 'cache-control': 'max-age=60', 'set-cookie': 'session=1' }), second: 'MISS' },
+  '/gone': { status: 404, headers: () => ({ 'cache-control': 'max-age=60' }), second: 'HIT' },
+  '/unavailable': { status: 503, headers: () => ({ 'cache-control': 'max-age=60' }), second: 'MISS' },
+  '/stream': { headers: () => ({ 'cache-control': 'max-age=60' }), second: 'HIT' },
+  '/validated': { headers: () => ({ 'cache-control': 'max-age=1', etag: '"v1"' }), second: 'HIT' }
+}
+
+/** Sent by /stream in separate writes, without content-length: the proxy gets a chunked body. */
+const STREAM_LINES = Array.from({ length: 40 }, (_, i) => `line ${i} `.padEnd(1000, '.') + '\n')
+
+interface Origin { url: string, requests: Map<string, number>, received: Array<{ method: string, path: string, type?: string, body: string }> }
+
+async function startOrigin (t: Teardown): Promise<Origin> {
+  const requests = new Map<string, number>()
+  const received: Origin['received'] = []
+  const answer = (req: IncomingMessage, res: ServerResponse, body: string): void => {
+    const path = new URL(req.url ?? '/', 'http://origin').pathname
+    received.push({ method: req.method ?? '', path, type: req.headers['content-type'], body })
+    requests.set(path, (requests.get(path) ?? 0) + 1)
+    const spec = PATHS[path]
+    if (spec === undefined || req.method !== 'GET') {
+      res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'text/plain', ...(req.method === 'POST' ? { location: '/max-age' } : {}) })
+      res.end(`${req.method ?? ''} ${path} done`)
+      return
+    }
+    const headers = spec.headers()
+    // An origin that honours conditional requests: a 304, no body, when the client holds its version.
+    if (headers.etag !== undefined && req.headers['if-none-match'] === headers.etag) {
+      res.writeHead(304, { 'cache-control': 'max-age=60', etag: headers.etag })
+      res.end()
+      return
+    }
+    res.writeHead(spec.status ?? 200, { 'content-type': 'text/plain', ...headers })
+    if (path !== '/stream') {
+      res.end(`${path} #${requests.get(path) ?? 0}`)
+      return
+    }
+    let i = 0
+    const next = (): void => {
+      if (i === STREAM_LINES.length) res.end()
+      else res.write(STREAM_LINES[i++], () => setImmediate(next))
+    }
+    next()
+  }
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => { answer(req, res, Buffer.concat(chunks).toString()) })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, received }
+}
+
+interface Answer { status: number, headers: Record<string, string>, body: string }
+
+async function proxied (t: Teardown, url: string | undefined): Promise<{ origin: Origin, proxy: FastifyInstance, get: (path: string, init?: { method?: string, headers?: Record<string, string>, body?: string }) => Promise<Answer> }> {
+  const origin = await startOrigin(t)
+  const proxy = await exampleApp(t, url, async (redis) => await build({ upstream: origin.url, redis }))
+  const address = await proxy.listen({ port: 0, host: '127.0.0.1' })
+  const get = async (path: string, init: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<Answer> => {
+    const response = await request(address + path, { method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body })
+    return { status: response.statusCode, headers: response.headers as Record<string, string>, body: await response.body.text() }
+  }
+  return { origin, proxy, get }
+}
+
+const redis = await redisServer(t)
+
+for (const [store, url] of [['memory', undefined], ['redis', redis.url]] as const) {
+  t.test(`${store}: each kind of freshness the origin sets decides what the proxy stores`, async (t) => {
+    const { origin, get } = await proxied(t, url)
+    for (const [path, spec] of Object.entries(PATHS)) {
+      const first = await get(path)
+      const second = await get(path)
+      t.same([first.headers['x-cache'], second.headers['x-cache']], ['MISS', spec.second], path)
+      t.equal(origin.requests.get(path), spec.second === 'HIT' ? 1 : 2, `${path}: origin requests`)
+      t.equal(second.status, spec.status ?? 200)
+      if (spec.second === 'HIT') t.equal(second.body, first.body, `${path}: the hit sends the origin's bytes`)
+    }
+  })
+
+  t.test(`${store}: a chunked body from the origin is passed on chunked, stored once it has ended, and hit with the same bytes`, async (t) => {
+    const { origin, get } = await proxied(t, url)
+    const miss = await get('/stream')
+    t.equal(miss.headers['transfer-encoding'], 'chunked')
+    t.equal(miss.headers['content-length'], undefined)
+    t.equal(miss.body, STREAM_LINES.join(''))
+    const hit = await get('/stream')
+    t.equal(hit.headers['x-cache'], 'HIT')
+    t.equal(hit.body, miss.body)
+    t.equal(hit.headers['content-length'], String(Buffer.byteLength(miss.body)))
+    t.equal(hit.headers['cache-control'], 'max-age=60')
+    t.equal(hit.headers.date, miss.headers.date, 'the origin\'s date, passed through')
+    t.equal(origin.requests.get('/stream'), 1)
+  })
+
+  t.test(`${store}: a stale entry is revalidated upstream: the origin's 304 renews it, the body crosses the network once`, async (t) => {
+    const { origin, get } = await proxied(t, url)
+    const first = await get('/validated')
+    const storedAt = Date.now()
+    t.equal(first.headers.etag, '"v1"')
+    await until(storedAt, 1000)
+    const revalidated = await get('/validated')
+    t.equal(revalidated.headers['x-cache'], 'REVALIDATED')
+    t.equal(revalidated.status, 200)
+    t.equal(revalidated.body, first.body, 'the stored body')
+    t.equal(revalidated.headers['cache-control'], 'max-age=60', "the 304's headers")
+    t.equal(revalidated.headers['content-type'], 'text/plain')
+    t.equal(origin.requests.get('/validated'), 2)
+    t.ok(await eventually(async () => (await get('/validated')).headers['x-cache'] === 'HIT'), 'fresh for the 304\'s max-age=60')
+    t.equal(origin.requests.get('/validated'), 2)
+    const conditional = await get('/validated', { headers: { 'if-none-match': '"v1"' } })
+    t.equal(conditional.status, 304, "the client's own copy, confirmed by the cache")
+  })
+
+  t.test(`${store}: Age and Date on hits count the age the response arrived with`, async (t) => {
+    const { get } = await proxied(t, url)
+    await get('/age')
+    const hit = await get('/age')
+    t.equal(hit.headers['x-cache'], 'HIT')
+    t.ok(Number(hit.headers.age) >= 30 && Number(hit.headers.age) < 60, `age ${hit.headers.age}: the origin's 30, and more`)
+  })
+
+  t.test(`${store}: every method is forwarded with its body; unsafe ones drop what they change`, async (t) => {
+    const { origin, get } = await proxied(t, url)
+    const read = async (): Promise<string> => (await get('/max-age')).headers['x-cache']
+    t.equal(await read(), 'MISS')
+    t.equal(await read(), 'HIT')
+    for (const method of ['PUT', 'PATCH', 'DELETE']) {
+      const write = await get('/max-age', { method, headers: { 'content-type': 'application/x-anything' }, body: `${method} body` })
+      t.equal(write.status, 200)
+      t.equal(write.body, `${method} /max-age done`)
+      t.match(origin.received.at(-1), { method, path: '/max-age', type: 'application/x-anything', body: `${method} body` }, `${method}: forwarded as sent`)
+      t.equal(await read(), 'MISS', `${method}: the next GET goes to the origin`)
+      t.equal(await read(), 'HIT')
+    }
+    // A POST elsewhere whose Location names the cached path drops it too (RFC 9111 section 4.4).
+    const created = await get('/items', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })
+    t.equal(created.status, 201)
+    t.match(origin.received.at(-1), { method: 'POST', path: '/items', body: '{"a":1}' })
+    t.equal(await read(), 'MISS', 'dropped by the Location of a POST')
+    // Safe methods are forwarded and drop nothing.
+    t.equal((await get('/max-age', { method: 'OPTIONS' })).status, 200)
+    t.equal(await read(), 'HIT')
+  })
+
+  t.test(`${store}: HEAD from the GET entry, queries apart, authorization never shared`, async (t) => {
+    const { origin, get } = await proxied(t, url)
+    await get('/max-age')
+    const head = await get('/max-age', { method: 'HEAD' })
+    t.equal(head.headers['x-cache'], 'HIT')
+    t.equal(head.body, '')
+    t.same([(await get('/max-age?page=2')).headers['x-cache'], (await get('/max-age?page=2')).headers['x-cache']], ['MISS', 'HIT'])
+    const personal = await get('/max-age', { headers: { authorization: 'Bearer a' } })
+    t.equal(personal.headers['x-cache'], 'BYPASS')
+    t.equal(origin.requests.get('/max-age'), 3)
+  })
+}
