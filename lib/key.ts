@@ -45,6 +45,13 @@ export interface KeySource {
   memo?: Map<string, string>
 }
 
+/**
+ * Between a resource's key and the digest of one of its variants (origin mode, http/variants.ts). No
+ * key of requestKey or valueKey holds it: every part before the hash is encoded or a fixed name, and
+ * the hash is base64url. The Redis store shards a variant by what comes before it.
+ */
+export const VARIANT_MARK = '|'
+
 /** Keys a route remembers; past this many it starts again, so unique URLs cannot grow it. */
 export const KEY_MEMO_SIZE = 1024
 

@@ -28,11 +28,9 @@ export async function build ({ upstream, redis, logger = false }: ReverseProxyOp
   // which an origin that is already struggling does not need.
   const forward = async (_request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => await reply.from(undefined, { retryDelay: () => null })
 
-  // GET, and the HEAD Fastify adds for it, from the cache. Origins usually answer with
-  // `Vary: Accept-Encoding`, and the plugin stores a response only when its Vary names headers the
-  // route keys, so the route keys accept-encoding (each encoding its own entry). Once Vary is read
-  // from the response itself (issue 15), this line can go.
-  app.get('/*', { config: { cache: { vary: ['accept-encoding'] } } }, forward)
+  // GET, and the HEAD Fastify adds for it, from the cache. The origin's own `Vary` (usually
+  // Accept-Encoding) selects the variant each request gets: nothing to key here.
+  app.get('/*', { config: { cache: true } }, forward)
   // Every other method is forwarded. A 2xx or 3xx answer to one not known to be safe (POST, PUT,
   // PATCH, DELETE...) drops the cached GET and HEAD of its path and of its Location: the plugin does
   // that on any route, with no configuration.

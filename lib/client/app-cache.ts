@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, FST_RESPONSE_CACHE_NOT_SUPPORTED, redactCredentials } from '../errors.js'
 import { dropTags } from '../http/invalidation.js'
+import { isMarker } from '../http/variants.js'
 import { tenantSegment } from '../key.js'
 import { encodeCursor, listedEntry, listQuery, type EntryPage, type ListSelector } from './listing.js'
 import type { CacheStats, Stats } from '../observability/stats.js'
@@ -175,7 +176,8 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
       }
       const now = Date.now()
       return {
-        entries: page.entries.map((found) => listedEntry(found, namespace, selector.tenant, now)),
+        // A varying resource's marker is bookkeeping, not an answer: its variants are listed instead.
+        entries: page.entries.filter((found) => !isMarker(found.entry)).map((found) => listedEntry(found, namespace, selector.tenant, now)),
         cursor: encodeCursor(page.cursor),
         source: page.source ?? store.name
       }

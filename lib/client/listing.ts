@@ -1,6 +1,6 @@
 import { freshMs } from '../entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from '../errors.js'
-import { tenantSegment } from '../key.js'
+import { tenantSegment, VARIANT_MARK } from '../key.js'
 import type { StoreCursor, StoreListedEntry, StoreListQuery } from '../stores/store.js'
 import { selectorTags } from '../tags.js'
 import { VALUE_STATUS } from './values.js'
@@ -37,6 +37,11 @@ export interface ListedEntry {
   size: number
   /** Its tags, as given (not the plugin's own route, path and tenant records). */
   tags: string[]
+  /**
+   * For one of several variants of a response (`ttl: 'origin'`, a response `Vary`): the response's
+   * `Vary`, naming the request headers that select it. Their values are not stored.
+   */
+  vary?: string
   /** The tenant, only when the listing was asked for by tenant: stores hold tenants as hashes. */
   tenant?: string | number
 }
@@ -112,6 +117,8 @@ export function listedEntry ({ key, entry, tags, size }: StoreListedEntry, names
   } else {
     listed.status = entry.status
     if (entry.request !== undefined) listed.path = entry.request
+    const vary = entry.headers.vary
+    if (key.includes(VARIANT_MARK) && vary !== undefined) listed.vary = typeof vary === 'string' ? vary : vary.join(', ')
   }
   if (tenant !== undefined) listed.tenant = tenant
   return listed

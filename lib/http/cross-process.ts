@@ -1,7 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { HookContext, RequestState, RouteState } from './hooks.js'
-import { sendEntry } from './respond.js'
 import { type CacheEntry, freshMs } from '../entry.js'
 import type { GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
@@ -53,8 +52,11 @@ export async function oneRunPerKey<T> (store: GuardedStore, key: string, lockMs:
   }
 }
 
-/** Coalescing across processes that share a store with locks (Redis). */
-export function crossProcess ({ store, options, inFlight }: HookContext): {
+/**
+ * Coalescing across processes that share a store with locks (Redis). `handOver` answers a request
+ * with an entry another process stored for its key (hooks.ts).
+ */
+export function crossProcess ({ store, options, inFlight }: HookContext, handOver: (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry) => void): {
   lockOrWait: (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
   release: (state: RequestState) => void
 } {
@@ -72,11 +74,9 @@ export function crossProcess ({ store, options, inFlight }: HookContext): {
     // A lookup of another request of this process may take the lock meanwhile: it is this leader's.
     oneRunPerKey(store, key, options.coalesceTimeoutMs, readFresh, () => store.takeToken(key)).then(({ token, fresh }) => {
       if (fresh !== undefined) {
-        route.counters.hits++
-        state.status = 'HIT'
         state.leader = false
         inFlight.settle(key, fresh)
-        state.served = sendEntry(request, reply, fresh, Date.now(), 'HIT')
+        handOver(route, state, request, reply, done, fresh)
         return
       }
       state.lockToken = token

@@ -2,7 +2,7 @@ import type {
   FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preHandlerHookHandler, preValidationHookHandler
 } from 'fastify'
 import type { InFlight } from './coalesce.js'
-import { freshMs, type CacheEntry } from '../entry.js'
+import { freshMs, type CacheEntry, type HeaderValue } from '../entry.js'
 import { rawPath, sha256, type KeySource, requestKey, tenantOfKey } from '../key.js'
 import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from '../options.js'
 import { clientAsksNoCache, payloadBytes, requestBypassReason, storableTtl, storedHeaders } from './policy.js'
@@ -18,6 +18,7 @@ import type { RawKeyMemo } from './raw-body.js'
 import { isPromise, type GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
 import { entryTags, pathGroup } from '../tags.js'
+import { ownVariant, rememberVariant, responseVariant, storeVariant, type Variant, VARIANTS_HEADER } from './variants.js'
 
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 /** Tags a handler added with `reply.cacheTags()`. */
@@ -49,6 +50,8 @@ export interface RequestState {
   rawKey?: string
   /** The raw body, for a request answered before its body was parsed (a refresh replays it). */
   rawBody?: readonly Buffer[]
+  /** Set once the request looks up its own variant (variants.ts): the resource's key, `key` being the variant's. */
+  variantOf?: string
 }
 
 declare module 'fastify' {
@@ -111,7 +114,7 @@ export function createHooks (ctx: HookContext): {
   lookupKey: (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 } {
   const { store, options, inFlight, refresher, rawKeys } = ctx
-  const { lockOrWait, release } = crossProcess(ctx)
+  const { lockOrWait, release } = crossProcess(ctx, handOver)
   const storeStream = streamStore({ options, inFlight, refresher, release, save: (state, request, reply, body) => save(state, request, reply, undefined, body) })
 
   function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -170,6 +173,12 @@ export function createHooks (ctx: HookContext): {
 
   function answer (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry | undefined): void {
     const now = Date.now()
+    // A varying resource's key holds a marker (origin mode): the request reads its own variant instead,
+    // unless this process has a newer answer for the key on its way to the store (miss() takes it).
+    if (entry !== undefined && entry.headers[VARIANTS_HEADER] !== undefined) {
+      if (inFlight.unwritten(state.key as string) === undefined && throughVariants(state, request, reply, done, entry) === 'followed') return
+      entry = undefined
+    }
     if (entry !== undefined) {
       const age = now - entry.storedAt
       const fresh = freshMs(entry)
@@ -177,7 +186,7 @@ export function createHooks (ctx: HookContext): {
         route.counters.hits++
         state.status = 'HIT'
         state.served = sendEntry(request, reply, entry, now, 'HIT')
-        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.key as string)
+        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key as string)
         return
       }
       const windows = staleWindowsOf(route.options, entry)
@@ -185,7 +194,7 @@ export function createHooks (ctx: HookContext): {
         route.counters.stale++
         state.status = 'STALE'
         state.served = sendEntry(request, reply, entry, now, 'STALE')
-        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.key as string)
+        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key as string)
         refresher.start(state.key as string, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
         return
       }
@@ -201,9 +210,7 @@ export function createHooks (ctx: HookContext): {
     if (landing !== undefined) {
       const token = store.takeToken(key)
       if (token !== undefined) store.unlock(key, token)
-      route.counters.hits++
-      state.status = 'HIT'
-      state.served = sendEntry(request, reply, landing, Date.now(), 'HIT')
+      handOver(route, state, request, reply, done, landing)
       return
     }
     if (inFlight.lead(key)) {
@@ -225,10 +232,37 @@ export function createHooks (ctx: HookContext): {
         done()
         return
       }
-      route.counters.hits++
-      state.status = 'HIT'
-      state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
+      handOver(route, state, request, reply, done, entry)
     }, /* c8 ignore next */ () => { done() })
+  }
+
+  /**
+   * An entry found or handed over for the request's key may be a varying resource's marker, or
+   * another request's variant of it (variants.ts): the request then looks up its own variant, once
+   * (`followed`), or runs the handler (`miss`). `serve` when the entry answers the request.
+   */
+  function throughVariants (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry): 'serve' | 'followed' | 'miss' {
+    const own = ownVariant(entry, state.variantOf ?? state.key as string, request)
+    if (own === undefined) return 'serve'
+    if (own === null || state.variantOf !== undefined) return 'miss'
+    state.variantOf = state.key
+    state.key = own
+    lookupKey(state, request, reply, done)
+    return 'followed'
+  }
+
+  /** Answers a request with what another request of this process found or stored for its key. */
+  function handOver (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry): void {
+    const through = throughVariants(state, request, reply, done, entry)
+    if (through === 'followed') return
+    if (through === 'miss') {
+      route.counters.misses++
+      done()
+      return
+    }
+    route.counters.hits++
+    state.status = 'HIT'
+    state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
   }
 
   function storeFailed (route: RouteState, state: RequestState, done: HookHandlerDoneFunction): void {
@@ -248,9 +282,12 @@ export function createHooks (ctx: HookContext): {
     const body = streamed ?? payloadBytes(payload)
     const now = Date.now()
     const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes, now)
-    if (typeof verdict === 'string') {
-      request.log.debug({ responseCache: { route: route.id, reason: verdict } }, 'response cache: not stored')
-      refresher.report(request, verdict)
+    // Origin mode: a response that varies on headers the key does not hold is a variant (variants.ts).
+    const variant = typeof verdict === 'string' ? undefined : variantOf(state, request, (name) => reply.getHeader(name))
+    if (typeof verdict === 'string' || typeof variant === 'string') {
+      const reason = typeof verdict === 'string' ? verdict : variant as string
+      request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
+      refresher.report(request, reason)
       return undefined
     }
     const bytes = body as Buffer
@@ -276,48 +313,71 @@ export function createHooks (ctx: HookContext): {
     const storeTtl = origin
       ? applyOriginVerdict(entry, route.options, verdict)
       : verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
-    return write(state, request, reply, entry, storeTtl)
+    return write(state, request, reply, entry, storeTtl, variant)
   }
 
-  /** Writes an entry under the request's key; answers it, for the requests waiting on it. */
-  function write (state: RequestState, request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, storeTtl: number): CacheEntry {
+  /** The variant of its resource a response is (origin mode, variants.ts), or why it may not be stored. */
+  function variantOf (state: RequestState, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined): Variant | string | undefined {
+    return responseVariant(state.route.options, request, header, state.variantOf ?? state.key as string)
+  }
+
+  /**
+   * Writes an entry under the request's key, or as the variant it is (its own key, and the marker
+   * under the resource's); answers it, for the requests waiting on it.
+   */
+  function write (state: RequestState, request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, storeTtl: number, variant: Variant | undefined): CacheEntry {
     const { route } = state
     const key = state.key as string
+    const primary = state.variantOf ?? key
+    if (variant !== undefined) rememberVariant(entry, variant)
     const tags = entryTags({
       tenant: tenantOfKey(key, options.namespace),
       tags: [...tagsOf(route.options.tags, request), ...(reply[kReplyTags] ?? [])],
       route: route.entryRoute,
       path: route.withBody ? undefined : pathGroup(request.host, rawPath(request.url))
     })
+    // Where the entry goes: a variant's own key, else the resource's (a request that followed a
+    // marker may get an answer that no longer varies: it replaces the marker).
+    const target = variant?.key ?? primary
+    // Requests of this process that read these keys before the write lands are answered from here.
+    const landing = target === key && primary === key ? [key] : [...new Set([key, target, primary])]
     // The lock is released once the entry can be read by the other processes, or will not be.
     // A store that can releases the lock in the write itself: one round trip fewer per miss.
-    const lockToken = store.unlocksOnSet ? state.lockToken : undefined
-    const stored = (): void => {
+    const lockToken = store.unlocksOnSet && target === key ? state.lockToken : undefined
+    const stored = (kept: unknown): void => {
+      for (const landed of landing) inFlight.written(landed, entry)
+      if (kept === false) {
+        // The resource has as many variants as it may keep (variants.ts): this one is not stored.
+        request.log.debug({ responseCache: { route: route.id, reason: 'vary-variants' } }, 'response cache: not stored')
+        release(state)
+        refresher.report(request, 'vary-variants')
+        return
+      }
       if (lockToken !== undefined) state.lockToken = undefined
       route.counters.stores++
-      if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, key)
-      inFlight.written(key, entry)
+      if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, primary)
       release(state)
       refresher.report(request, 'stored')
     }
     const failed = (): void => {
       route.counters.errors++
-      inFlight.written(key, entry)
+      for (const landed of landing) inFlight.written(landed, entry)
       release(state)
       refresher.report(request, 'store-error')
     }
     const set = (): void => {
       try {
-        const result = store.set(key, entry, { ttl: storeTtl, tags, lockToken })
-        if (isPromise(result)) result.then(stored, failed)
-        else stored()
+        const setOptions = { ttl: storeTtl, tags, lockToken }
+        const result = variant === undefined ? store.set(target, entry, setOptions) : storeVariant(store, variant, entry, setOptions)
+        if (isPromise<unknown>(result)) result.then(stored, failed)
+        else stored(result)
       } catch {
         failed()
       }
     }
     // A remote store is written after the response has gone out: the client does not wait for it.
     if (store.remote) {
-      inFlight.writing(key, entry)
+      for (const landed of landing) inFlight.writing(landed, entry)
       process.nextTick(set)
     } else {
       set()
@@ -333,14 +393,17 @@ export function createHooks (ctx: HookContext): {
     const now = Date.now()
     const { entry, verdict } = updatedEntry(stale, state.route.options, reply, now)
     state.status = 'REVALIDATED'
-    if (typeof verdict === 'string') {
+    // The updated headers say which variant it is: a refresh, which reads no marker, stores it there too.
+    const variant = typeof verdict === 'string' ? undefined : variantOf(state, request, (name) => entry.headers[name])
+    if (typeof verdict === 'string' || typeof variant === 'string') {
+      const reason = typeof verdict === 'string' ? verdict : variant as string
       // Validated, so this answer may use it; the origin no longer lets it be kept.
-      request.log.debug({ responseCache: { route: state.route.id, reason: verdict } }, 'response cache: revalidated, not stored again')
-      refresher.report(request, verdict)
+      request.log.debug({ responseCache: { route: state.route.id, reason } }, 'response cache: revalidated, not stored again')
+      refresher.report(request, reason)
       if (state.leader) inFlight.settle(state.key as string, undefined)
       release(state)
     } else {
-      const stored = write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict))
+      const stored = write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant)
       if (state.leader) inFlight.settle(state.key as string, stored)
     }
     return replaceWithEntry(request, reply, entry, 'REVALIDATED')
@@ -359,7 +422,8 @@ export function createHooks (ctx: HookContext): {
       return
     }
     const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now())
-    if (typeof verdict === 'object') write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict))
+    const variant = typeof verdict === 'object' ? variantOf(state, request, (name) => entry.headers[name]) : undefined
+    if (typeof verdict === 'object' && typeof variant !== 'string') write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant)
   }
 
   return {

@@ -67,7 +67,8 @@ function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes
   for (const name of headerList(reply.getHeader('vary') as HeaderValue | undefined)) {
     if (name === '*') return 'vary-star'
     // The response depends on a request header the key does not hold: sharing it would be wrong.
-    if (!route.vary.includes(name)) return 'vary-unkeyed'
+    // Origin mode stores it as one variant of the resource instead (variants.ts).
+    if (!route.vary.includes(name) && route.ttl !== 'origin') return 'vary-unkeyed'
   }
   return undefined
 }

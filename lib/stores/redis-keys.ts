@@ -1,10 +1,18 @@
+import { VARIANT_MARK } from '../key.js'
+
 /** Entries spread over this many hash slots; an entry and its tag records always share one. */
 export const SHARDS = 16
 
-/** FNV-1a: a cheap, stable spread of keys over the shards. */
+/**
+ * FNV-1a: a cheap, stable spread of keys over the shards. A variant's key (key.ts, VARIANT_MARK) is
+ * hashed up to its mark: every variant of a resource shares the shard of the resource's key, so no
+ * request header value has a say in the slot, and a variant and its marker are written together.
+ */
 export function shardOf (key: string): number {
+  const mark = key.indexOf(VARIANT_MARK)
+  const end = mark === -1 ? key.length : mark
   let hash = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
+  for (let i = 0; i < end; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
   return (hash >>> 0) % SHARDS
 }
 

@@ -30,7 +30,8 @@ const PATHS: Record<string, { status?: number, headers: () => Record<string, str
   '/cdn': { headers: () => ({ 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=60' }), second: 'HIT' },
   '/cdn-no-store': { headers: () => ({ 'cache-control': 'max-age=60', 'cdn-cache-control': 'no-store' }), second: 'MISS' },
   '/vary-encoding': { headers: () => ({ 'cache-control': 'max-age=60', vary: 'Accept-Encoding' }), second: 'HIT' },
-  '/vary-other': { headers: () => ({ 'cache-control': 'max-age=60', vary: 'User-Agent' }), second: 'MISS' },
+  '/vary-other': { headers: () => ({ 'cache-control': 'max-age=60', vary: 'User-Agent' }), second: 'HIT' },
+  '/vary-star': { headers: () => ({ 'cache-control': 'max-age=60', vary: '*' }), second: 'MISS' },
   '/set-cookie': { headers: () => ({ 'cache-control': 'max-age=60', 'set-cookie': 'session=1' }), second: 'MISS' },
   '/gone': { status: 404, headers: () => ({ 'cache-control': 'max-age=60' }), second: 'HIT' },
   '/unavailable': { status: 503, headers: () => ({ 'cache-control': 'max-age=60' }), second: 'MISS' },
@@ -112,6 +113,21 @@ for (const [store, url] of [['memory', undefined], ['redis', redis.url]] as cons
       t.equal(second.status, spec.status ?? 200)
       if (spec.second === 'HIT') t.equal(second.body, first.body, `${path}: the hit sends the origin's bytes`)
     }
+  })
+
+  t.test(`${store}: the origin's Vary selects the variant each client gets`, async (t) => {
+    const { origin, get } = await proxied(t, url)
+    const gzip = { 'accept-encoding': 'gzip' }
+    const br = { 'accept-encoding': 'br, gzip' }
+    t.equal((await get('/vary-encoding', { headers: gzip })).headers['x-cache'], 'MISS')
+    t.equal((await get('/vary-encoding', { headers: br })).headers['x-cache'], 'MISS', 'another Accept-Encoding, another variant')
+    t.equal((await get('/vary-encoding', { headers: gzip })).headers['x-cache'], 'HIT')
+    t.equal((await get('/vary-encoding', { headers: { 'accept-encoding': 'br,gzip' } })).headers['x-cache'], 'HIT', 'the same list, spaced otherwise')
+    t.equal((await get('/vary-other', { headers: { 'user-agent': 'a' } })).headers['x-cache'], 'MISS')
+    t.equal((await get('/vary-other', { headers: { 'user-agent': 'b' } })).headers['x-cache'], 'MISS')
+    t.equal((await get('/vary-other', { headers: { 'user-agent': 'a' } })).headers['x-cache'], 'HIT')
+    t.equal(origin.requests.get('/vary-encoding'), 2)
+    t.equal(origin.requests.get('/vary-other'), 2)
   })
 
   t.test(`${store}: a chunked body from the origin is passed on chunked, stored once it has ended, and hit with the same bytes`, async (t) => {

@@ -1,0 +1,243 @@
+import type { FastifyRequest } from 'fastify'
+import type { CacheEntry, HeaderValue } from '../entry.js'
+import { sha256, VARIANT_MARK } from '../key.js'
+import type { ResolvedRouteOptions } from '../options.js'
+import { isPromise, type GuardedStore } from '../stores/guard.js'
+import type { MaybePromise, StoreSetOptions } from '../stores/store.js'
+
+// Vary from the response, in origin mode (RFC 9111 section 4.1, secondary keys).
+//
+// A resource whose response varies on request headers the route's key does not hold keeps, under its
+// own key (the primary key), a marker: an entry whose headers hold only VARIANTS_HEADER, naming those
+// headers (lower case, once each, sorted), and whose body lists the variants stored. Each variant is
+// an ordinary entry under `primary key | digest`, the digest being the SHA-256 of the names and this
+// request's values of them. A lookup that finds a marker works out the request's own variant key and
+// reads that; a resource that does not vary stays one plain entry under its key, with no extra read.
+
+/** A header name no HTTP message can carry (a space is not a token character): marks a marker. */
+export const VARIANTS_HEADER = 'response-cache variants'
+/** Request headers one response may vary on beyond the route's `vary`; more is not stored. */
+export const VARY_MAX_NAMES = 8
+/** Live variants one resource may have; a new one past them is not stored until one expires. */
+export const VARY_MAX_VARIANTS = 32
+/** Characters of a variant's digest the marker lists it by: enough to count, not to look up. */
+const LISTED_DIGEST_LENGTH = 16
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
+
+/**
+ * Fields whose value is a comma-separated list of elements with parameters: whitespace around `,` and
+ * `;` and empty elements carry no meaning there (RFC 9110 sections 5.6.1, 5.6.6, 12.5).
+ */
+const LIST_FIELDS = new Set(['accept', 'accept-charset', 'accept-encoding', 'accept-language'])
+
+/** One variant of a resource: the key it is stored under, and what selected it. */
+export interface Variant {
+  /** The resource's own key, where its marker is. */
+  primary: string
+  /** The request headers it was selected by, beyond the route's `vary`: sorted, lower case. */
+  names: readonly string[]
+  key: string
+}
+
+/** Variants this process produced, so that a request handed one by another request can tell whether it is its own. */
+const produced = new WeakMap<CacheEntry, Variant>()
+
+export const isMarker = (entry: CacheEntry): boolean => entry.headers[VARIANTS_HEADER] !== undefined
+
+/**
+ * The request headers a `Vary` field names that the key does not hold: sorted, lower case, once each;
+ * or why the response may not be stored. `*` is refused before (policy.ts, `vary-star`).
+ */
+export function varyNames (vary: HeaderValue | number | undefined, keyed: readonly string[]): string[] | string {
+  const names = new Set<string>()
+  if (vary === undefined) return []
+  for (const part of (Array.isArray(vary) ? vary.join(',') : String(vary)).split(',')) {
+    const name = part.trim().toLowerCase()
+    if (name === '' || keyed.includes(name)) continue
+    if (!TOKEN.test(name)) return 'vary-invalid'
+    names.add(name)
+  }
+  if (names.size > VARY_MAX_NAMES) return 'vary-too-many'
+  return [...names].sort()
+}
+
+/**
+ * Whitespace around delimiters and empty elements dropped, outside quoted strings: two values that
+ * differ only there are the same field (RFC 9111 section 4.1), and anything else is compared as sent.
+ */
+export function listValue (value: string): string {
+  const elements: string[] = []
+  let element = ''
+  let quoted = false
+  // At the start of an element or parameter: whitespace there is optional.
+  let leading = true
+  const push = (): void => {
+    const trimmed = element.replace(/[ \t]+$/, '')
+    if (trimmed !== '') elements.push(trimmed)
+    element = ''
+    leading = true
+  }
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i]
+    if (quoted) {
+      element += ch
+      if (ch === '\\' && i + 1 < value.length) element += value[++i]
+      else if (ch === '"') quoted = false
+    } else if (ch === ' ' || ch === '\t') {
+      if (!leading) element += ch
+    } else if (ch === ',') {
+      push()
+    } else if (ch === ';') {
+      element = element.replace(/[ \t]+$/, '') + ';'
+      leading = true
+    } else {
+      if (ch === '"') quoted = true
+      element += ch
+      leading = false
+    }
+  }
+  push()
+  return elements.join(',')
+}
+
+/**
+ * A request header's value as it selects a variant: its field lines combined (Node joins them), list
+ * whitespace normalised; null when absent, which matches only absent (RFC 9111 section 4.1), so an
+ * empty value is a value of its own.
+ */
+function selecting (name: string, value: string | string[] | undefined): string | null {
+  if (value === undefined) return null
+  const joined = typeof value === 'string' ? value : value.join(', ')
+  return LIST_FIELDS.has(name) ? listValue(joined) : joined
+}
+
+/** The key of the variant of `primary` that `request` selects, for these header names. */
+export function variantKey (primary: string, names: readonly string[], request: FastifyRequest): string {
+  const values = names.map((name) => selecting(name, request.headers[name]))
+  return primary + VARIANT_MARK + sha256(JSON.stringify([names, values]))
+}
+
+function markerNames (marker: CacheEntry): string[] | undefined {
+  const value = marker.headers[VARIANTS_HEADER]
+  if (typeof value !== 'string') return undefined
+  const names = value.split(',')
+  return names.length <= VARY_MAX_NAMES && names.every((name) => TOKEN.test(name)) ? names : undefined
+}
+
+/**
+ * For an entry found or handed over for a request whose resource key is `primary`: undefined when it
+ * answers the request; the key of the request's own variant when it is a marker, or another
+ * request's variant; null for a marker that cannot be read (a miss).
+ */
+export function ownVariant (entry: CacheEntry, primary: string, request: FastifyRequest): string | null | undefined {
+  if (isMarker(entry)) {
+    const names = markerNames(entry)
+    return names === undefined ? null : variantKey(primary, names, request)
+  }
+  const variant = produced.get(entry)
+  if (variant === undefined) return undefined
+  const own = variantKey(primary, variant.names, request)
+  return own === variant.key ? undefined : own
+}
+
+/**
+ * Origin mode: the variant a response is (its headers read through `header`), when it varies on
+ * request headers the key does not hold; undefined when it does not (a plain entry); or why it may
+ * not be stored.
+ */
+export function responseVariant (route: ResolvedRouteOptions, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined, primary: string): Variant | string | undefined {
+  // The marker's header name cannot come from an HTTP response; it must not come from a handler either.
+  if (header(VARIANTS_HEADER) !== undefined) return 'reserved-header'
+  if (route.ttl !== 'origin') return undefined
+  const names = varyNames(header('vary'), route.vary)
+  if (typeof names === 'string') return names
+  if (names.length === 0) return undefined
+  for (const name of names) {
+    // A request with credentials reaches the handler only where the route says how to share its
+    // answer (`vary`, `ignoreCookies`): one that varies on them is kept for requests without them.
+    if ((name === 'authorization' || name === 'cookie') && request.headers[name] !== undefined) return 'vary-credentials'
+  }
+  return { primary, names, key: variantKey(primary, names, request) }
+}
+
+/** Remembers which variant an entry is, for the requests it is handed to (see ownVariant). */
+export function rememberVariant (entry: CacheEntry, variant: Variant): void {
+  produced.set(entry, variant)
+}
+
+type Listed = [digest: string, expiresAt: number]
+
+/** The variants a marker lists that have not expired; none for anything unreadable. */
+function liveVariants (marker: CacheEntry, names: readonly string[], now: number): Listed[] {
+  if (markerNames(marker)?.join(',') !== names.join(',')) return []
+  let listed: unknown
+  try {
+    listed = JSON.parse(marker.body.toString())
+  } catch {
+    return []
+  }
+  if (!Array.isArray(listed)) return []
+  return listed.filter((item): item is Listed => Array.isArray(item) && typeof item[0] === 'string' && typeof item[1] === 'number' && item[1] > now)
+}
+
+function markerEntry (names: readonly string[], listed: Listed[], now: number, until: number): CacheEntry {
+  return {
+    status: 200,
+    headers: { [VARIANTS_HEADER]: names.join(',') },
+    body: Buffer.from(JSON.stringify(listed)),
+    storedAt: now,
+    ttl: (until - now) / 1000,
+    etag: ''
+  }
+}
+
+/** Per resource, this process's marker update still on its way: the next one waits for it. */
+const updating = new Map<string, Promise<boolean>>()
+
+/**
+ * Writes a variant and its resource's marker, which lists it: false, writing nothing, when the
+ * resource has VARY_MAX_VARIANTS live variants already and this is not one of them. The marker is
+ * read again first (a handler may take a while) and lives as long as the longest-lived variant it
+ * lists. One process updates a resource's marker one write at a time, so it never loses its own
+ * variants from the list; two processes adding variants to one resource at the same moment may each
+ * write a list without the other's, and the variant left out stays readable until it expires,
+ * uncounted.
+ */
+export function storeVariant (store: GuardedStore, variant: Variant, entry: CacheEntry, options: StoreSetOptions): MaybePromise<boolean> {
+  const write = (found: CacheEntry | undefined): MaybePromise<boolean> => {
+    const now = Date.now()
+    const listed = found !== undefined && isMarker(found) ? liveVariants(found, variant.names, now) : []
+    const digest = variant.key.slice(-LISTED_DIGEST_LENGTH)
+    const expiresAt = now + options.ttl * 1000
+    const at = listed.findIndex(([listedDigest]) => listedDigest === digest)
+    if (at !== -1) listed[at] = [digest, expiresAt]
+    else if (listed.length >= VARY_MAX_VARIANTS) return false
+    else listed.push([digest, expiresAt])
+    const until = Math.max(...listed.map(([, listedUntil]) => listedUntil))
+    // The variant first: a reader that finds the marker finds the variant too (on Redis both go in
+    // one script call, as they share a shard and are written in the same turn).
+    const written = store.set(variant.key, entry, options)
+    let marked: MaybePromise<void>
+    try {
+      marked = store.set(variant.primary, markerEntry(variant.names, listed, now, until), { ttl: (until - now) / 1000, tags: options.tags })
+    } catch (error) {
+      if (isPromise(written)) written.catch(() => {})
+      throw error
+    }
+    if (!isPromise(written) && !isPromise(marked)) return true
+    return Promise.all([written, marked]).then(() => true)
+  }
+  const update = (): MaybePromise<boolean> => {
+    const found = store.get(variant.primary)
+    return isPromise(found) ? found.then(write) : write(found)
+  }
+  const { primary } = variant
+  const pending = updating.get(primary)
+  // The memory store answers in place: its updates cannot overlap.
+  const result = pending === undefined ? update() : pending.then(update, update)
+  if (!isPromise(result)) return result
+  const tracked = result.finally(() => { if (updating.get(primary) === tracked) updating.delete(primary) })
+  updating.set(primary, tracked)
+  return tracked
+}
