@@ -1,5 +1,12 @@
 import lz4 from 'lz4-napi'
 
+/**
+ * The header of a Vary marker (http/variants.ts): a name no HTTP message can carry (a space is not a
+ * token character). Its entries are written with FLAG_MARKER, which releases before markers read as
+ * corrupt (a miss) rather than as a response.
+ */
+export const VARIANTS_HEADER = 'response-cache variants'
+
 /** Header values as Node and Fastify hold them. */
 export type HeaderValue = string | string[]
 
@@ -68,7 +75,7 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
 //   f64 storedAt (ms since the epoch)
 //   f64 ttl (seconds fresh)
 //   u32 body length before encoding
-//   u8 flags (1: noStale, 2: origin mode, 4: revalidate), f64 initialAgeMs    from version 2
+//   u8 flags (1: noStale, 2: origin mode, 4: revalidate, 8: Vary marker), f64 initialAgeMs   from version 2
 //   u16 etag length, etag bytes
 //   u32 request line length, its bytes (UTF-8; empty for none)      from version 2
 //   u16 header count, then per header: u16 name length, name, u16 value count,
@@ -82,6 +89,7 @@ export const ENTRY_FORMAT_VERSION = 2
 const FLAG_NO_STALE = 1
 const FLAG_ORIGIN = 2
 const FLAG_REVALIDATE = 4
+const FLAG_MARKER = 8
 const FLAGS_BYTES = 1 + 8
 export const BODY_RAW = 0
 export const BODY_LZ4 = 1
@@ -122,7 +130,8 @@ export function encodeEntry (entry: CacheEntry): Buffer {
   at = out.writeDoubleBE(entry.ttl, at)
   at = out.writeUInt32BE(entry.body.length, at)
   const origin = entry.initialAgeMs !== undefined || entry.noStale !== undefined || entry.revalidate !== undefined
-  at = out.writeUInt8((entry.noStale === true ? FLAG_NO_STALE : 0) | (origin ? FLAG_ORIGIN : 0) | (entry.revalidate === true ? FLAG_REVALIDATE : 0), at)
+  const marker = entry.headers[VARIANTS_HEADER] !== undefined
+  at = out.writeUInt8((entry.noStale === true ? FLAG_NO_STALE : 0) | (origin ? FLAG_ORIGIN : 0) | (entry.revalidate === true ? FLAG_REVALIDATE : 0) | (marker ? FLAG_MARKER : 0), at)
   at = out.writeDoubleBE(entry.initialAgeMs ?? 0, at)
   const writeString = (text: string, lengthBytes: 2 | 4, encoding: BufferEncoding = 'latin1'): void => {
     const length = Buffer.byteLength(text, encoding)
@@ -200,7 +209,8 @@ export function decodeEntry (data: Buffer): CacheEntry {
     }
   }
   if (body.length !== bodyLength || !(status === 0 || (status >= 100 && status <= 599)) || !Number.isFinite(storedAt) || !(ttl > 0) ||
-      !(initialAgeMs >= 0 && initialAgeMs < Infinity) || flags > (FLAG_NO_STALE | FLAG_ORIGIN | FLAG_REVALIDATE)) {
+      !(initialAgeMs >= 0 && initialAgeMs < Infinity) || flags > (FLAG_NO_STALE | FLAG_ORIGIN | FLAG_REVALIDATE | FLAG_MARKER) ||
+      ((flags & FLAG_MARKER) !== 0) !== (headers[VARIANTS_HEADER] !== undefined)) {
     throw new CorruptEntryError('entry fields out of range')
   }
   const entry: CacheEntry = { status, headers, body, storedAt, ttl, etag }

@@ -3,7 +3,7 @@
 // http-parsing.test.ts; here each kind of response is seen stored or not, fresh or stale, by a client.
 import type { FastifyReply } from 'fastify'
 import t from 'tap'
-import { decodeEntry, encodeEntry, ENTRY_FORMAT_VERSION, type CacheEntry } from '../lib/entry.js'
+import { decodeEntry, encodeEntry, ENTRY_FORMAT_VERSION, type CacheEntry, VARIANTS_HEADER } from '../lib/entry.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { StoreSetOptions } from '../lib/stores/store.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
@@ -211,7 +211,15 @@ t.test('entries of origin mode carry their origin fields in format version 2 and
   }
   const encoded = encodeEntry({ ...base, initialAgeMs: 1 })
   const broken = (at: number, write: (b: Buffer) => void): Buffer => { const b = Buffer.from(encoded); write(b); return b }
-  t.throws(() => decodeEntry(broken(24, (b) => b.writeUInt8(8, 24))), { message: 'entry fields out of range' }, 'unknown flags')
+  t.throws(() => decodeEntry(broken(24, (b) => b.writeUInt8(16, 24))), { message: 'entry fields out of range' }, 'unknown flags')
+  // A Vary marker carries flag 8, which a release before markers rejects: a miss there, never a response.
+  const marker = encodeEntry({ ...base, headers: { [VARIANTS_HEADER]: 'accept-language' } })
+  t.equal(marker[24] & 8, 8)
+  t.same(decodeEntry(marker).headers, { [VARIANTS_HEADER]: 'accept-language' })
+  t.throws(() => decodeEntry(broken(24, (b) => b.writeUInt8(8 | 2, 24))), { message: 'entry fields out of range' }, 'the marker flag without a marker')
+  const unflagged = Buffer.from(marker)
+  unflagged.writeUInt8(unflagged[24] & ~8, 24)
+  t.throws(() => decodeEntry(unflagged), { message: 'entry fields out of range' }, 'a marker without its flag')
   t.throws(() => decodeEntry(broken(25, (b) => b.writeDoubleBE(-1, 25))), { message: 'entry fields out of range' }, 'a negative age')
   t.throws(() => decodeEntry(encoded.subarray(0, 30)), { name: 'CorruptEntryError' }, 'truncated in the origin fields')
 })

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { CacheEntry, HeaderValue } from '../entry.js'
+import { type CacheEntry, type HeaderValue, VARIANTS_HEADER } from '../entry.js'
 import { sha256, VARIANT_MARK } from '../key.js'
 import type { ResolvedRouteOptions } from '../options.js'
 import { isPromise, type GuardedStore } from '../stores/guard.js'
@@ -14,8 +14,7 @@ import type { MaybePromise, StoreSetOptions } from '../stores/store.js'
 // request's values of them. A lookup that finds a marker works out the request's own variant key and
 // reads that; a resource that does not vary stays one plain entry under its key, with no extra read.
 
-/** A header name no HTTP message can carry (a space is not a token character): marks a marker. */
-export const VARIANTS_HEADER = 'response-cache variants'
+export { VARIANTS_HEADER }
 /** Request headers one response may vary on beyond the route's `vary`; more is not stored. */
 export const VARY_MAX_NAMES = 8
 /** Live variants one resource may have; a new one past them is not stored until one expires. */
