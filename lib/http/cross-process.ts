@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { HookContext, RequestState, RouteState } from './hooks.js'
+import type { HookContext, RequestState, RouteState } from './request-state.js'
 import { type CacheEntry, freshMs } from '../entry.js'
 import type { GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'

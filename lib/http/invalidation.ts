@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify'
-import { kRequestState, tagsOf } from './hooks.js'
+import { kRequestState, tagsOf } from './request-state.js'
 import { rawPath, tenantOf, tenantSegment } from '../key.js'
 import type { FromRequest, ResolvedOptions } from '../options.js'
 import type { RouteCounters } from '../observability/stats.js'

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, preParsingHookHandler } from 'fastify'
-import { kRawBodyKey, kRequestState, type RequestState, type StateFor } from './hooks.js'
+import { kRawBodyKey, kRequestState, type RequestState, type StateFor } from './request-state.js'
 import { rawBodyKey } from '../key.js'
 import type { ResolvedOptions } from '../options.js'
 import { clientAsksNoCache, requestBypassReason } from './policy.js'

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CacheEntry } from '../entry.js'
 import type { ResolvedOptions } from '../options.js'
 import type { InFlight } from './coalesce.js'
-import type { RequestState } from './hooks.js'
+import type { RequestState } from './request-state.js'
 import { storableTtl } from './policy.js'
 import type { Refresher } from './refresh.js'
 

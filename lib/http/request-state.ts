@@ -1,0 +1,90 @@
+import type { FastifyRequest } from 'fastify'
+import type { CacheEntry } from '../entry.js'
+import type { KeySource } from '../key.js'
+import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from '../options.js'
+import type { RouteCounters } from '../observability/stats.js'
+import type { GuardedStore } from '../stores/guard.js'
+import type { InFlight } from './coalesce.js'
+import type { RawKeyMemo } from './raw-body.js'
+import type { Refresher } from './refresh.js'
+import type { ClientConditions } from './revalidation.js'
+
+// What the lookup hooks (hooks.ts) and the store hook (store-hook.ts) share about a request and its route.
+
+export const kRequestState = Symbol('fastify-response-cache.requestState')
+/** Tags a handler added with `reply.cacheTags()`. */
+export const kReplyTags = Symbol('fastify-response-cache.replyTags')
+/** The raw-body key of a request whose body was read before parsing but not yet known to the memo. */
+export const kRawBodyKey = Symbol('fastify-response-cache.rawBodyKey')
+
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'REVALIDATED'
+
+/** What the lookup decided, for the onSend hook of the same request. */
+export interface RequestState {
+  route: RouteState
+  status: CacheStatus
+  /** Set when the response may be stored under it. */
+  key: string | undefined
+  /** This request runs the handler for its key while others wait for what it stores. */
+  leader: boolean
+  /** A stale entry to answer with if the handler fails (stale-if-error). */
+  stale: CacheEntry | undefined
+  /** A stale origin-mode entry whose validators go to the handler (RFC 9111 section 4.3). */
+  revalidating?: CacheEntry
+  /** The client's own conditional headers, while the handler sees the cache's. */
+  client?: ClientConditions
+  /** The cross-process lock this request holds while it computes its key. */
+  lockToken?: string
+  /** The body of the entry a HIT or STALE answer sent. */
+  served?: Buffer
+  /** The raw-body key to remember this key under once an entry is found or stored for it. */
+  rawKey?: string
+  /** The raw body, for a request answered before its body was parsed (a refresh replays it). */
+  rawBody?: readonly Buffer[]
+  /** Set once the request looks up its own variant (variants.ts): the resource's key, `key` being the variant's. */
+  variantOf?: string
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    [kRequestState]: RequestState | null
+    [kRawBodyKey]: string | null
+  }
+  interface FastifyReply {
+    [kReplyTags]: string[] | null
+  }
+}
+
+/** A route's `tags` or `invalidate`: a list, or a function of the request. */
+export function tagsOf (from: FromRequest<string[]> | undefined, request: FastifyRequest): readonly string[] {
+  if (from === undefined) return []
+  return typeof from === 'function' ? from(request) : from
+}
+
+/** Everything one route and method needs on the request path, worked out once when the route is added. */
+export interface RouteState {
+  /** `"GET /items/:id"`: names the route in stats and logs. */
+  id: string
+  /** The route an entry written here is tagged with: HEAD writes (updates) the GET entry. */
+  entryRoute: string
+  options: ResolvedRouteOptions
+  keySource: KeySource
+  counters: RouteCounters
+  /** POST and QUERY are keyed by their body, so their lookup waits for it to be parsed. */
+  withBody: boolean
+  /** HEAD reads the GET entry but never stores: an explicit HEAD handler may send no body. */
+  readOnly: boolean
+  /** Bodies up to this many bytes are read before parsing and looked up by their bytes. */
+  rawBodyLimit: number
+}
+
+/** The route state for a request's method, or undefined when the hook does not apply to it. */
+export type StateFor = (request: FastifyRequest) => RouteState | undefined
+
+export interface HookContext {
+  store: GuardedStore
+  options: ResolvedOptions
+  inFlight: InFlight
+  refresher: Refresher
+  rawKeys: RawKeyMemo
+}
