@@ -1,7 +1,7 @@
 // ttl: 'origin' with a response `Vary` (RFC 9111 section 4.1): each variant of a resource stored
 // under a key of its own, and served only to the requests whose headers select it; through real
 // requests on the memory, Redis, tiered and Cluster stores.
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { request as httpRequest } from 'node:http'
 import { Redis } from 'ioredis'
 import t from 'tap'
@@ -27,6 +27,23 @@ function page (app: FastifyInstance, runs: Runs, { vary = 'Accept-Language', url
     return { lang: request.headers['accept-language'] ?? null, run: runs.next() }
   })
 }
+
+/**
+ * The page's handler, whose first run says it has started (`leading`) and then waits for `release`:
+ * other requests meanwhile wait on it. `extra` adds to the body.
+ */
+function heldFirstRun (runs: Runs, leading: Deferred, release: Deferred, extra: () => Record<string, unknown>) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<Record<string, unknown>> => {
+    const run = runs.next()
+    if (run === 1) {
+      leading.resolve()
+      await release.promise
+    }
+    reply.header('vary', 'accept-language').header('cache-control', 'max-age=60')
+    return { lang: request.headers['accept-language'] ?? null, ...extra(), run }
+  }
+}
+type Deferred = ReturnType<typeof deferred<void>>
 
 const get = async (app: FastifyInstance, headers: Headers = {}, url = '/page'): Promise<{ cache: unknown, body: { lang: unknown, run: number } }> => {
   const response = await app.inject({ url, headers })
@@ -98,15 +115,7 @@ for (const [kind, options] of kinds) {
     const release = deferred()
     let arrived = 0
     app.addHook('onRequest', async () => { arrived++ })
-    app.get('/page', { config: { cache: { ttl: 'origin' } } }, async (request, reply) => {
-      const run = runs.next()
-      if (run === 1) {
-        leading.resolve()
-        await release.promise
-      }
-      reply.header('vary', 'accept-language').header('cache-control', 'max-age=60')
-      return { lang: request.headers['accept-language'] ?? null, run }
-    })
+    app.get('/page', { config: { cache: { ttl: 'origin' } } }, heldFirstRun(runs, leading, release, () => ({})))
     const leader = get(app, en)
     await leading.promise
     const waiting = [get(app, en), get(app, fr), get(app, fr), get(app)]
@@ -548,15 +557,7 @@ t.test('redis: a process waiting on another\'s lock is handed the marker and rea
   const apps: FastifyInstance[] = []
   for (const name of ['a', 'b']) {
     const app = await cachedApp(t, shared)
-    app.get('/page', { config: { cache: { ttl: 'origin' } } }, async (request, reply) => {
-      const run = runs.next()
-      if (run === 1) {
-        leading.resolve()
-        await release.promise
-      }
-      reply.header('vary', 'accept-language').header('cache-control', 'max-age=60')
-      return { lang: request.headers['accept-language'], by: name, run }
-    })
+    app.get('/page', { config: { cache: { ttl: 'origin' } } }, heldFirstRun(runs, leading, release, () => ({ by: name })))
     apps.push(app)
   }
   const [a, b] = apps
