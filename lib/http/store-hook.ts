@@ -139,22 +139,15 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
    * answers the client (a 304 if the client's own `If-None-Match` matches it). Answers the payload.
    */
   function revalidated (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): Buffer {
-    const now = Date.now()
-    const { entry, verdict } = updatedEntry(stale, state.route.options, reply, now)
     state.status = 'REVALIDATED'
-    // The updated headers say which variant it is: a refresh, which reads no marker, stores it there too.
-    const variant = typeof verdict === 'string' ? undefined : variantOf(state, request, (name) => entry.headers[name])
-    if (typeof verdict === 'string' || typeof variant === 'string') {
-      const reason = typeof verdict === 'string' ? verdict : variant as string
+    const { entry, stored, reason } = storeUpdated(state, request, reply, stale)
+    if (reason !== undefined) {
       // Validated, so this answer may use it; the origin no longer lets it be kept.
       request.log.debug({ responseCache: { route: state.route.id, reason } }, 'response cache: revalidated, not stored again')
       refresher.report(request, reason)
-      if (state.leader) inFlight.settle(state.key as string, undefined)
       release(state)
-    } else {
-      const stored = write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant)
-      if (state.leader) inFlight.settle(state.key as string, stored)
     }
+    if (state.leader) inFlight.settle(state.key as string, stored)
     return replaceWithEntry(request, reply, entry, 'REVALIDATED')
   }
 
@@ -170,9 +163,20 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
       if (isPromise(dropped)) dropped.catch(() => {})
       return
     }
+    storeUpdated(state, request, reply, stale)
+  }
+
+  /**
+   * The stale entry updated by a 304 or a HEAD answer (revalidation.ts), written again as the variant
+   * its updated headers say it is (a refresh, which reads no marker, stores it there too); or, with
+   * the entry alone, why it may not be stored again.
+   */
+  function storeUpdated (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): { entry: CacheEntry, stored?: CacheEntry, reason?: string } {
     const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now())
-    const variant = typeof verdict === 'object' ? variantOf(state, request, (name) => entry.headers[name]) : undefined
-    if (typeof verdict === 'object' && typeof variant !== 'string') write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant)
+    if (typeof verdict === 'string') return { entry, reason: verdict }
+    const variant = variantOf(state, request, (name) => entry.headers[name])
+    if (typeof variant === 'string') return { entry, reason: variant }
+    return { entry, stored: write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant) }
   }
 
   const storeOnSend = (stateFor: StateFor): onSendHookHandler => function responseCacheStore (request, reply, payload, done) {
