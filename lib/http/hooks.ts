@@ -11,7 +11,7 @@ import { type HookContext, kRawBodyKey, kRequestState, type RequestState, type R
 import { sendEntry } from './respond.js'
 import { canRevalidate, conditionalHeaders, staleWindowsOf } from './revalidation.js'
 import { createStoreHook } from './store-hook.js'
-import { ownVariant, VARIANTS_HEADER } from './variants.js'
+import { isMarker, ownVariant } from './variants.js'
 
 // The lookup hooks of a cached route (onRequest, or preValidation for a route keyed by its body): a
 // hit is answered here, before the handler; a miss goes on to it, coalesced with the others of its
@@ -94,7 +94,7 @@ export function createHooks (ctx: HookContext): {
     const now = Date.now()
     // A varying resource's key holds a marker (origin mode): the request reads its own variant instead,
     // unless this process has a newer answer for the key on its way to the store (miss() takes it).
-    if (entry !== undefined && entry.headers[VARIANTS_HEADER] !== undefined) {
+    if (entry !== undefined && isMarker(entry)) {
       if (inFlight.unwritten(state.key as string) === undefined && throughVariants(state, request, reply, done, entry) === 'followed') return
       entry = undefined
     }
