@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { createClient, type ResponseCacheClient } from './client/app-cache.js'
 import { InFlight } from './http/coalesce.js'
 import * as errors from './errors.js'
-import { createHooks } from './http/hooks.js'
+import { createHooks, planOf } from './http/hooks.js'
 import { kRawBodyKey, kReplyTags, kRequestState, type RouteState } from './http/request-state.js'
 import { invalidateOnSend, isUnsafe } from './http/invalidation.js'
 import { registerMetrics } from './observability/metrics.js'
@@ -13,6 +13,7 @@ import { resolveOptions, resolveRouteOptions, type ResolvedRouteOptions, type Re
 import { BODYLESS_METHODS, CACHEABLE_METHODS } from './http/policy.js'
 import { RawKeyMemo } from './http/raw-body.js'
 import { rawLookup } from './http/raw-lookup.js'
+import type { Stage } from './http/lookup-stage.js'
 import { Stats } from './observability/stats.js'
 import { GuardedStore, TroubleLog } from './stores/guard.js'
 import { createStore } from './stores/index.js'
@@ -48,6 +49,11 @@ declare module 'fastify' {
   }
 }
 
+/** Where GET and HEAD may be looked up: before anything is parsed, unless a hook of the route says otherwise. */
+const BODYLESS_LOOKUPS: readonly Stage[] = ['onRequest', 'preValidation', 'preHandler']
+/** Where a route keyed by its parsed body may be looked up (the raw bytes are looked up in preParsing). */
+const BODY_LOOKUPS: readonly Stage[] = ['preValidation', 'preHandler']
+
 /** Fastify's own default bodyLimit. */
 const DEFAULT_BODY_LIMIT = 1_048_576
 
@@ -76,7 +82,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
   const flush = (): Promise<void> | undefined => inFlight.flush()
   const rawKeys = new RawKeyMemo()
   const hooks = createHooks({ store: guarded, options, inFlight, refresher, rawKeys })
-  const raw = { options, refresher, rawKeys, lookupKey: hooks.lookupKey }
+  const raw = { options, refresher, rawKeys, lookupKey: hooks.lookupKey, planOf }
   let cachesGet = false
   const invalidation = { store: guarded, options, cachesGet: () => cachesGet, flush }
   const routeErrors: Error[] = []
@@ -150,7 +156,9 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
         withBody: keyedByBody,
         readOnly: method === 'HEAD',
         // Within Fastify's limit for the route, which then answers 413 for longer bodies as it would.
-        rawBodyLimit: Math.min(routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? DEFAULT_BODY_LIMIT, options.maxEntryBytes)
+        rawBodyLimit: Math.min(routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? DEFAULT_BODY_LIMIT, options.maxEntryBytes),
+        lookups: keyedByBody ? BODY_LOOKUPS : BODYLESS_LOOKUPS,
+        plan: undefined
       }
       if (!state.readOnly) storedRoutes.add(id)
       if (state.withBody) withBody[method] = state
@@ -161,13 +169,15 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     if (bodyless.GET !== undefined) cachesGet = true
     const stateFor = (states: Record<string, RouteState>) => (request: FastifyRequest): RouteState | undefined => states[request.method]
 
+    // A lookup hook in each stage the route may be looked up in, after the route's own hooks; the
+    // route's first request says which of them looks up (http/lookup-stage.ts).
     if (Object.keys(bodyless).length > 0) {
-      addRouteHook(routeOptions, 'onRequest', hooks.lookup(stateFor(bodyless)))
+      for (const stage of BODYLESS_LOOKUPS) addRouteHook(routeOptions, stage, hooks.lookup(stateFor(bodyless), stage))
     }
     if (Object.keys(withBody).length > 0) {
       // Bodies seen before are looked up from their bytes; others once parsed, then remembered.
       addRouteHook(routeOptions, 'preParsing', rawLookup(raw, stateFor(withBody)))
-      addRouteHook(routeOptions, 'preValidation', hooks.lookup(stateFor(withBody)))
+      for (const stage of BODY_LOOKUPS) addRouteHook(routeOptions, stage, hooks.lookup(stateFor(withBody), stage))
     }
     if (resolved.ttl === 'origin') addRouteHook(routeOptions, 'preHandler', hooks.conditions)
     // Last, so that what is stored is the payload the client gets after the route's own onSend hooks.

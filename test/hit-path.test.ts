@@ -24,17 +24,32 @@ t.test('GET: first MISS runs the handler, then HIT serves the same bytes without
 
 t.test('a hit skips validation, the handler and serialisation', async (t) => {
   const app = await cachedApp(t)
+  let validated = 0
+  let serialised = 0
+  app.get('/s', {
+    config: { cache: true },
+    preSerialization: async (_request, _reply, payload) => { serialised++; return payload },
+    schema: { querystring: { type: 'object', properties: { q: { type: 'string' } } } },
+    validatorCompiler: () => () => { validated++; return true }
+  }, async () => ({ ok: true }))
+  await app.inject('/s?q=1')
+  t.equal((await app.inject('/s?q=1')).headers['x-cache'], 'HIT')
+  t.equal(validated, 1)
+  t.equal(serialised, 1)
+})
+
+t.test('a route\'s preHandler hook runs on every hit (it may refuse the request); the handler and serialisation do not', async (t) => {
+  const app = await cachedApp(t)
   let preHandlers = 0
   let serialised = 0
   app.get('/s', {
     config: { cache: true },
     preHandler: async () => { preHandlers++ },
-    preSerialization: async (_request, _reply, payload) => { serialised++; return payload },
-    schema: { querystring: { type: 'object', properties: { q: { type: 'string' } } } }
+    preSerialization: async (_request, _reply, payload) => { serialised++; return payload }
   }, async () => ({ ok: true }))
   await app.inject('/s?q=1')
-  await app.inject('/s?q=1')
-  t.equal(preHandlers, 1)
+  t.equal((await app.inject('/s?q=1')).headers['x-cache'], 'HIT')
+  t.equal(preHandlers, 2)
   t.equal(serialised, 1)
 })
 

@@ -6,7 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type LightMyRequestResponse } from 'fastify'
 import { Readable } from 'node:stream'
 import t from 'tap'
-import responseCache from '../lib/index.js'
+import responseCache, { MemoryStore } from '../lib/index.js'
 import { cachedApp, counter } from './helpers/app.js'
 import { eventually, until } from './helpers/events.js'
 import { storeKinds } from './helpers/stores.js'
@@ -322,4 +322,26 @@ t.test('keepForRevalidation: a number of seconds; on a route, only with ttl orig
       await app.ready()
     }, message)
   }
+})
+
+t.test('a no-cache answer still on its way to the store is revalidated by the next request, never served as a hit', async (t) => {
+  // The store's writes are held until the test lets them go: the second request comes while the
+  // first answer's write is in flight, as it does now and then on Redis.
+  const held: Array<() => void> = []
+  class HeldWrites extends MemoryStore {
+    override set (...args: Parameters<MemoryStore['set']>): Promise<void> {
+      return new Promise((resolve) => { held.push(() => { resolve(super.set(...args)) }) })
+    }
+  }
+  const app = await cachedApp(t, { store: new HeldWrites({ maxBytes: 1_000_000 }), timeout: 60_000 })
+  t.teardown(() => { for (const release of held) release() })
+  const seen = fresh()
+  const runs = counter()
+  app.get('/nc', { config: { cache: { ttl: 'origin' } } }, origin(seen, runs, () => ({ headers: { 'cache-control': 'no-cache' }, etag: '"n1"', body: 'no-cache body' })))
+  t.equal((await app.inject('/nc')).headers['x-cache'], 'MISS')
+  t.equal(held.length, 1, 'the write is on its way')
+  const next = await app.inject('/nc')
+  t.equal(next.headers['x-cache'], 'REVALIDATED')
+  t.equal(next.body, 'no-cache body')
+  t.same(seen.ifNoneMatch, [undefined, '"n1"'], 'the origin was asked')
 })

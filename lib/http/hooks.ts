@@ -12,10 +12,12 @@ import { sendEntry } from './respond.js'
 import { canRevalidate, conditionalHeaders, staleWindowsOf } from './revalidation.js'
 import { createStoreHook } from './store-hook.js'
 import { isMarker, ownVariant } from './variants.js'
+import { lookupPlan, ownHook, type LookupPlan, type Stage } from './lookup-stage.js'
 
-// The lookup hooks of a cached route (onRequest, or preValidation for a route keyed by its body): a
-// hit is answered here, before the handler; a miss goes on to it, coalesced with the others of its
-// key; the store hook (store-hook.ts) then stores what the handler answered.
+// The lookup hooks of a cached route: a hit is answered here, before the handler, but after every
+// hook that could refuse the request (lookup-stage.ts picks the stage); a miss goes on to the
+// handler, coalesced with the others of its key; the store hook (store-hook.ts) then stores what the
+// handler answered.
 
 function bypass (request: FastifyRequest, route: RouteState, reason: string): void {
   route.counters.bypasses++
@@ -23,9 +25,26 @@ function bypass (request: FastifyRequest, route: RouteState, reason: string): vo
   request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
 }
 
+/**
+ * Where a route is looked up, worked out from its first request and kept. A route with a hook after
+ * the last stage the cache can look up in is never served from the cache: said once, at warn.
+ */
+export function planOf (route: RouteState, request: FastifyRequest): LookupPlan {
+  if (route.plan !== undefined) return route.plan
+  const plan = route.plan = lookupPlan(request, route.lookups, route.withBody)
+  // A route keyed by its body is looked up from its raw bytes first, where it may.
+  route.counters.lookupStage = plan.raw ? 'preParsing' : plan.stage
+  if (plan.stage === 'none') {
+    request.log.warn({ responseCache: { route: route.id } }, 'response cache: a hook of this route runs after the last preHandler hook the cache can add; the route is never served from the cache')
+  } else {
+    request.log.debug({ responseCache: { route: route.id, lookupStage: plan.stage, rawLookup: plan.raw } }, 'response cache: lookup stage')
+  }
+  return plan
+}
+
 export function createHooks (ctx: HookContext): {
-  /** For onRequest (GET, HEAD) and preValidation (routes keyed by their body) alike. */
-  lookup: (stateFor: StateFor) => onRequestHookHandler & preValidationHookHandler
+  /** The lookup hook of one stage: it looks up the routes planned for that stage, and lets the others pass. */
+  lookup: (stateFor: StateFor, stage: Stage) => onRequestHookHandler & preValidationHookHandler & preHandlerHookHandler
   storeOnSend: (stateFor: StateFor) => onSendHookHandler
   /** Origin mode, before the handler: the cache's validators instead of the client's, when it revalidates. */
   conditions: preHandlerHookHandler
@@ -126,7 +145,11 @@ export function createHooks (ctx: HookContext): {
   function miss (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const key = state.key as string
     const landing = inFlight.unwritten(key)
-    if (landing !== undefined) {
+    // An answer on its way to the store is used as the store would answer it: a `no-cache` one (origin
+    // mode) is never fresh, so the request revalidates it instead.
+    if (landing !== undefined && !isMarker(landing) && Date.now() - landing.storedAt >= freshMs(landing)) {
+      if (state.revalidating === undefined && canRevalidate(landing)) state.revalidating = landing
+    } else if (landing !== undefined) {
       const token = store.takeToken(key)
       if (token !== undefined) store.unlock(key, token)
       handOver(route, state, request, reply, done, landing)
@@ -193,18 +216,26 @@ export function createHooks (ctx: HookContext): {
   }
 
   return {
-    lookup: (stateFor) => function responseCacheLookup (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+    lookup: (stateFor, stage) => ownHook(function responseCacheLookup (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
       const route = stateFor(request)
       // A body looked up from its raw bytes (before parsing) has been looked up already.
-      if (route === undefined || (route.withBody && request[kRequestState] !== null)) done()
-      else lookup(route, request, reply, done)
-    },
+      if (route === undefined || request[kRequestState] !== null) {
+        done()
+        return
+      }
+      const planned = planOf(route, request).stage
+      if (planned === stage) lookup(route, request, reply, done)
+      else if (planned === 'none') {
+        bypass(request, route, 'hook-after-cache')
+        done()
+      } else done()
+    }),
     lookupKey,
-    conditions: function responseCacheConditions (request, reply, done) {
+    conditions: ownHook(function responseCacheConditions (request, reply, done) {
       const state = request[kRequestState]
       if (state !== null) state.client = conditionalHeaders(request.headers, state.revalidating)
       done()
-    },
+    }),
     storeOnSend
   }
 }

@@ -1,9 +1,11 @@
 import type { FastifyReply, FastifyRequest, preParsingHookHandler } from 'fastify'
-import { kRawBodyKey, kRequestState, type RequestState, type StateFor } from './request-state.js'
+import { kRawBodyKey, kRequestState, type RequestState, type RouteState, type StateFor } from './request-state.js'
 import { rawBodyKey } from '../key.js'
 import type { ResolvedOptions } from '../options.js'
 import { clientAsksNoCache, requestBypassReason } from './policy.js'
 import { readBody, type PayloadStream, type RawKeyMemo } from './raw-body.js'
+import { ownHook } from './lookup-stage.js'
+import type { LookupPlan } from './lookup-stage.js'
 import type { Refresher } from './refresh.js'
 
 export interface RawLookupContext {
@@ -11,6 +13,7 @@ export interface RawLookupContext {
   refresher: Refresher
   rawKeys: RawKeyMemo
   lookupKey: (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: () => void) => void
+  planOf: (route: RouteState, request: FastifyRequest) => LookupPlan
 }
 
 /**
@@ -18,13 +21,14 @@ export interface RawLookupContext {
  * limit), and when these exact bytes, with every other key part, were seen before and led to an
  * entry, looks that entry up at once: a hit is answered without parsing, validation or the handler.
  * Otherwise Fastify gets the same bytes to parse, and the lookup after parsing runs as before.
+ * Only for a route with no preValidation or preHandler hook (but the cache's): those must run first.
  */
 export function rawLookup (ctx: RawLookupContext, stateFor: StateFor): preParsingHookHandler {
-  const { options, refresher, rawKeys, lookupKey } = ctx
-  return function responseCacheRawLookup (request, reply, payload: PayloadStream, done) {
+  const { options, refresher, rawKeys, lookupKey, planOf } = ctx
+  return ownHook(function responseCacheRawLookup (request, reply, payload: PayloadStream, done) {
     const route = stateFor(request)
     // Requests that bypass, refreshes and client no-cache requests take the lookup after parsing.
-    if (route === undefined || requestBypassReason(route.options, request, true) !== undefined ||
+    if (route === undefined || !planOf(route, request).raw || requestBypassReason(route.options, request, true) !== undefined ||
         refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
       done(null, payload)
       return
@@ -59,7 +63,7 @@ export function rawLookup (ctx: RawLookupContext, stateFor: StateFor): preParsin
       request[kRequestState] = state
       lookupKey(state, request, reply, () => { done(null, replay()) })
     })
-  }
+  })
 }
 
 function byteLength (chunks: readonly Buffer[]): number {

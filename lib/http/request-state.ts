@@ -5,6 +5,7 @@ import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from '../opti
 import type { RouteCounters } from '../observability/stats.js'
 import type { GuardedStore } from '../stores/guard.js'
 import type { InFlight } from './coalesce.js'
+import type { LookupPlan, Stage } from './lookup-stage.js'
 import type { RawKeyMemo } from './raw-body.js'
 import type { Refresher } from './refresh.js'
 import type { ClientConditions } from './revalidation.js'
@@ -76,6 +77,10 @@ export interface RouteState {
   readOnly: boolean
   /** Bodies up to this many bytes are read before parsing and looked up by their bytes. */
   rawBodyLimit: number
+  /** The stages where the cache has a lookup hook for this route, in order. */
+  lookups: readonly Stage[]
+  /** Where the route is looked up: worked out from its first request (lookup-stage.ts). */
+  plan: LookupPlan | undefined
 }
 
 /** The route state for a request's method, or undefined when the hook does not apply to it. */

@@ -1,3 +1,4 @@
+import type { LookupPlan } from '../http/lookup-stage.js'
 import type { StoreStats } from '../stores/store.js'
 
 /** Counters of one route and method, bumped in place on the request path. */
@@ -8,6 +9,8 @@ export class RouteCounters {
   bypasses = 0
   stores = 0
   errors = 0
+  /** Where the route is looked up, once its first request has said (http/lookup-stage.ts). */
+  lookupStage: LookupPlan['stage'] | undefined = undefined
 }
 
 export interface CounterSnapshot {
@@ -19,6 +22,11 @@ export interface CounterSnapshot {
   errors: number
   /** (hits + stale) / (hits + stale + misses), 0 when nothing was looked up. */
   hitRatio: number
+  /**
+   * Routes only, from their first request on: the hook stage their lookup runs in, after every hook
+   * that could refuse the request (`'none'`: a hook runs after the last the cache can add).
+   */
+  lookupStage?: 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'none'
 }
 
 export interface CacheStats {
@@ -40,7 +48,8 @@ function snapshot (c: RouteCounters): CounterSnapshot {
     bypasses: c.bypasses,
     stores: c.stores,
     errors: c.errors,
-    hitRatio: looked === 0 ? 0 : served / looked
+    hitRatio: looked === 0 ? 0 : served / looked,
+    ...(c.lookupStage === undefined ? {} : { lookupStage: c.lookupStage })
   }
 }
 
