@@ -17,11 +17,21 @@ export const DEFAULT_LOCAL_TTL = 60
 export const DEFAULT_STATS_PATH = '/cache/stats'
 export const DEFAULT_STATUS_CODES = [200]
 /**
- * With `ttl: 'origin'` the response's own headers decide, as RFC 9111 section 3 lets any final status
- * be stored: every status a route may list (200 to 499) but 206 (a part, never stored for the whole)
- * and 304 (no body of its own).
+ * Statuses that answer an error in the request itself: a header section or URI too long for the
+ * origin, a character it refuses, a missing length, a body too large, a precondition or range that
+ * fails. Another server's reasons for them may lie in what the key does not hold (an origin with a
+ * smaller header limit than Fastify's answers 400 to a request Fastify took), so origin mode never
+ * stores them, as neither Varnish's built-in rules nor nginx do: stored, one attacker's request
+ * would answer every client of the key (cache-poisoned denial of service).
  */
-export const ORIGIN_STATUS_CODES = Array.from({ length: 300 }, (_, i) => 200 + i).filter((status) => status !== 206 && status !== 304)
+export const REQUEST_ERROR_STATUSES: ReadonlySet<number> = new Set([400, 411, 412, 413, 414, 416, 431])
+/**
+ * With `ttl: 'origin'` the response's own headers decide, as RFC 9111 section 3 lets any final status
+ * be stored: every status a route may list (200 to 499) but 206 (a part, never stored for the whole),
+ * 304 (no body of its own) and the request errors above.
+ */
+export const ORIGIN_STATUS_CODES = Array.from({ length: 300 }, (_, i) => 200 + i)
+  .filter((status) => status !== 206 && status !== 304 && !REQUEST_ERROR_STATUSES.has(status))
 /** The longest heuristic freshness, as Apache Traffic Server caps it by default: one day. */
 export const DEFAULT_HEURISTIC_MAX_TTL = 86_400
 /** How long a stale origin-mode entry with a validator is kept to be revalidated, as nginx's `inactive`: ten minutes. */
@@ -154,7 +164,11 @@ export interface RouteCacheOptions {
   key?: (request: FastifyRequest) => string | number | undefined
   /** Tags to drop after a 2xx response of this route. */
   invalidate?: FromRequest<string[]>
-  /** Statuses that are stored. @defaultValue `[200]`; with `ttl: 'origin'`, 200 to 499 but 206 and 304 */
+  /**
+   * Statuses that are stored: 200 to 499, never 304; with `ttl: 'origin'` never 400, 411, 412, 413, 414,
+   * 416 or 431 either (errors the request caused).
+   * @defaultValue `[200]`; with `ttl: 'origin'`, 200 to 499 but 206, 304 and those request errors
+   */
   statusCodes?: number[]
   /** Serve and store requests that carry cookies, because the response never depends on them. @defaultValue `false` */
   ignoreCookies?: boolean
@@ -376,6 +390,14 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
   // Only the route's own settings are checked: the plugin's apply to whichever routes are in origin mode.
   for (const name of ['heuristicFreshness', 'heuristicMaxTtl', 'keepForRevalidation'] as const) {
     if (c[name] !== undefined && ttl !== 'origin') fail(name, `applies only with ttl: 'origin' (this route's ttl is ${ttl})`)
+  }
+  for (const status of c.statusCodes ?? []) {
+    // Only ever the answer to a client's own If-None-Match or If-Modified-Since, with no body: stored,
+    // it would answer clients that asked for the whole response.
+    if (status === 304) fail('statusCodes', 'may not list 304: a 304 answers one client\'s conditional request and has no body')
+    if (ttl === 'origin' && REQUEST_ERROR_STATUSES.has(status)) {
+      fail('statusCodes', `may not list ${status} with ttl: 'origin': an error the request caused is never stored from another server (${[...REQUEST_ERROR_STATUSES].join(', ')})`)
+    }
   }
   return {
     ttl,

@@ -16,8 +16,10 @@ export async function build ({ upstream, redis, logger = false }: ReverseProxyOp
   const app = Fastify({ logger })
   await app.register(replyFrom, { base: upstream })
   // Origin mode: Cache-Control (or CDN-Cache-Control), Expires, Date and Age decide, as in a shared
-  // HTTP cache, for any status but 206 and 304; an answer with no freshness of its own is passed on
-  // and not stored; a stale one with an ETag or Last-Modified is revalidated with the origin.
+  // HTTP cache, for any status but 206, 304 and the errors a request causes itself (400, 413, 431...);
+  // an answer with no freshness of its own is passed on and not stored; a stale one with an ETag or
+  // Last-Modified is revalidated with the origin. Requests with If-Match, If-Unmodified-Since,
+  // If-Range or a method override (which many origins honour) go to the origin and are not stored.
   await app.register(responseCache, { ttl: 'origin', ...(redis === undefined ? {} : { store: 'redis', redis }) })
 
   // Request bodies go upstream as they came, whatever their type: nothing is parsed here.

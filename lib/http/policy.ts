@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { HeaderValue } from '../entry.js'
 import { originFreshness, type OriginFreshness } from './freshness.js'
 import { parseCacheControl as parseDirectives } from './directives.js'
-import type { ResolvedRouteOptions } from '../options.js'
+import { REQUEST_ERROR_STATUSES, type ResolvedRouteOptions } from '../options.js'
 
 /** Methods whose response may be stored; PUT, PATCH and DELETE routes only invalidate. */
 export const CACHEABLE_METHODS = new Set(['GET', 'HEAD', 'POST', 'QUERY'])
@@ -15,6 +15,13 @@ export function requestBypassReason (route: ResolvedRouteOptions, request: Fasti
   const headers = request.headers
   if (headers.authorization !== undefined && !route.vary.includes('authorization')) return 'authorization'
   if (headers.cookie !== undefined && !route.ignoreCookies && !route.vary.includes('cookie')) return 'cookie'
+  // Preconditions a cache does not evaluate (RFC 9111 section 4.3.2: If-Match and If-Unmodified-Since
+  // "are not applicable to a cache"; If-Range goes with a Range): the handler does, and its answer
+  // (a 412 for a tag only this client sent, a 416, a 206) is this request's alone.
+  if (headers['if-match'] !== undefined || headers['if-unmodified-since'] !== undefined || headers['if-range'] !== undefined) return 'request-conditional'
+  // A handler or origin that honours one of these answers for another method (a DELETE's 404, a
+  // POST's 201): never a GET's answer to share, nor one a stored GET answer may stand in for.
+  if (headers['x-http-method-override'] !== undefined || headers['x-http-method'] !== undefined || headers['x-method-override'] !== undefined) return 'method-override'
   if (withBody) return undefined
   // A body on GET or HEAD is not keyed, so such a request must not read or fill the shared entry.
   if (headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')) return 'request-body'
@@ -61,7 +68,7 @@ function headerList (value: HeaderValue | number | undefined): string[] {
 
 /** Why a response may not be stored whatever its freshness says, in either mode; undefined if it may. */
 function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number): string | undefined {
-  if (!route.statusCodes.has(reply.statusCode)) return 'status'
+  if (!route.statusCodes.has(reply.statusCode)) return route.ttl === 'origin' && REQUEST_ERROR_STATUSES.has(reply.statusCode) ? 'status-request-error' : 'status'
   if (reply.hasHeader('set-cookie')) return 'set-cookie'
   if (bodyBytes > maxEntryBytes) return 'too-large'
   for (const name of headerList(reply.getHeader('vary') as HeaderValue | undefined)) {

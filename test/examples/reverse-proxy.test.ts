@@ -100,6 +100,43 @@ async function proxied (t: Teardown, url: string | undefined): Promise<{ origin:
   return { origin, proxy, get }
 }
 
+/**
+ * An origin that, as many do, sends its caching headers on every answer, errors the request itself
+ * caused included: a header section past its 4 KiB limit (400, or 431 on /431), a failed `If-Match`
+ * or `If-Unmodified-Since` (412), and a method named by `X-HTTP-Method-Override` and its kin, which it
+ * honours (a DELETE of a page it cannot delete: 404). Every clean GET gets the page, a 200.
+ */
+async function startStrictOrigin (t: Teardown): Promise<{ url: string, requests: Map<string, number> }> {
+  const requests = new Map<string, number>()
+  const count = (path: string): void => { requests.set(path, (requests.get(path) ?? 0) + 1) }
+  const cached = { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }
+  const lastModified = ago(3600)
+  const server = createServer({ maxHeaderSize: 4096 }, (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://origin').pathname
+    count(path)
+    const override = req.headers['x-http-method-override'] ?? req.headers['x-http-method'] ?? req.headers['x-method-override']
+    const method = typeof override === 'string' ? override : req.method
+    const ifMatch = req.headers['if-match']
+    const ifUnmodifiedSince = req.headers['if-unmodified-since']
+    if (method !== 'GET' && method !== 'HEAD') res.writeHead(404, cached).end(`nothing to ${method ?? ''} at ${path}`)
+    else if ((ifMatch !== undefined && ifMatch !== '"v1"') || (ifUnmodifiedSince !== undefined && Date.parse(ifUnmodifiedSince) < Date.parse(lastModified))) {
+      res.writeHead(412, cached).end('precondition failed')
+    } else res.writeHead(200, { ...cached, etag: '"v1"', 'last-modified': lastModified }).end(`the page at ${path}`)
+  })
+  // Node's parser refuses the header section before any handler: the origin answers it itself.
+  server.on('clientError', (error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket) => {
+    const path = error.rawPacket?.toString('latin1').split(' ')[1] ?? '/'
+    count(path)
+    const status = path === '/431' ? '431 Request Header Fields Too Large' : '400 Bad Request'
+    const body = 'bad request'
+    socket.end(`HTTP/1.1 ${status}\r\ncache-control: max-age=60\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests }
+}
+
 const redis = await redisServer(t)
 
 for (const [store, url] of [['memory', undefined], ['redis', redis.url]] as const) {
@@ -205,5 +242,35 @@ for (const [store, url] of [['memory', undefined], ['redis', redis.url]] as cons
     const personal = await get('/max-age', { headers: { authorization: 'Bearer a' } })
     t.equal(personal.headers['x-cache'], 'BYPASS')
     t.equal(origin.requests.get('/max-age'), 3)
+  })
+
+  t.test(`${store}: cache-poisoned denial of service: an error the attacker's request caused never reaches a clean request`, async (t) => {
+    const origin = await startStrictOrigin(t)
+    const proxy = await exampleApp(t, url, async (redis) => await build({ upstream: origin.url, redis }))
+    const address = await proxy.listen({ port: 0, host: '127.0.0.1' })
+    const get = async (path: string, headers: Record<string, string> = {}): Promise<Answer> => {
+      const response = await request(address + path, { headers })
+      return { status: response.statusCode, headers: response.headers as Record<string, string>, body: await response.body.text() }
+    }
+    // Each attack as an attacker runs it, on a page of its own: the bad request first, then clean ones.
+    const attacks: Array<[string, Record<string, string>, number, 'MISS' | 'BYPASS']> = [
+      ['/oversized', { 'x-padding': 'a'.repeat(6000) }, 400, 'MISS'],
+      ['/431', { 'x-padding': 'a'.repeat(6000) }, 431, 'MISS'],
+      ['/if-match', { 'if-match': '"not-the-victims"' }, 412, 'BYPASS'],
+      ['/if-unmodified-since', { 'if-unmodified-since': ago(86_400) }, 412, 'BYPASS'],
+      ['/x-http-method-override', { 'x-http-method-override': 'DELETE' }, 404, 'BYPASS'],
+      ['/x-http-method', { 'x-http-method': 'DELETE' }, 404, 'BYPASS'],
+      ['/x-method-override', { 'x-method-override': 'DELETE' }, 404, 'BYPASS']
+    ]
+    for (const [path, headers, status, cache] of attacks) {
+      const attack = await get(path, headers)
+      t.same([attack.status, attack.headers['cache-control'], attack.headers['x-cache']], [status, 'max-age=60', cache], `${path}: the attacker gets the origin's error`)
+      const victim = await get(path)
+      t.same([victim.status, victim.body, victim.headers['x-cache']], [200, `the page at ${path}`, 'MISS'], `${path}: a clean request reaches the origin and gets the page`)
+      t.equal(origin.requests.get(path), 2, `${path}: origin requests`)
+      let hit = victim
+      t.ok(await eventually(async () => (hit = await get(path)).headers['x-cache'] === 'HIT'), `${path}: stored`)
+      t.same([hit.status, hit.body], [200, `the page at ${path}`], `${path}: the page is what is stored`)
+    }
   })
 }
