@@ -28,6 +28,8 @@ export const SCENARIOS: Scenario[] = [
   { name: 'bare', group: 'ceiling', server: 'bare.ts', path: '/product', quick: true, what: 'constant Buffer, no handler work (the ceiling)' },
   { name: 'no-cache', group: 'baseline', server: 'no-cache.ts', path: '/product', what: 'same JSON through a 20 ms handler, no plugin' },
   { name: 'memory-hit', group: 'plugin', server: 'memory-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, memory-store hits' },
+  { name: 'memory-hit-prevalidation', group: 'plugin', server: 'memory-hit.ts', path: '/product', env: { BENCH_GUARD: 'preValidation' }, what: 'memory-store hits of a route with an app-level preValidation guard: looked up after it, at the end of preValidation' },
+  { name: 'memory-hit-prehandler', group: 'plugin', server: 'memory-hit.ts', path: '/product', env: { BENCH_GUARD: 'preHandler' }, what: 'memory-store hits of a route with an app-level preHandler guard: looked up after it, at the end of preHandler' },
   { name: 'redis-hit', group: 'plugin', server: 'redis-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, Redis-store hits' },
   { name: 'tiered-hit', group: 'plugin', server: 'tiered-hit.ts', path: '/product', quick: true, what: 'the 20 ms handler behind the plugin, tiered-store hits (memory over Redis, from this instance\'s memory)' },
   { name: 'redis-hit-sealed', group: 'plugin', server: 'redis-hit.ts', path: '/product', env: { BENCH_ENCRYPTION: '1' }, what: 'Redis-store hits with encryption at rest (AES-256-GCM)' },
