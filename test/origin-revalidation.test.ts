@@ -181,6 +181,32 @@ for (const [kind, options] of await storeKinds(t)) {
     t.equal(app.cache.stats().routes['GET /plain'].stores, 0)
   })
 
+  t.test(`${kind}: a 304 with a new ETag replaces the stored one: the client's If-None-Match with the new tag gets a 304, the next revalidation sends it`, async (t) => {
+    const app = await cachedApp(t, options())
+    const sent: Array<string | undefined> = []
+    // The origin renamed the representation's tag (RFC 9111 4.3.4: the 304's fields replace the stored ones).
+    app.get('/renamed', { config: { cache: { ttl: 'origin' } } }, async (request, reply) => {
+      sent.push(request.headers['if-none-match'])
+      reply.header('cache-control', 'max-age=1')
+      if (request.headers['if-none-match'] === '"v1"' || request.headers['if-none-match'] === '"v2"') return await reply.code(304).header('etag', '"v2"').send()
+      return await reply.header('etag', '"v1"').send('the body')
+    })
+    await storedThenStale(app, '/renamed')
+    const revalidated = await app.inject('/renamed')
+    t.equal(revalidated.headers['x-cache'], 'REVALIDATED')
+    t.equal(revalidated.headers.etag, '"v2"')
+    t.equal(revalidated.body, 'the body')
+    const storedAt = Date.now()
+    await written(app, 2)
+    const conditional = await app.inject({ url: '/renamed', headers: { 'if-none-match': '"v2"' } })
+    t.equal(conditional.statusCode, 304, 'the new tag matches')
+    t.equal(conditional.headers['x-cache'], 'HIT')
+    t.equal((await app.inject({ url: '/renamed', headers: { 'if-none-match': '"v1"' } })).statusCode, 200, 'the old one no longer does')
+    await stale(storedAt)
+    await app.inject('/renamed')
+    t.same(sent, [undefined, '"v1"', '"v2"'], 'the next revalidation names the new tag')
+  })
+
   t.test(`${kind}: must-revalidate: a stale entry is revalidated, never served stale, even with the route's windows`, async (t) => {
     const app = await cachedApp(t, options())
     const seen = fresh()
