@@ -5,6 +5,7 @@ const fastifyResponseCache = Object.assign(lib.default, {
   default: lib.default,
   fastifyResponseCache: lib.default,
   MemoryStore: lib.MemoryStore,
+  RedisStore: lib.RedisStore,
   errors: lib.errors
 })
 
@@ -30,6 +31,7 @@ declare namespace fastifyResponseCache {
   export type CacheStore = lib.CacheStore
   export type StoreSetOptions = lib.StoreSetOptions
   export type StoreStats = lib.StoreStats
+  export type StoreState = lib.StoreState
   export type MaybePromise<T> = lib.MaybePromise<T>
   export type StoreCursor = lib.StoreCursor
   export type StoreListQuery = lib.StoreListQuery
@@ -38,6 +40,9 @@ declare namespace fastifyResponseCache {
   export type ListSelector = lib.ListSelector
   export type ListedEntry = lib.ListedEntry
   export type EntryPage = lib.EntryPage
+  export type RedisClientLike = lib.RedisClientLike
+  export type EncryptionOptions = lib.EncryptionOptions
+  export type EncryptionKey = lib.EncryptionKey
 }
 
 export = fastifyResponseCache

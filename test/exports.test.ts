@@ -1,4 +1,5 @@
 import Fastify from 'fastify'
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import t from 'tap'
 
@@ -32,4 +33,16 @@ t.test('the CommonJS build caches a route', async (t) => {
   t.equal(first.headers['x-cache'], 'MISS')
   t.equal(second.headers['x-cache'], 'HIT')
   t.equal(second.body, first.body)
+})
+
+t.test('the CommonJS entry exports everything the ESM entry does: values and types', async (t) => {
+  const esm = await import('fastify-response-cache') as Record<string, unknown>
+  const cjs = require('fastify-response-cache') as Record<string, unknown>
+  for (const name of Object.keys(esm)) t.equal(typeof cjs[name], typeof esm[name], `value ${name}`)
+  // Type-only exports leave nothing at run time: compare the declarations of the two entries.
+  const esmTypes = readFileSync(new URL('../dist/esm/index.d.ts', import.meta.url), 'utf8')
+  const cjsTypes = readFileSync(new URL('../dist/cjs/main.d.cts', import.meta.url), 'utf8')
+  const names = [...esmTypes.matchAll(/export (?:type )?\{([^}]*)\}/g)].flatMap((m) => m[1].split(',').map((part) => part.trim().replace(/^type /, '').split(/\s+as\s+/).pop() as string)).filter((name) => name !== '')
+  t.ok(names.length > 20, 'the ESM entry\'s exports were read')
+  for (const name of names) t.match(cjsTypes, new RegExp(`\\b${name}\\b`), `type ${name}`)
 })
