@@ -8,7 +8,7 @@ import { encodeCursor, listedEntry, listQuery, type EntryPage, type ListSelector
 import type { CacheStats, Stats } from '../observability/stats.js'
 import { logNotDone, type GuardedStore } from '../stores/guard.js'
 import { LIST_TIMEOUT_MS, type StoreListPage, type StoreState, type StoreStats } from '../stores/store.js'
-import { countedGroups, selectorTags } from '../tags.js'
+import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong } from '../tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
 
@@ -83,6 +83,8 @@ function checkSelector (what: unknown): InvalidateSelector {
   if (typeof what !== 'object' || what === null) return fail('invalidate', 'expected an object { tags, route, tenant }')
   const { tags, route, tenant } = what as Record<string, unknown>
   if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string'))) fail('tags', 'expected an array of strings')
+  // No entry can carry a longer tag: asking to drop one is a mistake worth hearing about.
+  if ((tags as string[] | undefined)?.some(tagTooLong) === true) fail('tags', TAGS_EXPECTED['tag-too-long'])
   if (route !== undefined && typeof route !== 'string') fail('route', 'expected a string such as "GET /items/:id" or "/items/:id"')
   if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') fail('tenant', 'expected a string or a number')
   return what as InvalidateSelector

@@ -2,7 +2,7 @@ import { freshMs } from '../entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from '../errors.js'
 import { tenantSegment, VARIANT_MARK } from '../key.js'
 import type { StoreCursor, StoreListedEntry, StoreListQuery } from '../stores/store.js'
-import { selectorTags } from '../tags.js'
+import { MAX_TAG_BYTES, selectorTags, tagTooLong } from '../tags.js'
 import { VALUE_STATUS } from './values.js'
 
 /** Which entries `app.cache.list` answers: those matching every selector given (at least one). */
@@ -85,6 +85,7 @@ export function listQuery (selector: unknown): StoreListQuery {
   const { route, tag, tenant, limit = LIST_LIMIT_DEFAULT, cursor } = selector as Record<string, unknown>
   if (route !== undefined && (typeof route !== 'string' || route.length === 0)) invalid('route', 'expected a string such as "GET /items/:id" or "/items/:id"')
   if (tag !== undefined && (typeof tag !== 'string' || tag.length === 0)) invalid('tag', 'expected a non-empty string')
+  if (tag !== undefined && tagTooLong(tag as string)) invalid('tag', `expected a tag of at most ${MAX_TAG_BYTES} bytes (UTF-8)`)
   if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') invalid('tenant', 'expected a string or a number')
   if (!(Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= LIST_LIMIT_MAX)) invalid('limit', `expected a whole number from 1 to ${LIST_LIMIT_MAX}`)
   if (route === undefined && tag === undefined && tenant === undefined) invalid('list', 'expected at least one of route, tag and tenant')
