@@ -3,7 +3,7 @@
 // a sender it forgets is treated as one whose messages may have been lost (the local tier is emptied).
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { InvalidationBus, MAX_SENDERS, type Drop } from '../lib/stores/bus.js'
+import { InvalidationBus, MAX_SENDERS, type BusClient, type Drop } from '../lib/stores/bus.js'
 import { eventually } from './helpers/events.js'
 import { startRedis } from './helpers/redis.js'
 
@@ -16,7 +16,7 @@ t.test('50,000 forged sender ids keep at most MAX_SENDERS in the table; a sender
   t.teardown(() => { redis.disconnect(); raw.disconnect() })
   const dropped: Drop[] = []
   const distrusted: string[] = []
-  const bus = new InvalidationBus(redis, 'senders', { drop: (drop) => { dropped.push(drop) }, distrust: (why) => { distrusted.push(why) } })
+  const bus = new InvalidationBus(redis as unknown as BusClient, 'senders', { drop: (drop) => { dropped.push(drop) }, distrust: (why) => { distrusted.push(why) } })
   t.teardown(() => { bus.close() })
   await bus.start(5000)
   const send = async (sender: string, n: number, key: string): Promise<unknown> =>
