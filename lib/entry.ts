@@ -48,12 +48,19 @@ export interface CacheEntry {
 export const ENTRY_OVERHEAD_BYTES = 768
 
 export function entrySize (key: string, entry: CacheEntry, tags: readonly string[] | undefined): number {
-  let size = ENTRY_OVERHEAD_BYTES + key.length + entry.body.length + entry.etag.length + (entry.request?.length ?? 0)
-  for (const name in entry.headers) {
-    const value = entry.headers[name]
-    size += name.length + (typeof value === 'string' ? value.length : value.join(', ').length)
-  }
+  let size = ENTRY_OVERHEAD_BYTES + key.length + entry.body.length + entry.etag.length + (entry.request?.length ?? 0) + headersSize(entry.headers)
   if (tags !== undefined) for (const tag of tags) size += tag.length * 2
+  return size
+}
+
+/** The names and values of headers, in characters (one byte each on the wire): what `maxEntryBytes` counts with the body. */
+export function headersSize (headers: Readonly<Record<string, HeaderValue | number | undefined>>): number {
+  let size = 0
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined) continue
+    size += name.length + (typeof value === 'object' ? value.join(', ').length : String(value).length)
+  }
   return size
 }
 

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client'
 import { checkEncryptionOption, Keyring, type EncryptionOptions } from './stores/encryption.js'
 import { FST_RESPONSE_CACHE_INVALID_OPTION, FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG, redactCredentials } from './errors.js'
 import type { CacheStore } from './stores/store.js'
+import { TAGS_EXPECTED, tagsProblem, tagTooLong } from './tags.js'
 
 export const DEFAULT_NAMESPACE = 'rc'
 export const DEFAULT_TTL = 60
@@ -92,7 +93,7 @@ export interface ResponseCacheOptions {
    * @example `(request) => request.headers['x-tenant-id'] as string | undefined`
    */
   tenant?: (request: FastifyRequest) => string | undefined
-  /** Bodies larger than this many bytes are served but not stored. @defaultValue `1_048_576` */
+  /** Responses larger than this many bytes, body and headers together, are served but not stored. @defaultValue `1_048_576` */
   maxEntryBytes?: number
   /** Memory store settings. */
   memory?: {
@@ -158,7 +159,7 @@ export interface RouteCacheOptions {
   staleIfError?: number
   /** Request header names whose values are part of the key. */
   vary?: string[]
-  /** Tags stored with the entry, for invalidation. */
+  /** Tags stored with the entry, for invalidation: at most 64 (with `reply.cacheTags()`), of at most 256 bytes (UTF-8) each. */
   tags?: FromRequest<string[]>
   /** An extra key part computed from the request. */
   key?: (request: FastifyRequest) => string | number | undefined
@@ -185,7 +186,8 @@ const originSchema = {
   keepForRevalidation: seconds('keepForRevalidation')
 }
 const fn = (what: string) => Type.Function([Type.Any()], Type.Any(), { description: `a function ${what}` })
-const tagList = Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 })
+// Their bounds (MAX_TAGS_PER_ENTRY, MAX_TAG_BYTES, counted in UTF-8) are checked after the schema, with messages that name them.
+const tagList = Type.Array(Type.String({ minLength: 1 }), { maxItems: 1000 })
 
 const optionsSchema = Type.Object({
   store: Type.Union([Type.Literal('memory'), Type.Literal('redis'), Type.Literal('tiered'), Type.Object({})], {
@@ -386,6 +388,11 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
   if (config !== true && !isRecord(config)) fail('cache', `expected true, false or an object, ${describe(config)}`)
   const c = (config === true ? {} : config) as RouteCacheOptions
   if (config !== true) checkObject(routeSchema, config as Record<string, unknown>, '', fail)
+  if (Array.isArray(c.tags)) {
+    const problem = tagsProblem([...new Set(c.tags)])
+    if (problem !== undefined) fail('tags', TAGS_EXPECTED[problem])
+  }
+  if (Array.isArray(c.invalidate) && c.invalidate.some(tagTooLong)) fail('invalidate', TAGS_EXPECTED['tag-too-long'])
   const ttl = c.ttl ?? defaults.ttl
   // Only the route's own settings are checked: the plugin's apply to whichever routes are in origin mode.
   for (const name of ['heuristicFreshness', 'heuristicMaxTtl', 'keepForRevalidation'] as const) {

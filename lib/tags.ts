@@ -11,6 +11,32 @@ import { sha256 } from './key.js'
 //
 // <tenant> is the tenant's key segment (a hash), never the id itself.
 
+/**
+ * Tags one entry may carry, at most. A route tags its answer with the few things it depends on; an
+ * entry with thousands of tags (made from request input, say) would cost that many sets and versions
+ * in one Redis script call.
+ */
+export const MAX_TAGS_PER_ENTRY = 64
+/** UTF-8 bytes one tag may hold, at most: room for any id, too little to carry a document. */
+export const MAX_TAG_BYTES = 256
+
+export type TagsProblem = 'too-many-tags' | 'tag-too-long'
+
+/** A tag of more than MAX_TAG_BYTES bytes; its length in characters decides first (at most 3 bytes each). */
+export const tagTooLong = (tag: string): boolean => tag.length > MAX_TAG_BYTES / 3 && Buffer.byteLength(tag) > MAX_TAG_BYTES
+
+/** Why one entry may not carry these (distinct) tags, or undefined when it may. */
+export function tagsProblem (tags: readonly string[]): TagsProblem | undefined {
+  if (tags.length > MAX_TAGS_PER_ENTRY) return 'too-many-tags'
+  return tags.some(tagTooLong) ? 'tag-too-long' : undefined
+}
+
+/** What an argument or a route's config was expected to be, for each problem: the message names the bound. */
+export const TAGS_EXPECTED: Record<TagsProblem, string> = {
+  'too-many-tags': `expected at most ${MAX_TAGS_PER_ENTRY} tags`,
+  'tag-too-long': `expected tags of at most ${MAX_TAG_BYTES} bytes (UTF-8) each`
+}
+
 /** The request methods whose entries a route can hold; HEAD is answered from the GET entry. */
 export const ENTRY_METHODS = ['GET', 'POST', 'QUERY'] as const
 

@@ -218,7 +218,9 @@ t.test('the edges of what is stored: maxEntryBytes inclusive, Vary lists as the 
     await app.inject({ url, headers })
     return (await app.inject({ url, headers })).headers['x-cache'] === 'HIT'
   }
-  app.get('/exact', { config: { cache: true } }, async () => 'x'.repeat(100))
+  // maxEntryBytes counts the headers with the body: content-type and its value are 22 bytes.
+  app.get('/exact', { config: { cache: true } }, async (_request, reply) => reply.header('content-type', 'text/plain').send('x'.repeat(78)))
+  app.get('/over', { config: { cache: true } }, async (_request, reply) => reply.header('content-type', 'text/plain').send('x'.repeat(79)))
   app.get('/vary-list', { config: { cache: { vary: ['x-a', 'x-b'] } } }, async (_request, reply) => reply.header('vary', ' X-A ,, x-b, ').send('v'))
   app.get('/vary-array', { config: { cache: { vary: ['x-a', 'x-b'] } } }, async (_request, reply) => reply.header('vary', ['X-A', 'X-B']).send('v'))
   app.get('/vary-array-unkeyed', { config: { cache: { vary: ['x-a'] } } }, async (_request, reply) => reply.header('vary', ['x-a', 'x-c']).send('v'))
@@ -226,7 +228,8 @@ t.test('the edges of what is stored: maxEntryBytes inclusive, Vary lists as the 
   app.get('/public', { config: { cache: true } }, async (_request, reply) => reply.header('cache-control', 'public').send('p'))
   app.get('/must-revalidate', { config: { cache: true } }, async (_request, reply) => reply.header('cache-control', 'public, must-revalidate, max-age=30').send('m'))
   app.get('/max-age-1', { config: { cache: true } }, async (_request, reply) => reply.header('cache-control', 'max-age=1').send('m'))
-  t.ok(await stored('/exact'), 'a body of exactly maxEntryBytes is stored')
+  t.ok(await stored('/exact'), 'a body and headers of exactly maxEntryBytes are stored')
+  t.notOk(await stored('/over'), 'one byte more is not')
   t.ok(await stored('/vary-list'), 'names trimmed, lower-cased, empty parts skipped')
   t.ok(await stored('/vary-array'), 'a Vary given as an array')
   t.notOk(await stored('/vary-array-unkeyed'), 'an array naming an unkeyed header')

@@ -277,7 +277,7 @@ t.test('route options: each bound, and the message names the route and the field
       message: `fastify-response-cache: invalid config.cache on route "GET /r": ${message}`
     }, message)
   }
-  for (const config of [{ statusCodes: [200, 499] }, { vary: [] }, { vary: Array(32).fill('x-a') }, { tags: [] }, { tags: ['x'.repeat(256)] }, { invalidate: () => [] }]) {
+  for (const config of [{ statusCodes: [200, 499] }, { vary: [] }, { vary: Array(32).fill('x-a') }, { tags: [] }, { tags: ['x'.repeat(256)] }, { tags: ['é'.repeat(128)] }, { tags: Array.from({ length: 64 }, (_, i) => `t${i}`) }, { tags: Array(100).fill('t') }, { invalidate: () => [] }]) {
     t.doesNotThrow(() => resolveRouteOptions(config, defaults, 'GET /r'), JSON.stringify(config).slice(0, 60))
   }
   invalidRoute([], '"cache" expected true, false or an object, got an array')
@@ -288,8 +288,11 @@ t.test('route options: each bound, and the message names the route and the field
   invalidRoute({ statusCodes: [200.5] }, '"statusCodes" expected a non-empty array of statuses from 200 to 499 (5xx is never stored), got an array')
   invalidRoute({ vary: Array(33).fill('x-a') }, '"vary" expected an array of request header names, got an array')
   invalidRoute({ vary: ['x:a'] }, '"vary" expected an array of request header names, got an array')
-  invalidRoute({ tags: ['x'.repeat(257)] }, '"tags" expected an array of non-empty strings or a function of the request, got an array')
+  invalidRoute({ tags: ['x'.repeat(257)] }, '"tags" expected tags of at most 256 bytes (UTF-8) each')
+  invalidRoute({ tags: ['é'.repeat(129)] }, '"tags" expected tags of at most 256 bytes (UTF-8) each')
+  invalidRoute({ tags: Array.from({ length: 65 }, (_, i) => `t${i}`) }, '"tags" expected at most 64 tags')
   invalidRoute({ tags: Array(1001).fill('t') }, '"tags" expected an array of non-empty strings or a function of the request, got an array')
+  invalidRoute({ invalidate: ['x'.repeat(257)] }, '"invalidate" expected tags of at most 256 bytes (UTF-8) each')
   invalidRoute({ invalidate: [''] }, '"invalidate" expected an array of non-empty strings or a function of the request, got an array')
   invalidRoute({ key: 'k' }, '"key" expected a function of the request, got "k"')
   invalidRoute({ staleWhileRevalidate: -1 }, '"staleWhileRevalidate" expected staleWhileRevalidate: a number of seconds, 0 or more, got -1')

@@ -43,4 +43,31 @@ for (const [kind, options] of [
     t.ok(dropped > 1, `${dropped} versions dropped`)
     t.same((await app.cache.list({ tag: 'items' }) as EntryPage).entries, [], 'entries written under a version that is gone are not listed')
   })
+
+  t.test(`${kind}: a cursor goes on on another instance, ends another listing, and throws once edited`, async (t) => {
+    const namespace = `${options.namespace as string}-cursors`
+    // Another instance: its own Cluster client, as another process would make it.
+    const keyPrefix = (options.redis as Cluster).options.keyPrefix
+    const other = new Cluster(masters.map((node) => ({ host: node.options.host, port: node.options.port })), keyPrefix === undefined ? {} : { keyPrefix })
+    t.teardown(() => { other.disconnect() })
+    const a = await cachedApp(t, { ...options, namespace, timeout: 2000 })
+    const b = await cachedApp(t, { ...options, redis: other, namespace, timeout: 2000 })
+    for (const app of [a, b]) app.get('/items/:id', { config: { cache: { tags: ['items'] } } }, async (request) => request.params)
+    await b.ready()
+    for (let i = 0; i < 20; i++) await a.inject(`/items/${i}`)
+    await writesSent()
+    const first = await a.cache.list({ route: 'GET /items/:id', limit: 7 }) as EntryPage
+    t.same(await b.cache.list({ tag: 'items', cursor: first.cursor }), { entries: [], cursor: undefined, source: a.cache.stats().store.name }, 'another listing\'s cursor')
+    const [, ...rest] = (first.cursor as string).split('.')
+    const edited = [Buffer.from(JSON.stringify([-1, 0, '0', ''])).toString('base64url'), ...rest].join('.')
+    await t.rejects(b.cache.list({ route: 'GET /items/:id', cursor: edited }), { code: 'FST_RESPONSE_CACHE_INVALID_ARGUMENT' })
+    const seen = [...first.entries]
+    let cursor = first.cursor
+    for (let page = 1; cursor !== undefined; page++) {
+      const next = await (page % 2 === 1 ? b : a).cache.list({ route: 'GET /items/:id', limit: 7, cursor }) as EntryPage
+      seen.push(...next.entries)
+      cursor = next.cursor
+    }
+    t.same(seen.map((entry) => entry.path).sort(), Array.from({ length: 20 }, (_, i) => `GET /items/${i}`).sort(), 'each entry once, paged through both instances')
+  })
 }

@@ -3,6 +3,7 @@ import t from 'tap'
 import { encodeEntry } from '../lib/entry.js'
 import { listRedis, SCANS_PER_PAGE, type ListingContext } from '../lib/stores/redis-list.js'
 import type { StoreCursor } from '../lib/stores/store.js'
+import { MemoryStore } from '../lib/stores/memory.js'
 import { RedisStore } from '../lib/stores/redis.js'
 import { VERSIONED_MAGIC, versionNames } from '../lib/stores/versions.js'
 import { connect, startRedis } from './helpers/redis.js'
@@ -28,6 +29,25 @@ t.test('a set of members whose entries are gone: each page stops after SCANS_PER
   } while (cursor !== undefined)
   // About 8 batches of 50 per shard: more SSCAN calls than one page may make.
   t.ok(pages >= Math.floor(16 * 400 / 50 / SCANS_PER_PAGE), `${pages} pages`)
+})
+
+t.test('a position the store did not make is an empty last page, never a call with it', async (t) => {
+  const context: ListingContext = {
+    client,
+    namespace: 'odd',
+    keyPrefix: '',
+    tagKey: (shard, tag) => { if (typeof tag !== 'string') throw new TypeError('no such set'); return `odd:{0${shard.toString(16)}}:tag:${tag}` },
+    decode: () => undefined
+  }
+  for (const cursor of [[-1, 0, '0', ''], [0, 16, '0', ''], [0, -1, '0', ''], [0, 0, 'abc', ''], [0, 0, '0', 'zz'], ['tiered']]) {
+    t.same(await listRedis(context, { sets: ['t'], having: [], cursor, limit: 10 }), { entries: [] }, JSON.stringify(cursor))
+  }
+  const memory = new MemoryStore({ maxBytes: 1e6 })
+  memory.set('odd:-:GET:x:1', makeEntry('listed from the start'), { ttl: 60, tags: ['t'] })
+  t.equal(memory.list({ sets: ['t'], having: [], limit: 10 }).entries.length, 1)
+  for (const cursor of [[-1, 0], [0], ['a', 0]]) {
+    t.same(memory.list({ sets: ['t'], having: [], cursor, limit: 10 }), { entries: [] }, `memory ${JSON.stringify(cursor)}`)
+  }
 })
 
 t.test('the version names of a value, and none for anything else', async (t) => {

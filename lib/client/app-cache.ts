@@ -4,11 +4,12 @@ import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, FST_RESPONSE_CACHE_NOT_SUPPORTED, 
 import { dropTags } from '../http/invalidation.js'
 import { isMarker } from '../http/variants.js'
 import { tenantSegment } from '../key.js'
-import { encodeCursor, listedEntry, listQuery, type EntryPage, type ListSelector } from './listing.js'
+import { CursorSigner } from './cursor.js'
+import { listedEntry, listQuery, type EntryPage, type ListSelector } from './listing.js'
 import type { CacheStats, Stats } from '../observability/stats.js'
 import { logNotDone, type GuardedStore } from '../stores/guard.js'
 import { LIST_TIMEOUT_MS, type StoreListPage, type StoreState, type StoreStats } from '../stores/store.js'
-import { countedGroups, selectorTags } from '../tags.js'
+import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong } from '../tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
 
@@ -83,6 +84,8 @@ function checkSelector (what: unknown): InvalidateSelector {
   if (typeof what !== 'object' || what === null) return fail('invalidate', 'expected an object { tags, route, tenant }')
   const { tags, route, tenant } = what as Record<string, unknown>
   if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string'))) fail('tags', 'expected an array of strings')
+  // No entry can carry a longer tag: asking to drop one is a mistake worth hearing about.
+  if ((tags as string[] | undefined)?.some(tagTooLong) === true) fail('tags', TAGS_EXPECTED['tag-too-long'])
   if (route !== undefined && typeof route !== 'string') fail('route', 'expected a string such as "GET /items/:id" or "/items/:id"')
   if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') fail('tenant', 'expected a string or a number')
   return what as InvalidateSelector
@@ -116,6 +119,12 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
   const store = guarded.store
   const values = new ValueCache(guarded, namespace, { ttl, staleIfError }, stats.values, log, lockMs)
   const notDone = (operation: string, error: unknown): void => { logNotDone(log, operation, error) }
+  const cursors = new CursorSigner(guarded, namespace)
+  const listNotDone = (error: unknown): undefined => {
+    stats.other.errors++
+    notDone('list', error)
+    return undefined
+  }
   let last: StoreStats & { name: string } = { name: store.name, entries: 0, bytes: 0, evictions: 0 }
   let lastAt = -Infinity
   let refreshing: Promise<void> | undefined
@@ -161,24 +170,33 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
       }
     },
     list: async (selector) => {
-      const query = listQuery(selector)
+      // A cursor of the wrong form throws here, before the store is asked anything.
+      const { query, cursor } = listQuery(selector)
       const list = store.list
       if (list === undefined) throw new FST_RESPONSE_CACHE_NOT_SUPPORTED(store.name, 'list')
+      let secret: Buffer
+      try {
+        secret = await cursors.secret()
+      } catch (error) {
+        return listNotDone(error)
+      }
+      // One this cache did not sign throws; another listing's ends this one. Either way no store is
+      // asked with it, so a bad cursor never counts as a store failure.
+      const position = cursor === undefined ? undefined : cursors.open(secret, query, cursor)
+      if (cursor !== undefined && position === undefined) return { entries: [], cursor: undefined, source: store.name }
       let page: StoreListPage
       try {
         // Responses already answered are listed: their writes are waited for (each bounded by `timeout`).
         await flush()
-        page = await guarded.run('list', () => list.call(store, query), LIST_TIMEOUT_MS)
+        page = await guarded.run('list', () => list.call(store, { ...query, cursor: position }), LIST_TIMEOUT_MS)
       } catch (error) {
-        stats.other.errors++
-        notDone('list', error)
-        return undefined
+        return listNotDone(error)
       }
       const now = Date.now()
       return {
         // A varying resource's marker is bookkeeping, not an answer: its variants are listed instead.
         entries: page.entries.filter((found) => !isMarker(found.entry)).map((found) => listedEntry(found, namespace, selector.tenant, now)),
-        cursor: encodeCursor(page.cursor),
+        cursor: page.cursor === undefined ? undefined : cursors.sign(secret, query, page.cursor),
         source: page.source ?? store.name
       }
     },

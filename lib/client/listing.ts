@@ -1,8 +1,9 @@
 import { freshMs } from '../entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from '../errors.js'
 import { tenantSegment, VARIANT_MARK } from '../key.js'
-import type { StoreCursor, StoreListedEntry, StoreListQuery } from '../stores/store.js'
-import { selectorTags } from '../tags.js'
+import type { StoreListedEntry, StoreListQuery } from '../stores/store.js'
+import { parseCursor, type ParsedCursor } from './cursor.js'
+import { MAX_TAG_BYTES, selectorTags, tagTooLong } from '../tags.js'
 import { VALUE_STATUS } from './values.js'
 
 /** Which entries `app.cache.list` answers: those matching every selector given (at least one). */
@@ -56,35 +57,21 @@ export interface EntryPage {
 
 export const LIST_LIMIT_DEFAULT = 100
 export const LIST_LIMIT_MAX = 1000
-/** Cursors are short: a store's position, a few numbers and short words. */
-const CURSOR_MAX_LENGTH = 512
 
 function invalid (name: string, problem: string): never {
   throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT(name, problem)
 }
 
-const cursorPart = (part: unknown): boolean => Number.isSafeInteger(part) || (typeof part === 'string' && /^[0-9a-z]{0,32}$/.test(part))
-
-function decodeCursor (cursor: unknown): StoreCursor | undefined {
-  if (cursor === undefined) return undefined
-  let parts: unknown
-  try {
-    if (typeof cursor !== 'string' || cursor.length > CURSOR_MAX_LENGTH) throw new Error('not a cursor')
-    parts = JSON.parse(Buffer.from(cursor, 'base64url').toString())
-  } catch {}
-  if (!Array.isArray(parts) || parts.length === 0 || parts.length > 8 || !parts.every(cursorPart)) invalid('cursor', 'expected the cursor of a page that list() answered')
-  return parts as StoreCursor
-}
-
-export const encodeCursor = (cursor: StoreCursor | undefined): string | undefined =>
-  cursor === undefined ? undefined : Buffer.from(JSON.stringify(cursor)).toString('base64url')
-
-/** The store query for a selector; throws FST_RESPONSE_CACHE_INVALID_ARGUMENT for a wrong one. */
-export function listQuery (selector: unknown): StoreListQuery {
+/**
+ * The store query for a selector (without its cursor), and the cursor given, of the right form;
+ * throws FST_RESPONSE_CACHE_INVALID_ARGUMENT for a wrong one.
+ */
+export function listQuery (selector: unknown): { query: StoreListQuery, cursor: ParsedCursor | undefined } {
   if (typeof selector !== 'object' || selector === null) invalid('list', 'expected an object { route, tag, tenant, limit, cursor }')
   const { route, tag, tenant, limit = LIST_LIMIT_DEFAULT, cursor } = selector as Record<string, unknown>
   if (route !== undefined && (typeof route !== 'string' || route.length === 0)) invalid('route', 'expected a string such as "GET /items/:id" or "/items/:id"')
   if (tag !== undefined && (typeof tag !== 'string' || tag.length === 0)) invalid('tag', 'expected a non-empty string')
+  if (tag !== undefined && tagTooLong(tag as string)) invalid('tag', `expected a tag of at most ${MAX_TAG_BYTES} bytes (UTF-8)`)
   if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') invalid('tenant', 'expected a string or a number')
   if (!(Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= LIST_LIMIT_MAX)) invalid('limit', `expected a whole number from 1 to ${LIST_LIMIT_MAX}`)
   if (route === undefined && tag === undefined && tenant === undefined) invalid('list', 'expected at least one of route, tag and tenant')
@@ -94,7 +81,7 @@ export function listQuery (selector: unknown): StoreListQuery {
   // the other selectors are checked on each entry.
   const sets = selectorTags(route !== undefined ? { route: route as string, tenant: scope } : { tags, tenant: scope })
   const having = route !== undefined && tags !== undefined ? selectorTags({ tags, tenant: scope }) : []
-  return { sets, having, cursor: decodeCursor(cursor), limit: limit as number }
+  return { query: { sets, having, limit: limit as number }, cursor: parseCursor(cursor) }
 }
 
 /** What an operator sees of a listed entry; the tenant only as the caller named it. */

@@ -6,7 +6,7 @@ import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from '../errors.js'
 import { tenantSegment } from '../key.js'
 import type { RouteCounters } from '../observability/stats.js'
 import { logNotDone, WarnGate, type GuardedStore } from '../stores/guard.js'
-import { entryTags } from '../tags.js'
+import { entryTags, TAGS_EXPECTED, tagsProblem } from '../tags.js'
 import { decodeValue, matches, VALUE_STATUS, valueEntry, valueKey } from './values.js'
 
 export interface ValueOptions {
@@ -17,7 +17,7 @@ export interface ValueOptions {
 export interface SetValueOptions extends ValueOptions {
   /** Seconds the value is fresh. @defaultValue the plugin's `ttl` */
   ttl?: number
-  /** Tags to drop it by, shared with response entries. */
+  /** Tags to drop it by, shared with response entries: at most 64, of at most 256 bytes (UTF-8) each. */
   tags?: readonly string[]
 }
 
@@ -55,6 +55,8 @@ function checkOptions (options: WrapOptions | undefined): void {
   if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string' && tag.length > 0))) {
     invalid('tags', 'expected an array of non-empty strings')
   }
+  const problem = tags === undefined ? undefined : tagsProblem([...new Set(tags)])
+  if (problem !== undefined) invalid('tags', TAGS_EXPECTED[problem])
   if (schema !== undefined && (typeof schema !== 'object' || schema === null)) invalid('schema', 'expected a TypeBox schema')
 }
 

@@ -1,10 +1,10 @@
 import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify'
-import type { CacheEntry, HeaderValue } from '../entry.js'
+import { headersSize, type CacheEntry, type HeaderValue } from '../entry.js'
 import { rawPath, sha256, tenantOfKey } from '../key.js'
 import { isPromise } from '../stores/guard.js'
-import { entryTags, pathGroup } from '../tags.js'
+import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
 import { payloadBytes, storableTtl, storedHeaders } from './policy.js'
-import { kReplyTags, kRequestState, type HookContext, type RequestState, type StateFor, tagsOf } from './request-state.js'
+import { kReplyTags, kRequestState, type HookContext, type RequestState, type RouteState, type StateFor, tagsOf } from './request-state.js'
 import { discard, replaceWithEntry } from './respond.js'
 import { applyOriginVerdict, headAgrees, restoreConditions, updatedEntry } from './revalidation.js'
 import { isNodeStream, streamStore } from './stream-store.js'
@@ -30,13 +30,14 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
     const { route } = state
     const body = streamed ?? payloadBytes(payload)
     const now = Date.now()
-    const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length, options.maxEntryBytes, now)
+    const headers = storedHeaders(reply.getHeaders(), route.options.ttl === 'origin')
+    // maxEntryBytes bounds the entry, headers included: a huge header is no cheaper to store than a body.
+    const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length + headersSize(headers), options.maxEntryBytes, now)
     // Origin mode: a response that varies on headers the key does not hold is a variant (variants.ts).
     const variant = typeof verdict === 'string' ? undefined : variantOf(state, request, (name) => reply.getHeader(name))
-    if (typeof verdict === 'string' || typeof variant === 'string') {
-      const reason = typeof verdict === 'string' ? verdict : variant as string
-      request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
-      refresher.report(request, reason)
+    const tags = typeof verdict === 'string' || typeof variant === 'string' ? [] : userTags(state, request, reply)
+    if (typeof verdict === 'string' || typeof variant === 'string' || typeof tags === 'string') {
+      notStored(request, route, typeof verdict === 'string' ? verdict : typeof variant === 'string' ? variant : tags as TagsProblem)
       return undefined
     }
     const bytes = body as Buffer
@@ -46,13 +47,14 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
       // In origin mode of a recognisable form, so that it is never sent to the origin as its own.
       etag = (origin ? '"rc-' : '"') + sha256(bytes).slice(0, 27) + '"'
       reply.header('etag', etag)
+      headers.etag = etag
     }
     // Origin mode passes `date` through as received; a response without one gets the time it was made,
     // on this answer and every hit alike (RFC 9110 section 6.6.1).
-    if (origin && !reply.hasHeader('date')) reply.header('date', new Date(now).toUTCString())
+    if (origin && !reply.hasHeader('date')) reply.header('date', headers.date = new Date(now).toUTCString())
     const entry: CacheEntry = {
       status: reply.statusCode,
-      headers: storedHeaders(reply.getHeaders(), origin),
+      headers,
       body: bytes,
       storedAt: now,
       ttl: origin ? verdict.ttl : verdict,
@@ -62,7 +64,26 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
     const storeTtl = origin
       ? applyOriginVerdict(entry, route.options, verdict)
       : verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
-    return write(state, request, reply, entry, storeTtl, variant)
+    return write(state, request, reply, entry, storeTtl, variant, tags)
+  }
+
+  /** Each route warns once per reason when its tags pass a bound: a bug of the app's, not a load. */
+  const warned = new Set<string>()
+
+  function notStored (request: FastifyRequest, route: RouteState, reason: string): void {
+    request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
+    refresher.report(request, reason)
+    if (!(reason in TAGS_EXPECTED) || warned.has(route.id + ' ' + reason)) return
+    warned.add(route.id + ' ' + reason)
+    request.log.warn({ responseCache: { route: route.id, reason, expected: TAGS_EXPECTED[reason as TagsProblem] } }, 'response cache: not stored, its tags are past their bound')
+  }
+
+  /** The route's tags and the handler's (reply.cacheTags), each once; or why one entry may not carry them. */
+  function userTags (state: RequestState, request: FastifyRequest, reply: FastifyReply): readonly string[] | TagsProblem {
+    const own = tagsOf(state.route.options.tags, request)
+    const added = reply[kReplyTags]
+    const tags = added === null ? own : [...new Set([...own, ...added])]
+    return tagsProblem(tags) ?? tags
   }
 
   /** The variant of its resource a response is (origin mode, variants.ts), or why it may not be stored. */
@@ -74,14 +95,14 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
    * Writes an entry under the request's key, or as the variant it is (its own key, and the marker
    * under the resource's); answers it, for the requests waiting on it.
    */
-  function write (state: RequestState, request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, storeTtl: number, variant: Variant | undefined): CacheEntry {
+  function write (state: RequestState, request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, storeTtl: number, variant: Variant | undefined, userTags: readonly string[]): CacheEntry {
     const { route } = state
     const key = state.key as string
     const primary = state.variantOf ?? key
     if (variant !== undefined) rememberVariant(entry, variant)
     const tags = entryTags({
       tenant: tenantOfKey(key, options.namespace),
-      tags: [...tagsOf(route.options.tags, request), ...(reply[kReplyTags] ?? [])],
+      tags: userTags,
       route: route.entryRoute,
       path: route.withBody ? undefined : pathGroup(request.host, rawPath(request.url))
     })
@@ -174,9 +195,13 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
   function storeUpdated (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): { entry: CacheEntry, stored?: CacheEntry, reason?: string } {
     const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now())
     if (typeof verdict === 'string') return { entry, reason: verdict }
+    // The merged headers may have grown past the bound a new response is held to.
+    if (entry.body.length + headersSize(entry.headers) > options.maxEntryBytes) return { entry, reason: 'too-large' }
     const variant = variantOf(state, request, (name) => entry.headers[name])
     if (typeof variant === 'string') return { entry, reason: variant }
-    return { entry, stored: write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant) }
+    const tags = userTags(state, request, reply)
+    if (typeof tags === 'string') return { entry, reason: tags }
+    return { entry, stored: write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant, tags) }
   }
 
   const storeOnSend = (stateFor: StateFor): onSendHookHandler => function responseCacheStore (request, reply, payload, done) {

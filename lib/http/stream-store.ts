@@ -1,10 +1,10 @@
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { CacheEntry } from '../entry.js'
+import { headersSize, type CacheEntry } from '../entry.js'
 import type { ResolvedOptions } from '../options.js'
 import type { InFlight } from './coalesce.js'
 import type { RequestState } from './request-state.js'
-import { storableTtl } from './policy.js'
+import { storableTtl, storedHeaders } from './policy.js'
 import type { Refresher } from './refresh.js'
 
 /** A payload this module can store: a Node stream (a file, reply-from's upstream body, a PassThrough). */
@@ -68,11 +68,13 @@ export function streamStore (ctx: StreamStoreContext): (state: RequestState, req
 
   return function storeStream (state, request, reply, source) {
     const now = Date.now()
+    // maxEntryBytes counts the headers with the body: they leave that much less room for the copy.
+    const headerBytes = headersSize(storedHeaders(reply.getHeaders(), state.route.options.ttl === 'origin'))
     let verdict: ReturnType<typeof storableTtl>
     try {
       // Everything the buffered path checks, with the declared length for the size: a body announced
       // larger than the bound is not copied at all.
-      verdict = storableTtl(state.route.options, reply, declaredLength(reply), maxBytes, now)
+      verdict = storableTtl(state.route.options, reply, declaredLength(reply) + headerBytes, maxBytes, now)
     } /* c8 ignore start */ catch (error) {
       // As on the buffered path: a header no rule expects must not fail an answer that works without the cache.
       request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
@@ -100,7 +102,7 @@ export function streamStore (ctx: StreamStoreContext): (state: RequestState, req
         if (chunks !== undefined) {
           size += chunk.length
           // Past the bound the copy is dropped at once, and the waiters let go: no need to wait for the end.
-          if (size > maxBytes) giveUp('too-large')
+          if (size + headerBytes > maxBytes) giveUp('too-large')
           else chunks.push(chunk)
         }
         callback(null, chunk)

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 
 /**
  * What one instance tells the others to drop from their local tier: store keys, store tags, or
@@ -20,6 +21,14 @@ interface Message {
 
 const FORMAT = 1
 const KINDS = { keys: 'k', tags: 't', clear: 'c', written: 'w' } as const
+
+/**
+ * Senders whose last number a receiver keeps, at most: the least recently heard is forgotten first.
+ * Far more instances than one namespace has (each process is one sender, a restart a new one), and
+ * 50,000 forged ids on the channel keep no more than this many (about 100 KB).
+ */
+export const MAX_SENDERS = 1024
+const MAX_SENDER_ID_LENGTH = 32
 
 /**
  * The parts of an ioredis client the bus uses: one connection publishes, its duplicate subscribes. A
@@ -70,15 +79,25 @@ export class InvalidationBus {
   readonly #client: BusClient
   readonly #subscriber: BusSubscriber
   readonly #listener: BusListener
-  /** Sender id: unique across processes and restarts. */
+  /** Sender id (12 characters): unique across processes and restarts. */
   readonly id = randomBytes(9).toString('base64url')
   #sent = 0
-  readonly #lastSeen = new Map<string, number>()
+  /**
+   * Each sender's last number. A sender forgotten here (1,024 others heard since it last spoke, or
+   * the table emptied on a reconnect) is heard again as new past its first message: a gap, so the
+   * local tier is emptied. Forgetting costs a cold tier, never a stale answer.
+   */
+  readonly #lastSeen = new LRUCache<string, number>({ max: MAX_SENDERS })
   #subscribed = false
   #starting: Promise<void> | undefined
   #lost = false
   /** Messages that did not parse or came from a newer format: counted, never acted on. */
   unreadable = 0
+
+  /** How many senders' numbers are kept (at most MAX_SENDERS). */
+  get senders (): number {
+    return this.#lastSeen.size
+  }
 
   constructor (client: BusClient, namespace: string, listener: BusListener) {
     this.channel = namespace + ':bus'
@@ -169,7 +188,8 @@ export class InvalidationBus {
       this.unreadable++
       return
     }
-    if (message?.v !== FORMAT || typeof message.s !== 'string' || typeof message.n !== 'number') {
+    // A sender id is 12 characters: a longer one is made up, and would make the table of senders large.
+    if (message?.v !== FORMAT || typeof message.s !== 'string' || message.s.length > MAX_SENDER_ID_LENGTH || typeof message.n !== 'number') {
       this.unreadable++
       return
     }

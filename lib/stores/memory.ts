@@ -112,5 +112,5 @@ export class MemoryStore implements CacheStore {
 function listPosition (cursor: StoreCursor | undefined): [number, number] | undefined {
   if (cursor === undefined) return [0, 0]
   const [set, after] = cursor
-  return cursor.length === 2 && Number.isSafeInteger(set) && Number.isSafeInteger(after) ? [set as number, after as number] : undefined
+  return cursor.length === 2 && Number.isSafeInteger(set) && (set as number) >= 0 && Number.isSafeInteger(after) ? [set as number, after as number] : undefined
 }

@@ -49,7 +49,7 @@ interface Position { set: number, shard: number, scan: string, after: string }
 function position (cursor: StoreCursor | undefined): Position | undefined {
   if (cursor === undefined) return { set: 0, shard: 0, scan: '0', after: '' }
   const [set, shard, scan, after] = cursor
-  if (cursor.length !== 4 || !Number.isSafeInteger(set) || !Number.isSafeInteger(shard) || (shard as number) < 0 || (shard as number) >= SHARDS) return undefined
+  if (cursor.length !== 4 || !Number.isSafeInteger(set) || (set as number) < 0 || !Number.isSafeInteger(shard) || (shard as number) < 0 || (shard as number) >= SHARDS) return undefined
   if (typeof scan !== 'string' || !/^\d{1,20}$/.test(scan) || typeof after !== 'string' || !/^[0-9a-f]{0,16}$/.test(after)) return undefined
   return { set: set as number, shard: shard as number, scan, after }
 }
