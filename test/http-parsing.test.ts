@@ -1,14 +1,60 @@
-// The header grammars origin mode reads (docs/API.md, "HTTP caching (RFC 9111)"), case by case:
-// Cache-Control, CDN-Cache-Control as a Structured Field Dictionary, HTTP-dates and Age, and the
-// freshness worked out from them.
+// The header grammars the cache reads (docs/API.md, "HTTP caching (RFC 9111)"), case by case:
+// comma-separated lists, Cache-Control (both modes; what each mode makes of it is in
+// cache-control-modes.test.ts), CDN-Cache-Control as a Structured Field Dictionary, HTTP-dates and
+// Age, and the freshness origin mode works out from them.
 import t from 'tap'
-import { deltaSeconds, MAX_DELTA_SECONDS, parseCacheControl } from '../lib/http/directives.js'
+import { deltaSeconds, MAX_DELTA_SECONDS, parseCacheControl, sharedMaxAge } from '../lib/http/directives.js'
+import { listMembers } from '../lib/http/lists.js'
+import { storedHeaders } from '../lib/http/policy.js'
+import { conditionalHeaders } from '../lib/http/revalidation.js'
 import { parseHttpDate } from '../lib/http/dates.js'
 import { HEURISTICALLY_CACHEABLE, originFreshness, parseCdnCacheControl, receivedAge, type OriginResponse } from '../lib/http/freshness.js'
 import { parseDictionary } from '../lib/http/structured-field.js'
 
 const NOW = Date.UTC(2025, 5, 15, 12, 0, 0)
 const httpDate = (offsetSeconds: number): string => new Date(NOW + offsetSeconds * 1000).toUTCString()
+
+t.test('lists: lines joined, members without the whitespace around them, empty members dropped', async (t) => {
+  const cases: Array<[string | string[] | number | undefined, boolean, string[]]> = [
+    [undefined, true, []],
+    ['', true, []],
+    [' , ,\t', false, []],
+    ['a, b', false, ['a', 'b']],
+    [' a ,\tb\t, ,c,', false, ['a', 'b', 'c']],
+    ['a b , c', false, ['a b', 'c']],
+    [['a, b', 'c', ''], false, ['a', 'b', 'c']],
+    [15, false, ['15']],
+    // Only space and tab are whitespace to HTTP (RFC 9110 section 5.6.3).
+    ['\u00a0a\u00a0, b', false, ['\u00a0a\u00a0', 'b']],
+    ['x="a, b", y', true, ['x="a, b"', 'y']],
+    ['x="a, b", y', false, ['x="a', 'b"', 'y']],
+    ['x="a\\", b", y', true, ['x="a\\", b"', 'y']],
+    ['x="a\\\\", b', true, ['x="a\\\\"', 'b']],
+    [' "a , b" , c ', true, ['"a , b"', 'c']],
+    ['x="open, y', true, ['x="open, y']],
+    ['x, y="open\\', true, ['x', 'y="open\\']]
+  ]
+  for (const [field, quoted, expected] of cases) t.same(listMembers(field, quoted), expected, `${JSON.stringify(field)} ${quoted ? 'quoted' : 'tokens'}`)
+})
+
+t.test('lists of tokens: a quote is not a string there', async (t) => {
+  t.strictSame(storedHeaders({ connection: 'x-a", x-b', 'x-b': '1', 'x-c': '2' }), { 'x-c': '2' }, 'Connection still names x-b')
+  t.equal(receivedAge('"x, 7200'), 7200, 'Age: the valid value after a stray quote still counts')
+  t.equal(receivedAge(' 15 ,\t7200\t'), 7200)
+})
+
+t.test('If-None-Match: the plugin\'s own etags taken out, empty members with them', async (t) => {
+  const own = '"rc-' + 'a'.repeat(27) + '"'
+  const headers: Record<string, string | undefined> = { 'if-none-match': `${own}, ` }
+  t.same(conditionalHeaders(headers, undefined), { 'if-none-match': `${own}, `, 'if-modified-since': undefined })
+  t.notOk('if-none-match' in headers, 'nothing left: no empty field sent on')
+  const mixed: Record<string, string | undefined> = { 'if-none-match': `"a", ${own},, "b"` }
+  conditionalHeaders(mixed, undefined)
+  t.equal(mixed['if-none-match'], '"a", "b"')
+  const theirs: Record<string, string | undefined> = { 'if-none-match': '"a",, "b"' }
+  t.equal(conditionalHeaders(theirs, undefined), undefined, 'a field without the plugin\'s etags is left as sent')
+  t.equal(theirs['if-none-match'], '"a",, "b"')
+})
 
 t.test('Cache-Control: directives by lower-case name, first occurrence kept, malformed ones marked', async (t) => {
   const cases: Array<[string | string[] | undefined, Record<string, string | true | null>]> = [
@@ -32,7 +78,10 @@ t.test('Cache-Control: directives by lower-case name, first occurrence kept, mal
     ['@@@, max-age=5', { 'max-age': '5' }],
     ['no-store garbage, max-age=5', { 'no-store': null, 'max-age': '5' }],
     ['"not, a\\"directive, either", max-age=5, ', { 'max-age': '5' }],
-    ['x="open\\', { x: null }]
+    ['x="open\\', { x: null }],
+    ['no-store=1, private=, no-cache="set-cookie"', { 'no-store': '1', private: null, 'no-cache': 'set-cookie' }],
+    ['max-age=60;x, s-maxage=5 x', { 'max-age': null, 's-maxage': null }],
+    [['', ' max-age=1 ', ''], { 'max-age': '1' }]
   ]
   for (const [field, expected] of cases) {
     t.same(Object.fromEntries(parseCacheControl(field)), expected, JSON.stringify(field))
@@ -58,6 +107,20 @@ t.test('delta-seconds: digits only, capped at 2^31; anything else present is inv
     ['max-age =60', null]
   ]
   for (const [field, expected] of cases) t.equal(deltaSeconds(parseCacheControl(field), 'max-age'), expected, field)
+})
+
+t.test('s-maxage, else max-age: the freshness a shared cache reads, in both modes', async (t) => {
+  const cases: Array<[string, number | null | undefined]> = [
+    ['public', undefined],
+    ['max-age=60', 60],
+    ['max-age=60, s-maxage=5', 5],
+    ['s-maxage=0, max-age=60', 0],
+    ['s-maxage=5, max-age=abc', 5],
+    ['s-maxage=abc, max-age=60', null],
+    ['s-maxage, max-age=60', null],
+    ['max-age=-1', null]
+  ]
+  for (const [field, expected] of cases) t.equal(sharedMaxAge(parseCacheControl(field)), expected, field)
 })
 
 t.test('Structured Field Dictionary (RFC 9651): valid members by type, anything malformed is undefined', async (t) => {

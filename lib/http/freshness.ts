@@ -1,4 +1,5 @@
-import { deltaSeconds, type Directives, fieldText, type FieldValue, MAX_DELTA_SECONDS, parseCacheControl } from './directives.js'
+import { deltaSeconds, type Directives, MAX_DELTA_SECONDS, parseCacheControl, sharedMaxAge } from './directives.js'
+import { fieldText, type FieldValue, listMembers } from './lists.js'
 import { parseDictionary, type SfItem } from './structured-field.js'
 import { parseHttpDate } from './dates.js'
 
@@ -82,12 +83,9 @@ function firstValue (value: FieldValue): string | undefined {
  * lines could only come from caches in between; the largest is the safe reading); 0 when none is.
  */
 export function receivedAge (value: FieldValue): number {
-  const text = fieldText(value)
-  if (text === undefined) return 0
   let age = 0
-  for (const part of text.split(',')) {
-    const trimmed = part.trim()
-    if (/^[0-9]+$/.test(trimmed)) age = Math.max(age, Math.min(Number(trimmed), MAX_DELTA_SECONDS))
+  for (const member of listMembers(value, false)) {
+    if (/^[0-9]+$/.test(member)) age = Math.max(age, Math.min(Number(member), MAX_DELTA_SECONDS))
   }
   return age
 }
@@ -116,8 +114,7 @@ export function originFreshness (response: OriginResponse, heuristic: HeuristicO
   const ageMs = initialAgeMs(response)
 
   let lifetimeMs: number
-  const sharedMaxAge = deltaSeconds(directives, 's-maxage')
-  const maxAge = sharedMaxAge === undefined ? deltaSeconds(directives, 'max-age') : sharedMaxAge
+  const maxAge = sharedMaxAge(directives)
   const expires = response.header('expires')
   if (maxAge === null) return 'invalid-freshness'
   if (maxAge !== undefined) lifetimeMs = maxAge * 1000
@@ -135,7 +132,7 @@ export function originFreshness (response: OriginResponse, heuristic: HeuristicO
   return {
     ttl: freshMs / 1000,
     initialAgeMs: ageMs,
-    noStale: sharedMaxAge !== undefined || directives.has('must-revalidate') || directives.has('proxy-revalidate'),
+    noStale: directives.has('s-maxage') || directives.has('must-revalidate') || directives.has('proxy-revalidate'),
     revalidate: false,
     validated,
     ...staleWindows(directives)

@@ -1,8 +1,8 @@
-import { parse as parseCacheControl } from '@tusbar/cache-control'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { HeaderValue } from '../entry.js'
 import { originFreshness, type OriginFreshness } from './freshness.js'
-import { parseCacheControl as parseDirectives } from './directives.js'
+import { deltaSeconds, parseCacheControl, sharedMaxAge } from './directives.js'
+import { listMembers } from './lists.js'
 import { REQUEST_ERROR_STATUSES, type ResolvedRouteOptions } from '../options.js'
 
 /** Methods whose response may be stored; PUT, PATCH and DELETE routes only invalidate. */
@@ -36,7 +36,7 @@ export function clientAsksNoCache (request: FastifyRequest): boolean {
   const cacheControl = request.headers['cache-control']
   if (cacheControl !== undefined) {
     const directives = parseCacheControl(cacheControl)
-    if (directives.noCache === true || directives.maxAge === 0) return true
+    if (directives.has('no-cache') || deltaSeconds(directives, 'max-age') === 0) return true
   }
   return request.headers.pragma?.includes('no-cache') === true
 }
@@ -60,18 +60,13 @@ export function payloadBytes (payload: unknown): Buffer | undefined {
   return undefined
 }
 
-function headerList (value: HeaderValue | number | undefined): string[] {
-  if (value === undefined) return []
-  const joined = Array.isArray(value) ? value.join(',') : String(value)
-  return joined.split(',').map((part) => part.trim().toLowerCase()).filter((part) => part !== '')
-}
-
 /** Why a response may not be stored whatever its freshness says, in either mode; undefined if it may. */
 function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number): string | undefined {
   if (!route.statusCodes.has(reply.statusCode)) return route.ttl === 'origin' && REQUEST_ERROR_STATUSES.has(reply.statusCode) ? 'status-request-error' : 'status'
   if (reply.hasHeader('set-cookie')) return 'set-cookie'
   if (bodyBytes > maxEntryBytes) return 'too-large'
-  for (const name of headerList(reply.getHeader('vary') as HeaderValue | undefined)) {
+  for (const member of listMembers(reply.getHeader('vary'), false)) {
+    const name = member.toLowerCase()
     if (name === '*') return 'vary-star'
     // The response depends on a request header the key does not hold: sharing it would be wrong.
     // Origin mode stores it as one variant of the resource instead (variants.ts).
@@ -90,7 +85,7 @@ export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, b
   if (reason !== undefined) return reason
   if (route.ttl === 'origin') {
     // RFC 9111 section 5.2.1.5: a cache MUST NOT store the response to a request that says no-store.
-    if (parseDirectives(reply.request.headers['cache-control']).has('no-store')) return 'request-no-store'
+    if (parseCacheControl(reply.request.headers['cache-control']).has('no-store')) return 'request-no-store'
     return originFreshness({
       status: reply.statusCode,
       header: (name) => reply.getHeader(name),
@@ -102,13 +97,16 @@ export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, b
   let ttl = route.ttl
   const cacheControl = reply.getHeader('cache-control')
   if (cacheControl !== undefined) {
-    const directives = parseCacheControl(String(cacheControl))
-    if (directives.noStore === true) return 'no-store'
+    // The grammar origin mode reads (directives.ts); only what the directives mean differs by mode.
+    const directives = parseCacheControl(cacheControl)
+    if (directives.has('no-store')) return 'no-store'
     // private="field" included: storing the rest safely would take a field-by-field strip.
-    if (directives.private === true) return 'private'
-    if (directives.noCache === true) return 'no-cache'
-    const limit = directives.sharedMaxAge ?? directives.maxAge
-    if (limit !== null && limit < ttl) ttl = limit
+    if (directives.has('private')) return 'private'
+    if (directives.has('no-cache')) return 'no-cache'
+    const limit = sharedMaxAge(directives)
+    // RFC 9111 section 4.2.1: invalid freshness is stale, never the route's whole TTL.
+    if (limit === null) return 'invalid-freshness'
+    if (limit !== undefined && limit < ttl) ttl = limit
     if (ttl <= 0) return 'max-age'
   }
   return ttl
@@ -123,7 +121,7 @@ const NOT_STORED = new Set([
 const NOT_STORED_ORIGIN = new Set([...NOT_STORED].filter((name) => name !== 'date'))
 
 export function storedHeaders (headers: Record<string, HeaderValue | number | undefined>, origin = false): Record<string, HeaderValue> {
-  const named = new Set(headerList(headers.connection as HeaderValue | undefined))
+  const named = new Set(listMembers(headers.connection, false).map((name) => name.toLowerCase()))
   const notStored = origin ? NOT_STORED_ORIGIN : NOT_STORED
   const out: Record<string, HeaderValue> = {}
   for (const name in headers) {

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply } from 'fastify'
 import type { CacheEntry, HeaderValue } from '../entry.js'
 import { isSyntheticEtag, originFreshness, responseDirectives, staleWindows, type OriginFreshness } from './freshness.js'
+import { listMembers } from './lists.js'
 import { storedHeaders } from './policy.js'
 import type { ResolvedRouteOptions } from '../options.js'
 
@@ -74,8 +75,9 @@ export function conditionalHeaders (headers: IncomingHttpHeaders, entry: CacheEn
     return client
   }
   if (ifNoneMatch === undefined) return undefined
-  const kept = ifNoneMatch.split(',').map((tag) => tag.trim()).filter((tag) => !isSyntheticEtag(tag))
-  if (kept.length === ifNoneMatch.split(',').length) return undefined
+  const tags = listMembers(ifNoneMatch, false)
+  const kept = tags.filter((tag) => !isSyntheticEtag(tag))
+  if (kept.length === tags.length) return undefined
   setOrDelete(headers, 'if-none-match', kept.length === 0 ? undefined : kept.join(', '))
   return client
 }

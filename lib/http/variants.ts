@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { type CacheEntry, type HeaderValue, VARIANTS_HEADER } from '../entry.js'
 import { sha256, VARIANT_MARK } from '../key.js'
+import { listMembers } from './lists.js'
 import type { ResolvedRouteOptions } from '../options.js'
 import { isPromise, type GuardedStore } from '../stores/guard.js'
 import type { MaybePromise, StoreSetOptions } from '../stores/store.js'
@@ -50,10 +51,9 @@ export const isMarker = (entry: CacheEntry): boolean => entry.headers[VARIANTS_H
  */
 export function varyNames (vary: HeaderValue | number | undefined, keyed: readonly string[]): string[] | string {
   const names = new Set<string>()
-  if (vary === undefined) return []
-  for (const part of (Array.isArray(vary) ? vary.join(',') : String(vary)).split(',')) {
-    const name = part.trim().toLowerCase()
-    if (name === '' || keyed.includes(name)) continue
+  for (const member of listMembers(vary, false)) {
+    const name = member.toLowerCase()
+    if (keyed.includes(name)) continue
     if (!TOKEN.test(name)) return 'vary-invalid'
     names.add(name)
   }
@@ -66,38 +66,28 @@ export function varyNames (vary: HeaderValue | number | undefined, keyed: readon
  * differ only there are the same field (RFC 9111 section 4.1), and anything else is compared as sent.
  */
 export function listValue (value: string): string {
-  const elements: string[] = []
-  let element = ''
+  return listMembers(value, true).map(parameters).join(',')
+}
+
+/** One list element with the whitespace around its `;` dropped, outside quoted strings. */
+function parameters (element: string): string {
+  let out = ''
   let quoted = false
-  // At the start of an element or parameter: whitespace there is optional.
-  let leading = true
-  const push = (): void => {
-    const trimmed = element.replace(/[ \t]+$/, '')
-    if (trimmed !== '') elements.push(trimmed)
-    element = ''
-    leading = true
-  }
-  for (let i = 0; i < value.length; i++) {
-    const ch = value[i]
+  for (let i = 0; i < element.length; i++) {
+    const ch = element[i]
     if (quoted) {
-      element += ch
-      if (ch === '\\' && i + 1 < value.length) element += value[++i]
+      out += ch
+      if (ch === '\\' && i + 1 < element.length) out += element[++i]
       else if (ch === '"') quoted = false
-    } else if (ch === ' ' || ch === '\t') {
-      if (!leading) element += ch
-    } else if (ch === ',') {
-      push()
     } else if (ch === ';') {
-      element = element.replace(/[ \t]+$/, '') + ';'
-      leading = true
+      out = out.replace(/[ \t]+$/, '') + ';'
+      while (element[i + 1] === ' ' || element[i + 1] === '\t') i++
     } else {
       if (ch === '"') quoted = true
-      element += ch
-      leading = false
+      out += ch
     }
   }
-  push()
-  return elements.join(',')
+  return out
 }
 
 /**
@@ -117,6 +107,7 @@ export function variantKey (primary: string, names: readonly string[], request: 
   return primary + VARIANT_MARK + sha256(JSON.stringify([names, values]))
 }
 
+/** The names a marker lists: the plugin's own format (tokens and single commas, as it writes them), not an HTTP list. */
 function markerNames (marker: CacheEntry): string[] | undefined {
   const value = marker.headers[VARIANTS_HEADER]
   if (typeof value !== 'string') return undefined
