@@ -1,6 +1,5 @@
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { HookContext, RequestState, RouteState } from './request-state.js'
+import type { HookContext, KeyedState } from './request-state.js'
 import { type CacheEntry, freshMs } from '../entry.js'
 import type { GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
@@ -53,43 +52,32 @@ export async function oneRunPerKey<T> (store: GuardedStore, key: string, lockMs:
 }
 
 /**
- * Coalescing across processes that share a store with locks (Redis). `handOver` answers a request
- * with an entry another process stored for its key (hooks.ts).
+ * Across processes sharing Redis: the leader of this process runs the handler only if it takes the
+ * key's lock or waited for another process's entry in vain (see oneRunPerKey). Answers the entry
+ * another process stored meanwhile (the request is then no longer its key's leader, and this
+ * process's waiters get it too), or undefined with the lock, if taken, on the request's state.
  */
-export function crossProcess ({ store, options, inFlight }: HookContext, handOver: (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry) => void): {
-  lockOrWait: (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
-  release: (state: RequestState) => void
-} {
-  /**
-   * Across processes sharing Redis: the leader of this process runs the handler only if it takes the
-   * key's lock or waited for another process's entry in vain (see oneRunPerKey).
-   */
-  function lockOrWait (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const key = state.key as string
-    const since = Date.now()
-    const readFresh = async (): Promise<CacheEntry | undefined> => {
-      const entry = await attempt(() => store.get(key))
-      return isFresh(entry, since) ? entry : undefined
-    }
-    // A lookup of another request of this process may take the lock meanwhile: it is this leader's.
-    oneRunPerKey(store, key, options.coalesceTimeoutMs, readFresh, () => store.takeToken(key)).then(({ token, fresh }) => {
-      if (fresh !== undefined) {
-        state.leader = false
-        inFlight.settle(key, fresh)
-        handOver(route, state, request, reply, done, fresh)
-        return
-      }
-      state.lockToken = token
-      route.counters.misses++
-      done()
-    })
+export async function lockOrWait ({ store, options, inFlight }: HookContext, state: KeyedState): Promise<CacheEntry | undefined> {
+  const { key } = state
+  const since = Date.now()
+  const readFresh = async (): Promise<CacheEntry | undefined> => {
+    const entry = await attempt(() => store.get(key))
+    return isFresh(entry, since) ? entry : undefined
   }
-
-  function release (state: RequestState): void {
-    if (state.lockToken === undefined) return
-    store.unlock(state.key as string, state.lockToken)
-    state.lockToken = undefined
+  // A lookup of another request of this process may take the lock meanwhile: it is this leader's.
+  const { token, fresh } = await oneRunPerKey(store, key, options.coalesceTimeoutMs, readFresh, () => store.takeToken(key))
+  if (fresh !== undefined) {
+    state.leader = false
+    inFlight.settle(key, fresh)
+    return fresh
   }
+  state.lockToken = token
+  return undefined
+}
 
-  return { lockOrWait, release }
+/** Lets go of the cross-process lock a request holds, if any. */
+export function release (store: GuardedStore, state: KeyedState): void {
+  if (state.lockToken === undefined) return
+  store.unlock(state.key, state.lockToken)
+  state.lockToken = undefined
 }

@@ -5,9 +5,9 @@ import { freshMs, type CacheEntry } from '../entry.js'
 import { requestKey } from '../key.js'
 import { isPromise } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
-import { crossProcess } from './cross-process.js'
+import { lockOrWait } from './cross-process.js'
 import { clientAsksNoCache, requestBypassReason } from './policy.js'
-import { type HookContext, kRawBodyKey, kRequestState, type RequestState, type RouteState, type StateFor } from './request-state.js'
+import { bypassed, type HookContext, kRawBodyKey, kRequestState, type KeyedState, type RouteState, type StateFor } from './request-state.js'
 import { sendEntry } from './respond.js'
 import { canRevalidate, conditionalHeaders, staleWindowsOf } from './revalidation.js'
 import { createStoreHook } from './store-hook.js'
@@ -18,12 +18,6 @@ import { lookupPlan, ownHook, type LookupPlan, type Stage } from './lookup-stage
 // hook that could refuse the request (lookup-stage.ts picks the stage); a miss goes on to the
 // handler, coalesced with the others of its key; the store hook (store-hook.ts) then stores what the
 // handler answered.
-
-function bypass (request: FastifyRequest, route: RouteState, reason: string): void {
-  route.counters.bypasses++
-  request[kRequestState] = { route, status: 'BYPASS', key: undefined, leader: false, stale: undefined }
-  request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
-}
 
 /**
  * Where a route is looked up, worked out from its first request and kept. A route with a hook after
@@ -48,17 +42,16 @@ export function createHooks (ctx: HookContext): {
   storeOnSend: (stateFor: StateFor) => onSendHookHandler
   /** Origin mode, before the handler: the cache's validators instead of the client's, when it revalidates. */
   conditions: preHandlerHookHandler
-  /** Looks a request up under a key already worked out, with the lookup's own state on the request. */
-  lookupKey: (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+  /** Looks a request up under a key already worked out (its state is on the request). */
+  lookupKey: (state: KeyedState) => void
 } {
   const { store, options, inFlight, refresher, rawKeys } = ctx
-  const { lockOrWait, release } = crossProcess(ctx, handOver)
-  const { storeOnSend } = createStoreHook(ctx, release)
+  const { storeOnSend } = createStoreHook(ctx)
 
   function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const reason = requestBypassReason(route.options, request, route.withBody)
     if (reason !== undefined) {
-      bypass(request, route, reason)
+      bypassed(request, route, reason)
       done()
       return
     }
@@ -68,19 +61,18 @@ export function createHooks (ctx: HookContext): {
     } catch (error) {
       // A throwing tenant or key function must not fail a request that works without the cache.
       request.log.warn({ err: error, responseCache: { route: route.id } }, 'response cache key function threw; bypassing')
-      bypass(request, route, 'key-error')
+      bypassed(request, route, 'key-error')
       done()
       return
     }
-    const state: RequestState = { route, status: 'MISS', key, leader: false, stale: undefined }
+    const state: KeyedState = { route, status: 'MISS', key, request, reply, done, leader: false, stale: undefined }
     if (route.withBody && request[kRawBodyKey] !== null) state.rawKey = request[kRawBodyKey]
     request[kRequestState] = state
-    lookupKey(state, request, reply, done)
+    lookupKey(state)
   }
 
-  function lookupKey (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const { route } = state
-    const key = state.key as string
+  function lookupKey (state: KeyedState): void {
+    const { route, key, request } = state
     // A background refresh, or a client allowed to ask for a fresh copy, goes straight to the handler.
     if (refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
       route.counters.misses++
@@ -88,33 +80,32 @@ export function createHooks (ctx: HookContext): {
       // A refresh in origin mode asks the handler whether the entry it replaces still holds.
       const stale = refresher.staleOf(request)
       if (stale !== undefined && canRevalidate(stale)) state.revalidating = stale
-      done()
+      state.done()
       return
     }
     let result: MaybePromise<CacheEntry | undefined>
     try {
       result = store.lookup(key, options.coalesceTimeoutMs)
     } catch {
-      storeFailed(route, state, done)
+      storeFailed(state)
       return
     }
     // The memory store answers in place: no closures, no promise on the hot path.
     if (!isPromise(result)) {
-      answer(route, state, request, reply, done, result)
+      answer(state, result)
       return
     }
-    result.then(
-      (entry) => { answer(route, state, request, reply, done, entry) },
-      () => { storeFailed(route, state, done) }
-    )
+    result.then((entry) => { answer(state, entry) }, () => { storeFailed(state) })
   }
 
-  function answer (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry | undefined): void {
+  /** What the store answered for the request's key: served fresh or stale, else a miss. */
+  function answer (state: KeyedState, entry: CacheEntry | undefined): void {
+    const { route, request, reply } = state
     const now = Date.now()
     // A varying resource's key holds a marker (origin mode): the request reads its own variant instead,
     // unless this process has a newer answer for the key on its way to the store (miss() takes it).
     if (entry !== undefined && isMarker(entry)) {
-      if (inFlight.unwritten(state.key as string) === undefined && throughVariants(state, request, reply, done, entry) === 'followed') return
+      if (inFlight.unwritten(state.key) === undefined && throughVariants(state, entry) === 'followed') return
       entry = undefined
     }
     if (entry !== undefined) {
@@ -124,7 +115,7 @@ export function createHooks (ctx: HookContext): {
         route.counters.hits++
         state.status = 'HIT'
         state.served = sendEntry(request, reply, entry, now, 'HIT')
-        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key as string)
+        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
         return
       }
       const windows = staleWindowsOf(route.options, entry)
@@ -132,18 +123,25 @@ export function createHooks (ctx: HookContext): {
         route.counters.stale++
         state.status = 'STALE'
         state.served = sendEntry(request, reply, entry, now, 'STALE')
-        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key as string)
-        refresher.start(state.key as string, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
+        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
+        refresher.start(state.key, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
         return
       }
       if (age < fresh + windows.ifError * 1000) state.stale = entry
-      if (canRevalidate(entry)) state.revalidating = entry
+      // Kept past what the store was told to keep it (a store's expiry lags the plugin's clock by the
+      // write's round trip): gone, as it would be a moment later.
+      const kept = fresh + Math.max(route.options.keepForRevalidation, windows.whileRevalidate, windows.ifError) * 1000
+      if (canRevalidate(entry) && age < kept) state.revalidating = entry
     }
-    miss(route, state, request, reply, done)
+    miss(state)
   }
 
-  function miss (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const key = state.key as string
+  /**
+   * Nothing to serve: the request runs the handler, unless an answer for its key is on its way (from
+   * this process, or from another one that holds the key's lock), which it is then handed.
+   */
+  function miss (state: KeyedState): void {
+    const { key } = state
     const landing = inFlight.unwritten(key)
     // An answer on its way to the store is used as the store would answer it: a `no-cache` one (origin
     // mode) is never fresh, so the request revalidates it instead.
@@ -152,30 +150,32 @@ export function createHooks (ctx: HookContext): {
     } else if (landing !== undefined) {
       const token = store.takeToken(key)
       if (token !== undefined) store.unlock(key, token)
-      handOver(route, state, request, reply, done, landing)
+      handOver(state, landing)
       return
     }
     if (inFlight.lead(key)) {
       state.leader = true
       // The lookup may have taken the cross-process lock already, in the same round trip as its read.
       state.lockToken = store.canLock ? store.takeToken(key) : undefined
-      if (store.canLock && state.lockToken === undefined) lockOrWait(route, state, request, reply, done)
-      else {
-        route.counters.misses++
-        done()
-      }
+      if (store.canLock && state.lockToken === undefined) {
+        lockOrWait(ctx, state).then((fresh) => {
+          if (fresh !== undefined) handOver(state, fresh)
+          else runHandler(state)
+        })
+      } else runHandler(state)
       return
     }
     // Another request of this process is running the handler for this key: answer from what it stores.
     const shared = inFlight.wait(key) as Promise<CacheEntry | undefined>
     shared.then((entry) => {
-      if (entry === undefined) {
-        route.counters.misses++
-        done()
-        return
-      }
-      handOver(route, state, request, reply, done, entry)
-    }, /* c8 ignore next */ () => { done() })
+      if (entry === undefined) runHandler(state)
+      else handOver(state, entry)
+    }, /* c8 ignore next */ () => { state.done() })
+  }
+
+  function runHandler (state: KeyedState): void {
+    state.route.counters.misses++
+    state.done()
   }
 
   /**
@@ -183,36 +183,35 @@ export function createHooks (ctx: HookContext): {
    * another request's variant of it (variants.ts): the request then looks up its own variant, once
    * (`followed`), or runs the handler (`miss`). `serve` when the entry answers the request.
    */
-  function throughVariants (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry): 'serve' | 'followed' | 'miss' {
-    const own = ownVariant(entry, state.variantOf ?? state.key as string, request)
+  function throughVariants (state: KeyedState, entry: CacheEntry): 'serve' | 'followed' | 'miss' {
+    const own = ownVariant(entry, state.variantOf ?? state.key, state.request)
     if (own === undefined) return 'serve'
     if (own === null || state.variantOf !== undefined) return 'miss'
     state.variantOf = state.key
     state.key = own
-    lookupKey(state, request, reply, done)
+    lookupKey(state)
     return 'followed'
   }
 
-  /** Answers a request with what another request of this process found or stored for its key. */
-  function handOver (route: RouteState, state: RequestState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, entry: CacheEntry): void {
-    const through = throughVariants(state, request, reply, done, entry)
+  /** Answers a request with what another request (of this process, or another) found or stored for its key. */
+  function handOver (state: KeyedState, entry: CacheEntry): void {
+    const through = throughVariants(state, entry)
     if (through === 'followed') return
     if (through === 'miss') {
-      route.counters.misses++
-      done()
+      runHandler(state)
       return
     }
-    route.counters.hits++
+    state.route.counters.hits++
     state.status = 'HIT'
-    state.served = sendEntry(request, reply, entry, Date.now(), 'HIT')
+    state.served = sendEntry(state.request, state.reply, entry, Date.now(), 'HIT')
   }
 
-  function storeFailed (route: RouteState, state: RequestState, done: HookHandlerDoneFunction): void {
+  /** The store failed the lookup: the request goes past the cache. */
+  function storeFailed (state: KeyedState): void {
+    const { route, request } = state
     route.counters.errors++
-    route.counters.bypasses++
-    state.status = 'BYPASS'
-    state.key = undefined
-    done()
+    bypassed(request, route, 'store-error')
+    state.done()
   }
 
   return {
@@ -226,14 +225,14 @@ export function createHooks (ctx: HookContext): {
       const planned = planOf(route, request).stage
       if (planned === stage) lookup(route, request, reply, done)
       else if (planned === 'none') {
-        bypass(request, route, 'hook-after-cache')
+        bypassed(request, route, 'hook-after-cache')
         done()
       } else done()
     }),
     lookupKey,
     conditions: ownHook(function responseCacheConditions (request, reply, done) {
       const state = request[kRequestState]
-      if (state !== null) state.client = conditionalHeaders(request.headers, state.revalidating)
+      if (state !== null) state.client = conditionalHeaders(request.headers, state.status === 'BYPASS' ? undefined : state.revalidating)
       done()
     }),
     storeOnSend

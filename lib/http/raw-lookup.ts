@@ -1,5 +1,5 @@
-import type { FastifyReply, FastifyRequest, preParsingHookHandler } from 'fastify'
-import { kRawBodyKey, kRequestState, type RequestState, type RouteState, type StateFor } from './request-state.js'
+import type { FastifyRequest, preParsingHookHandler } from 'fastify'
+import { kRawBodyKey, kRequestState, type KeyedState, type RouteState, type StateFor } from './request-state.js'
 import { rawBodyKey } from '../key.js'
 import type { ResolvedOptions } from '../options.js'
 import { clientAsksNoCache, requestBypassReason } from './policy.js'
@@ -12,7 +12,7 @@ export interface RawLookupContext {
   options: ResolvedOptions
   refresher: Refresher
   rawKeys: RawKeyMemo
-  lookupKey: (state: RequestState, request: FastifyRequest, reply: FastifyReply, done: () => void) => void
+  lookupKey: (state: KeyedState) => void
   planOf: (route: RouteState, request: FastifyRequest) => LookupPlan
 }
 
@@ -59,9 +59,9 @@ export function rawLookup (ctx: RawLookupContext, stateFor: StateFor): preParsin
         done(null, replay())
         return
       }
-      const state: RequestState = { route, status: 'MISS', key, leader: false, stale: undefined, rawBody: chunks }
+      const state: KeyedState = { route, status: 'MISS', key, request, reply, done: () => { done(null, replay()) }, leader: false, stale: undefined, rawBody: chunks }
       request[kRequestState] = state
-      lookupKey(state, request, reply, () => { done(null, replay()) })
+      lookupKey(state)
     })
   })
 }

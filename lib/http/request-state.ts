@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CacheEntry } from '../entry.js'
 import type { KeySource } from '../key.js'
 import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from '../options.js'
@@ -20,12 +20,27 @@ export const kRawBodyKey = Symbol('fastify-response-cache.rawBodyKey')
 
 export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'REVALIDATED'
 
-/** What the lookup decided, for the onSend hook of the same request. */
-export interface RequestState {
+/** What the lookup decided, for the onSend hook of the same request: bypassed, or keyed. */
+export type RequestState = BypassState | KeyedState
+
+/** A request that goes past the cache: nothing is looked up or stored for it. */
+export interface BypassState {
   route: RouteState
-  status: CacheStatus
-  /** Set when the response may be stored under it. */
-  key: string | undefined
+  status: 'BYPASS'
+  key: undefined
+  /** The client's own conditional headers, while the handler sees them without the cache's etags. */
+  client?: ClientConditions
+}
+
+/** A request looked up under its key; its answer may be stored under it. */
+export interface KeyedState {
+  route: RouteState
+  status: Exclude<CacheStatus, 'BYPASS'>
+  key: string
+  /** The request, its reply, and what lets it go on to the handler: what the lookup works with. */
+  request: FastifyRequest
+  reply: FastifyReply
+  done: () => void
   /** This request runs the handler for its key while others wait for what it stores. */
   leader: boolean
   /** A stale entry to answer with if the handler fails (stale-if-error). */
@@ -44,6 +59,13 @@ export interface RequestState {
   rawBody?: readonly Buffer[]
   /** Set once the request looks up its own variant (variants.ts): the resource's key, `key` being the variant's. */
   variantOf?: string
+}
+
+/** The state of a request that bypasses the cache, with the reason at debug. */
+export function bypassed (request: FastifyRequest, route: RouteState, reason: string): BypassState {
+  route.counters.bypasses++
+  request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
+  return (request[kRequestState] = { route, status: 'BYPASS', key: undefined })
 }
 
 declare module 'fastify' {

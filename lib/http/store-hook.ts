@@ -4,7 +4,8 @@ import { rawPath, sha256, tenantOfKey } from '../key.js'
 import { isPromise } from '../stores/guard.js'
 import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
 import { payloadBytes, storableTtl, storedHeaders } from './policy.js'
-import { kReplyTags, kRequestState, type HookContext, type RequestState, type RouteState, type StateFor, tagsOf } from './request-state.js'
+import { release } from './cross-process.js'
+import { kReplyTags, kRequestState, type HookContext, type KeyedState, type RouteState, type StateFor, tagsOf } from './request-state.js'
 import { discard, replaceWithEntry } from './respond.js'
 import { applyOriginVerdict, headAgrees, restoreConditions, updatedEntry } from './revalidation.js'
 import { isNodeStream, streamStore } from './stream-store.js'
@@ -14,19 +15,18 @@ import { rememberVariant, responseVariant, storeVariant, type Variant } from './
  * The store hook (onSend) of a cached route: what the handler answered is stored when it may be (a
  * buffered payload at once, a stream once it has ended), a 304 to the cache's own conditional request
  * renews the entry it revalidated, a failed answer is replaced by a stale entry within its window.
- * `release` lets go of the cross-process lock a request holds.
  */
-export function createStoreHook (ctx: HookContext, release: (state: RequestState) => void): {
+export function createStoreHook (ctx: HookContext): {
   storeOnSend: (stateFor: StateFor) => onSendHookHandler
 } {
   const { store, options, inFlight, refresher, rawKeys } = ctx
-  const storeStream = streamStore({ options, inFlight, refresher, release, save: (state, request, reply, body) => save(state, request, reply, undefined, body) })
+  const storeStream = streamStore({ options, inFlight, refresher, release: (state) => { release(store, state) }, save: (state, request, reply, body) => save(state, request, reply, undefined, body) })
 
   /**
    * Stores the response if it may be stored; answers the entry, for the requests waiting on it.
    * `streamed`: the bytes of a streamed payload that has ended (stream-store.ts), already a copy of its own.
    */
-  function save (state: RequestState, request: FastifyRequest, reply: FastifyReply, payload: unknown, streamed?: Buffer): CacheEntry | undefined {
+  function save (state: KeyedState, request: FastifyRequest, reply: FastifyReply, payload: unknown, streamed?: Buffer): CacheEntry | undefined {
     const { route } = state
     const body = streamed ?? payloadBytes(payload)
     const now = Date.now()
@@ -79,7 +79,7 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
   }
 
   /** The route's tags and the handler's (reply.cacheTags), each once; or why one entry may not carry them. */
-  function userTags (state: RequestState, request: FastifyRequest, reply: FastifyReply): readonly string[] | TagsProblem {
+  function userTags (state: KeyedState, request: FastifyRequest, reply: FastifyReply): readonly string[] | TagsProblem {
     const own = tagsOf(state.route.options.tags, request)
     const added = reply[kReplyTags]
     const tags = added === null ? own : [...new Set([...own, ...added])]
@@ -87,17 +87,17 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
   }
 
   /** The variant of its resource a response is (origin mode, variants.ts), or why it may not be stored. */
-  function variantOf (state: RequestState, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined): Variant | string | undefined {
-    return responseVariant(state.route.options, request, header, state.variantOf ?? state.key as string)
+  function variantOf (state: KeyedState, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined): Variant | string | undefined {
+    return responseVariant(state.route.options, request, header, state.variantOf ?? state.key)
   }
 
   /**
    * Writes an entry under the request's key, or as the variant it is (its own key, and the marker
    * under the resource's); answers it, for the requests waiting on it.
    */
-  function write (state: RequestState, request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, storeTtl: number, variant: Variant | undefined, userTags: readonly string[]): CacheEntry {
+  function write (state: KeyedState, request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, storeTtl: number, variant: Variant | undefined, userTags: readonly string[]): CacheEntry {
     const { route } = state
-    const key = state.key as string
+    const key = state.key
     const primary = state.variantOf ?? key
     if (variant !== undefined) rememberVariant(entry, variant)
     const tags = entryTags({
@@ -119,20 +119,20 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
       if (kept === false) {
         // The resource has as many variants as it may keep (variants.ts): this one is not stored.
         request.log.debug({ responseCache: { route: route.id, reason: 'vary-variants' } }, 'response cache: not stored')
-        release(state)
+        release(store, state)
         refresher.report(request, 'vary-variants')
         return
       }
       if (lockToken !== undefined) state.lockToken = undefined
       route.counters.stores++
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, primary)
-      release(state)
+      release(store, state)
       refresher.report(request, 'stored')
     }
     const failed = (): void => {
       route.counters.errors++
       for (const landed of landing) inFlight.written(landed, entry)
-      release(state)
+      release(store, state)
       refresher.report(request, 'store-error')
     }
     const set = (): void => {
@@ -159,16 +159,16 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
    * A 304 to the cache's conditional request: the stored response, updated by it, is stored again and
    * answers the client (a 304 if the client's own `If-None-Match` matches it). Answers the payload.
    */
-  function revalidated (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): Buffer {
+  function revalidated (state: KeyedState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): Buffer {
     state.status = 'REVALIDATED'
     const { entry, stored, reason } = storeUpdated(state, request, reply, stale)
     if (reason !== undefined) {
       // Validated, so this answer may use it; the origin no longer lets it be kept.
       request.log.debug({ responseCache: { route: state.route.id, reason } }, 'response cache: revalidated, not stored again')
       refresher.report(request, reason)
-      release(state)
+      release(store, state)
     }
-    if (state.leader) inFlight.settle(state.key as string, stored)
+    if (state.leader) inFlight.settle(state.key, stored)
     return replaceWithEntry(request, reply, entry, 'REVALIDATED')
   }
 
@@ -176,8 +176,8 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
    * RFC 9111 section 4.3.5: a HEAD answer updates the stored GET response when their validators
    * agree, and drops it when they do not.
    */
-  function headAnswered (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): void {
-    const key = state.key as string
+  function headAnswered (state: KeyedState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): void {
+    const key = state.key
     if (!headAgrees(stale, reply)) {
       const dropped = store.run('delete', () => store.store.delete(key), undefined, store.domainOf(key))
       // A store that fails has reported it; the entry stays stale, to be revalidated.
@@ -192,7 +192,7 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
    * its updated headers say it is (a refresh, which reads no marker, stores it there too); or, with
    * the entry alone, why it may not be stored again.
    */
-  function storeUpdated (state: RequestState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): { entry: CacheEntry, stored?: CacheEntry, reason?: string } {
+  function storeUpdated (state: KeyedState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): { entry: CacheEntry, stored?: CacheEntry, reason?: string } {
     const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now())
     if (typeof verdict === 'string') return { entry, reason: verdict }
     // The merged headers may have grown past the bound a new response is held to.
@@ -220,8 +220,14 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
     }
     // The answers made from the entry below evaluate the client's conditions, not the cache's.
     if (state.client !== undefined) restoreConditions(request.headers, state.client)
+    if (state.status === 'BYPASS') {
+      reply.header('x-cache', 'BYPASS')
+      refresher.report(request, state.route.readOnly ? 'head' : 'bypass')
+      done(null, payload)
+      return
+    }
     const revalidating = state.revalidating
-    if (revalidating !== undefined && reply.statusCode === 304 && state.key !== undefined) {
+    if (revalidating !== undefined && reply.statusCode === 304) {
       discard(payload)
       done(null, revalidated(state, request, reply, revalidating))
       return
@@ -229,13 +235,13 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
     if (state.stale !== undefined && reply.statusCode >= 500) {
       // stale-if-error: the error has been logged by Fastify; the client gets the last good answer.
       state.route.counters.stale++
-      if (state.leader) inFlight.settle(state.key as string, undefined)
-      release(state)
+      if (state.leader) inFlight.settle(state.key, undefined)
+      release(store, state)
       discard(payload)
       done(null, replaceWithEntry(request, reply, state.stale, 'STALE'))
       return
     }
-    if (revalidating !== undefined && state.route.readOnly && reply.statusCode === 200 && state.key !== undefined) {
+    if (revalidating !== undefined && state.route.readOnly && reply.statusCode === 200) {
       try {
         headAnswered(state, request, reply, revalidating)
       } catch (error) {
@@ -244,7 +250,7 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
     }
     reply.header('x-cache', state.status)
     let entry: CacheEntry | undefined
-    if (state.key !== undefined && !state.route.readOnly) {
+    if (!state.route.readOnly) {
       // A stream is stored once it has ended: stream-store.ts settles the waiters and the lock then.
       if (isNodeStream(payload)) {
         done(null, storeStream(state, request, reply, payload))
@@ -256,9 +262,9 @@ export function createStoreHook (ctx: HookContext, release: (state: RequestState
         request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
         refresher.report(request, 'error')
       }
-    } else refresher.report(request, state.route.readOnly ? 'head' : 'bypass')
-    if (state.leader) inFlight.settle(state.key as string, entry)
-    if (entry === undefined) release(state)
+    } else refresher.report(request, 'head')
+    if (state.leader) inFlight.settle(state.key, entry)
+    if (entry === undefined) release(store, state)
     done(null, payload)
   }
 

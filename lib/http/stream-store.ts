@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { headersSize, type CacheEntry } from '../entry.js'
 import type { ResolvedOptions } from '../options.js'
 import type { InFlight } from './coalesce.js'
-import type { RequestState } from './request-state.js'
+import type { KeyedState } from './request-state.js'
 import { storableTtl, storedHeaders } from './policy.js'
 import type { Refresher } from './refresh.js'
 
@@ -15,9 +15,9 @@ export interface StreamStoreContext {
   inFlight: InFlight
   refresher: Refresher
   /** Stores a finished response from its bytes, as a buffered one is stored; answers the entry, or undefined. */
-  save: (state: RequestState, request: FastifyRequest, reply: FastifyReply, body: Buffer) => CacheEntry | undefined
+  save: (state: KeyedState, request: FastifyRequest, reply: FastifyReply, body: Buffer) => CacheEntry | undefined
   /** Lets go of the cross-process lock the request holds, if any. */
-  release: (state: RequestState) => void
+  release: (state: KeyedState) => void
 }
 
 /** The `content-length` the response declares, or 0 when it declares none (or nothing valid). */
@@ -42,19 +42,19 @@ function joined (chunks: Buffer[], size: number): Buffer {
  * let go at once (they run the handler themselves) and its lock is released. Either way this module,
  * not the store hook, settles the key's waiters and lock.
  */
-export function streamStore (ctx: StreamStoreContext): (state: RequestState, request: FastifyRequest, reply: FastifyReply, source: Readable) => Readable {
+export function streamStore (ctx: StreamStoreContext): (state: KeyedState, request: FastifyRequest, reply: FastifyReply, source: Readable) => Readable {
   const { options, inFlight, refresher, save, release } = ctx
   const maxBytes = options.maxEntryBytes
 
   /** Nothing is stored for this request: its waiters run the handler themselves. */
-  function notStored (state: RequestState, request: FastifyRequest, reason: string): void {
+  function notStored (state: KeyedState, request: FastifyRequest, reason: string): void {
     request.log.debug({ responseCache: { route: state.route.id, reason } }, 'response cache: not stored')
     refresher.report(request, reason)
-    if (state.leader) inFlight.settle(state.key as string, undefined)
+    if (state.leader) inFlight.settle(state.key, undefined)
     release(state)
   }
 
-  function finish (state: RequestState, request: FastifyRequest, reply: FastifyReply, body: Buffer): void {
+  function finish (state: KeyedState, request: FastifyRequest, reply: FastifyReply, body: Buffer): void {
     let entry: CacheEntry | undefined
     try {
       entry = save(state, request, reply, body)
@@ -62,7 +62,7 @@ export function streamStore (ctx: StreamStoreContext): (state: RequestState, req
       request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
       refresher.report(request, 'error')
     }
-    if (state.leader) inFlight.settle(state.key as string, entry)
+    if (state.leader) inFlight.settle(state.key, entry)
     if (entry === undefined) release(state)
   }
 
