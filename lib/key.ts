@@ -2,11 +2,37 @@ import { hash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import stableStringify from 'safe-stable-stringify'
 
-/** SHA-256 in base64url (43 characters), one-shot (crypto.hash, Node 20.12 and later). */
-export const sha256 = (data: string | Buffer): string => hash('sha256', data, 'base64url')
+/**
+ * Lone surrogates, which Node's UTF-8 encoder turns into U+FFFD (so two of them would hash alike),
+ * and U+FFFD itself, which releases before 0.2 hashed and encoded in their place: a string holding
+ * either is hashed and encoded in a form of its own, so that no key made before can equal its key.
+ */
+const NOT_UTF8 = /[\uD800-\uDFFF\uFFFD]/u
 
-const UNSAFE = /[^A-Za-z0-9._-]/g
+/** Never a byte of UTF-8: the bytes of a string escaped below can equal no UTF-8 text. */
+const ESCAPED = Buffer.from([0xFF])
+
+/**
+ * The bytes a string is hashed as, one string to one byte sequence: its UTF-8 (as before) when it
+ * holds no lone surrogate and no U+FFFD, else 0xFF and the UTF-8 of its JSON text (JSON escapes lone
+ * surrogates as `\udxxx`).
+ */
+function hashInput (value: string): string | Buffer {
+  return NOT_UTF8.test(value) ? Buffer.concat([ESCAPED, Buffer.from(JSON.stringify(value))]) : value
+}
+
+/**
+ * SHA-256 in base64url (43 characters), one-shot (crypto.hash, Node 20.12 and later). Distinct strings
+ * hash apart, lone surrogates included (see hashInput).
+ */
+export const sha256 = (data: string | Buffer): string => hash('sha256', typeof data === 'string' ? hashInput(data) : data, 'base64url')
+
+// With the u flag a match is a whole code point: a surrogate pair is one match, a lone surrogate too.
+const UNSAFE = /[^A-Za-z0-9._-]/gu
 const percent = (ch: string): string => {
+  // Lone surrogates have no UTF-8, and U+FFFD is what older releases wrote for them (and for every
+  // code point past U+FFFF): both get an escape that no byte escape can be mistaken for.
+  if (NOT_UTF8.test(ch)) return '%u' + ch.charCodeAt(0).toString(16).toUpperCase()
   let out = ''
   for (const byte of Buffer.from(ch)) out += '%' + byte.toString(16).toUpperCase().padStart(2, '0')
   return out
@@ -15,10 +41,20 @@ const percent = (ch: string): string => {
 /**
  * Percent-encodes everything outside `[A-Za-z0-9._-]`, `%` included, so the result never holds a key
  * delimiter (`:`), a Redis glob character (`* ? [ ]`) or a Cluster hash tag brace, and two different
- * inputs never encode alike.
+ * inputs never encode alike: each code point as the `%XX` of its UTF-8 bytes, except lone surrogates
+ * and U+FFFD, which become `%uXXXX` (upper-case hex; `u` is never a hex digit).
  */
 export function encodeSegment (value: string): string {
   return value.replace(UNSAFE, percent)
+}
+
+const ESCAPE = /%u([0-9A-F]{4})|(?:%[0-9A-F]{2})+/g
+
+/** The string {@link encodeSegment} encoded. */
+export function decodeSegment (encoded: string): string {
+  return encoded.replace(ESCAPE, (run: string, unit: string | undefined) => unit !== undefined
+    ? String.fromCharCode(parseInt(unit, 16))
+    : Buffer.from(run.replaceAll('%', ''), 'hex').toString())
 }
 
 /** `-` for no tenant, else `t` and a hash: any tenant id, however long or odd, becomes 23 safe characters. */

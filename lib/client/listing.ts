@@ -1,6 +1,6 @@
 import { freshMs } from '../entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from '../errors.js'
-import { tenantSegment, VARIANT_MARK } from '../key.js'
+import { decodeSegment, tenantSegment, VARIANT_MARK } from '../key.js'
 import type { StoreListedEntry, StoreListQuery } from '../stores/store.js'
 import { parseCursor, type ParsedCursor } from './cursor.js'
 import { MAX_TAG_BYTES, selectorTags, tagTooLong } from '../tags.js'
@@ -100,7 +100,7 @@ export function listedEntry ({ key, entry, tags, size }: StoreListedEntry, names
   }
   if (value) {
     const at = key.indexOf(':v:', namespace.length + 1)
-    if (at !== -1) listed.path = decodeURIComponent(key.slice(at + 3))
+    if (at !== -1) listed.path = decodeSegment(key.slice(at + 3))
   } else {
     listed.status = entry.status
     if (entry.request !== undefined) listed.path = entry.request
