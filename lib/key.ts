@@ -72,7 +72,7 @@ export interface KeySource {
   /** From {@link routeSegment}. */
   route: string
   vary: readonly string[]
-  tenant: ((request: FastifyRequest) => string | undefined) | undefined
+  tenant: ((request: FastifyRequest) => string | number | undefined) | undefined
   key: ((request: FastifyRequest) => string | number | undefined) | undefined
   /**
    * Keys already worked out, by protocol, host and URL: set only where those decide the key alone
@@ -102,11 +102,53 @@ export function tenantOfKey (key: string, namespace: string): string {
   return key.slice(namespace.length + 1, key.indexOf(':', namespace.length + 1))
 }
 
-/** What the tenant function says of a request; anything but a string or number means no tenant. */
+/** A tenant id or key part as the plugin takes it: a string, or a finite number (keyed as its string). */
+export function isKeyPart (value: unknown): value is string | number {
+  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))
+}
+
+/**
+ * The `tenant` or `key` function answered something that is neither a key part nor undefined (null,
+ * an object, an array, a boolean, NaN): taking it as "no tenant" or as its `String()` would share one
+ * entry between requests the app meant to keep apart, so the request bypasses the cache (`reason`).
+ */
+export class InvalidKeyPartError extends Error {
+  readonly reason: 'tenant-invalid' | 'key-invalid'
+  constructor (readonly option: 'tenant' | 'key', answer: unknown) {
+    super(`the ${option} function answered ${describe(answer)}; expected a string, a finite number or undefined`)
+    this.name = 'InvalidKeyPartError'
+    this.reason = option === 'tenant' ? 'tenant-invalid' : 'key-invalid'
+  }
+}
+
+function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'number') return String(value)
+  return typeof value === 'object' ? 'an object' : 'a ' + typeof value
+}
+
+/** What a tenant or key function answered, checked: a key part, or undefined for none. */
+function keyPartOf (option: 'tenant' | 'key', answer: unknown): string | undefined {
+  if (answer === undefined) return undefined
+  if (!isKeyPart(answer)) throw new InvalidKeyPartError(option, answer)
+  return String(answer)
+}
+
+/** What the tenant function says of a request; throws {@link InvalidKeyPartError} for what is no tenant id. */
 export function tenantOf (source: Pick<KeySource, 'tenant'>, request: FastifyRequest): string | undefined {
-  if (source.tenant === undefined) return undefined
-  const tenant: unknown = source.tenant(request)
-  return typeof tenant === 'string' || typeof tenant === 'number' ? String(tenant) : undefined
+  return source.tenant === undefined ? undefined : keyPartOf('tenant', source.tenant(request))
+}
+
+const reported = new WeakMap<KeySource, Set<string>>()
+
+/** True the first time `what` is reported for this route's key source: a warning per route, not per request. */
+export function firstReport (source: KeySource, what: string): boolean {
+  let seen = reported.get(source)
+  if (seen === undefined) reported.set(source, seen = new Set())
+  if (seen.has(what)) return false
+  seen.add(what)
+  return true
 }
 
 /** The body as key material: a kind letter, then the text (the sorted JSON of a parsed object). */
@@ -140,14 +182,14 @@ function keyParts (source: KeySource, request: FastifyRequest): string {
   // ?a=1, but a handler that reflects request.url tells them apart, so they must not share an entry.
   // Query order is kept for the same reason (a handler may serialise request.query as parsed).
   const vary = source.vary.length === 0 ? null : source.vary.map((name) => request.headers[name] ?? null)
-  const extra = source.key === undefined ? null : source.key(request)
+  const extra = source.key === undefined ? undefined : keyPartOf('key', source.key(request))
   return JSON.stringify([
     request.protocol,
     request.host,
     request.url,
     request.params ?? null,
     vary,
-    extra === undefined ? null : String(extra)
+    extra ?? null
   ])
 }
 

@@ -78,17 +78,17 @@ t.test('tenants never read each other, however their ids are crafted', async (t)
   }
 })
 
-t.test('a numeric tenant keys like its string, anything else means no tenant', async (t) => {
+t.test('a numeric tenant keys like its string; an object is no tenant id and bypasses', async (t) => {
   let tenant: unknown = 7
   const app = await cachedApp(t, { tenant: () => tenant as string })
   app.get('/t', { config: { cache: true } }, async () => 'x')
   await app.inject('/t')
   tenant = '7'
   t.equal((await app.inject('/t')).headers['x-cache'], 'HIT')
-  tenant = { id: 7 }
-  t.equal((await app.inject('/t')).headers['x-cache'], 'MISS')
   tenant = undefined
-  t.equal((await app.inject('/t')).headers['x-cache'], 'HIT', 'an object tenant was treated as no tenant')
+  t.equal((await app.inject('/t')).headers['x-cache'], 'MISS')
+  tenant = { id: 7 }
+  t.equal((await app.inject('/t')).headers['x-cache'], 'BYPASS', 'not the entry of no tenant')
 })
 
 t.test('the protocol is keyed: https behind a trusted proxy does not share with http', async (t) => {
@@ -153,13 +153,26 @@ t.test('rawPath and tenantOfKey', async (t) => {
   t.equal(tenantOfKey('rc:-:v:k', 'rc'), '-')
 })
 
-t.test('tenantOf: strings and numbers are tenants, anything else is none', async (t) => {
+t.test('tenantOf: strings and finite numbers are tenants, undefined none, anything else an error naming the function', async (t) => {
   const request = {} as FastifyRequest
   t.equal(tenantOf({ tenant: undefined }, request), undefined)
+  t.equal(tenantOf({ tenant: () => undefined }, request), undefined)
   t.equal(tenantOf({ tenant: () => 'a' }, request), 'a')
   t.equal(tenantOf({ tenant: () => '' }, request), '', 'an empty id is a tenant of its own')
-  t.equal(tenantOf({ tenant: () => 7 as unknown as string }, request), '7')
-  for (const value of [null, undefined, {}, ['a'], true, Symbol('s')]) t.equal(tenantOf({ tenant: () => value as unknown as string }, request), undefined)
+  t.equal(tenantOf({ tenant: () => 7 }, request), '7')
+  t.equal(tenantOf({ tenant: () => -0.5 }, request), '-0.5')
+  const answers: Array<[unknown, string]> = [
+    [null, 'null'], [{}, 'an object'], [['a'], 'an array'], [true, 'a boolean'], [Symbol('s'), 'a symbol'],
+    [Number.NaN, 'NaN'], [-Infinity, '-Infinity'], [1n, 'a bigint'], [() => 'a', 'a function']
+  ]
+  for (const [value, described] of answers) {
+    t.throws(() => tenantOf({ tenant: () => value as string }, request), {
+      name: 'InvalidKeyPartError',
+      option: 'tenant',
+      reason: 'tenant-invalid',
+      message: `the tenant function answered ${described}; expected a string, a finite number or undefined`
+    })
+  }
 })
 
 t.test('the key memo is bounded: past KEY_MEMO_SIZE it starts again', async (t) => {
