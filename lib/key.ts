@@ -4,7 +4,7 @@ import stableStringify from 'safe-stable-stringify'
 
 /**
  * Lone surrogates, which Node's UTF-8 encoder turns into U+FFFD (so two of them would hash alike),
- * and U+FFFD itself, which releases before 0.2 hashed and encoded in their place: a string holding
+ * and U+FFFD itself, which earlier releases hashed and encoded in their place: a string holding
  * either is hashed and encoded in a form of its own, so that no key made before can equal its key.
  */
 const NOT_UTF8 = /[\uD800-\uDFFF\uFFFD]/u
