@@ -104,7 +104,7 @@ export function tenantOfKey (key: string, namespace: string): string {
 
 /** A tenant id or key part as the plugin takes it: a string, or a finite number (keyed as its string). */
 export function isKeyPart (value: unknown): value is string | number {
-  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))
+  return typeof value === 'string' || Number.isFinite(value)
 }
 
 /**
