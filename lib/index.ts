@@ -214,6 +214,9 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
 
   if (options.statsRoute !== false && metrics !== undefined) {
     const own = metrics.own
+    const { path, onRequest } = options.statsRoute
+    // Route names, hit ratios and store health are for operators: an open route shows them to anyone.
+    if (onRequest.length === 0) app.addHook('onReady', async () => { app.log.warn({ responseCache: { statsRoute: path } }, 'response cache: the stats route has no onRequest guard; anyone who can reach it can read it') })
     app.get(options.statsRoute.path, { onRequest: options.statsRoute.onRequest }, async (request, reply) => {
       // Prometheus scrapers ask for text/plain (or OpenMetrics, which accepts it); browsers and tools get JSON.
       const accept = request.headers.accept ?? ''

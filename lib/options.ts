@@ -89,10 +89,11 @@ export interface ResponseCacheOptions {
    */
   staleIfError?: number
   /**
-   * The tenant of a request; entries of different tenants never mix.
+   * The tenant of a request (a string or a finite number; undefined for none); entries of different
+   * tenants never mix. Any other answer (null, an object, NaN) makes the request bypass the cache.
    * @example `(request) => request.headers['x-tenant-id'] as string | undefined`
    */
-  tenant?: (request: FastifyRequest) => string | undefined
+  tenant?: (request: FastifyRequest) => string | number | undefined
   /** Responses larger than this many bytes, body and headers together, are served but not stored. @defaultValue `1_048_576` */
   maxEntryBytes?: number
   /** Memory store settings. */
@@ -161,7 +162,10 @@ export interface RouteCacheOptions {
   vary?: string[]
   /** Tags stored with the entry, for invalidation: at most 64 (with `reply.cacheTags()`), of at most 256 bytes (UTF-8) each. */
   tags?: FromRequest<string[]>
-  /** An extra key part computed from the request. */
+  /**
+   * An extra key part computed from the request: a string or a finite number (undefined for none). Any
+   * other answer (null, an object, NaN) makes the request bypass the cache.
+   */
   key?: (request: FastifyRequest) => string | number | undefined
   /** Tags to drop after a 2xx response of this route. */
   invalidate?: FromRequest<string[]>
@@ -202,7 +206,7 @@ const optionsSchema = Type.Object({
   ...originSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
   staleIfError: seconds('staleIfError'),
-  tenant: fn('of the request returning a string or undefined'),
+  tenant: fn('of the request returning a string, a number or undefined'),
   maxEntryBytes: Type.Integer({ minimum: 1, description: 'a whole number of bytes, 1 or more' }),
   memory: Type.Object({
     maxBytes: Type.Integer({ minimum: 1024, description: 'a whole number of bytes, 1024 or more' })
@@ -294,7 +298,7 @@ export interface ResolvedOptions {
   keepForRevalidation: number
   staleWhileRevalidate: number
   staleIfError: number
-  tenant: ((request: FastifyRequest) => string | undefined) | undefined
+  tenant: ((request: FastifyRequest) => string | number | undefined) | undefined
   maxEntryBytes: number
   memoryMaxBytes: number
   localTtlMs: number

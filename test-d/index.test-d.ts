@@ -80,3 +80,8 @@ expectError<ResponseCacheOptions>({ readyTimeout: '5s' })
 expectError<ResponseCacheOptions>({ encryption: { keys: [{ key: 'no id' }] } })
 expectError<ResponseCacheOptions>({ store: 'layered' })
 expectType<EncryptionOptions | undefined>(({} as ResponseCacheOptions).encryption)
+
+// tenant: a string or a number (7 and '7' are one tenant), undefined for none
+expectAssignable<ResponseCacheOptions>({ tenant: (request) => Number(request.headers['x-org']) })
+expectAssignable<ResponseCacheOptions>({ tenant: (request) => request.headers['x-org'] as string | undefined })
+expectError<ResponseCacheOptions>({ tenant: () => ({ id: 7 }) })

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { createHash } from 'node:crypto'
 import t from 'tap'
 import {
-  encodeSegment, KEY_MEMO_SIZE, rawPath, requestKey, routeSegment, sha256, tenantOf, tenantOfKey, tenantSegment
+  decodeSegment, encodeSegment, KEY_MEMO_SIZE, rawPath, requestKey, routeSegment, sha256, tenantOf, tenantOfKey, tenantSegment
 } from '../lib/key.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import { cachedApp, counter } from './helpers/app.js'
@@ -78,17 +78,17 @@ t.test('tenants never read each other, however their ids are crafted', async (t)
   }
 })
 
-t.test('a numeric tenant keys like its string, anything else means no tenant', async (t) => {
+t.test('a numeric tenant keys like its string; an object is no tenant id and bypasses', async (t) => {
   let tenant: unknown = 7
   const app = await cachedApp(t, { tenant: () => tenant as string })
   app.get('/t', { config: { cache: true } }, async () => 'x')
   await app.inject('/t')
   tenant = '7'
   t.equal((await app.inject('/t')).headers['x-cache'], 'HIT')
-  tenant = { id: 7 }
-  t.equal((await app.inject('/t')).headers['x-cache'], 'MISS')
   tenant = undefined
-  t.equal((await app.inject('/t')).headers['x-cache'], 'HIT', 'an object tenant was treated as no tenant')
+  t.equal((await app.inject('/t')).headers['x-cache'], 'MISS')
+  tenant = { id: 7 }
+  t.equal((await app.inject('/t')).headers['x-cache'], 'BYPASS', 'not the entry of no tenant')
 })
 
 t.test('the protocol is keyed: https behind a trusted proxy does not share with http', async (t) => {
@@ -153,13 +153,26 @@ t.test('rawPath and tenantOfKey', async (t) => {
   t.equal(tenantOfKey('rc:-:v:k', 'rc'), '-')
 })
 
-t.test('tenantOf: strings and numbers are tenants, anything else is none', async (t) => {
+t.test('tenantOf: strings and finite numbers are tenants, undefined none, anything else an error naming the function', async (t) => {
   const request = {} as FastifyRequest
   t.equal(tenantOf({ tenant: undefined }, request), undefined)
+  t.equal(tenantOf({ tenant: () => undefined }, request), undefined)
   t.equal(tenantOf({ tenant: () => 'a' }, request), 'a')
   t.equal(tenantOf({ tenant: () => '' }, request), '', 'an empty id is a tenant of its own')
-  t.equal(tenantOf({ tenant: () => 7 as unknown as string }, request), '7')
-  for (const value of [null, undefined, {}, ['a'], true, Symbol('s')]) t.equal(tenantOf({ tenant: () => value as unknown as string }, request), undefined)
+  t.equal(tenantOf({ tenant: () => 7 }, request), '7')
+  t.equal(tenantOf({ tenant: () => -0.5 }, request), '-0.5')
+  const answers: Array<[unknown, string]> = [
+    [null, 'null'], [{}, 'an object'], [['a'], 'an array'], [true, 'a boolean'], [Symbol('s'), 'a symbol'],
+    [Number.NaN, 'NaN'], [-Infinity, '-Infinity'], [1n, 'a bigint'], [() => 'a', 'a function']
+  ]
+  for (const [value, described] of answers) {
+    t.throws(() => tenantOf({ tenant: () => value as string }, request), {
+      name: 'InvalidKeyPartError',
+      option: 'tenant',
+      reason: 'tenant-invalid',
+      message: `the tenant function answered ${described}; expected a string, a finite number or undefined`
+    })
+  }
 })
 
 t.test('the key memo is bounded: past KEY_MEMO_SIZE it starts again', async (t) => {
@@ -250,4 +263,59 @@ t.test('POST bodies of every kind never share a key across kinds', async (t) => 
   const nullBody = { method: 'POST' as const, url: '/b', headers: { 'content-type': 'application/json' }, payload: 'null' }
   t.equal((await app.inject(nullBody)).headers['x-cache'], 'MISS', 'a JSON null is not the absence of a body')
   t.equal((await app.inject(nullBody)).headers['x-cache'], 'HIT')
+})
+
+// The kind letter before each body: without 'b', a Buffer keys as its bare SHA-256, which a string body
+// equal to that hash minus a leading 's' would meet.
+t.test('a Buffer body never shares a key with a string body, even one spelling its hash', async (t) => {
+  const app = await cachedApp(t)
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
+  app.post('/b', { config: { cache: true } }, async (request) => ({ body: Buffer.isBuffer(request.body) ? 'bytes' : request.body }))
+  let bytes = ''
+  for (let i = 0; !sha256(bytes).startsWith('s'); i++) bytes = `payload ${i}`
+  const buffer = await app.inject({ method: 'POST', url: '/b', headers: { 'content-type': 'application/octet-stream' }, payload: bytes })
+  t.same([buffer.headers['x-cache'], buffer.json()], ['MISS', { body: 'bytes' }])
+  const text = sha256(bytes).slice(1)
+  const string = await app.inject({ method: 'POST', url: '/b', headers: { 'content-type': 'text/plain' }, payload: text })
+  t.same([string.headers['x-cache'], string.json()], ['MISS', { body: text }])
+})
+
+t.test('no body never shares a key with a parsed value that JSON cannot hold', async (t) => {
+  const app = await cachedApp(t)
+  // A parser may answer anything, a function (a lazy parse) included; the handler tells it from no body.
+  app.addContentTypeParser('application/x-lazy', { parseAs: 'string' }, (_request, body, done) => { done(null, () => body) })
+  app.post('/lazy', { config: { cache: true } }, async (request) => typeof request.body)
+  t.equal((await app.inject({ method: 'POST', url: '/lazy' })).headers['x-cache'], 'MISS')
+  t.equal((await app.inject({ method: 'POST', url: '/lazy' })).headers['x-cache'], 'HIT')
+  const lazy = await app.inject({ method: 'POST', url: '/lazy', headers: { 'content-type': 'application/x-lazy' }, payload: 'x' })
+  t.same([lazy.headers['x-cache'], lazy.body], ['MISS', 'function'])
+})
+
+t.test('the raw-bytes key holds content-encoding: the same bytes decoded otherwise never reach the entry', async (t) => {
+  const app = await cachedApp(t)
+  // A parser that honours content-encoding, as request decompression does.
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, (request, body, done) => {
+    done(null, request.headers['content-encoding'] === 'base64' ? Buffer.from(body as string, 'base64').toString() : body)
+  })
+  app.post('/echo', { config: { cache: true } }, async (request) => request.body)
+  const payload = Buffer.from('decoded').toString('base64')
+  const encoded = { method: 'POST' as const, url: '/echo', headers: { 'content-type': 'text/plain', 'content-encoding': 'base64' }, payload }
+  t.same([(await app.inject(encoded)).body, (await app.inject(encoded)).headers['x-cache']], ['decoded', 'HIT'], 'these bytes now lead to an entry')
+  const plain = await app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'text/plain' }, payload })
+  t.same([plain.headers['x-cache'], plain.body], ['MISS', payload])
+  const other = await app.inject({ ...encoded, headers: { ...encoded.headers, 'content-encoding': 'identity' } })
+  t.same([other.headers['x-cache'], other.body], ['HIT', payload], 'identity parses the bytes as the plain request did')
+})
+
+t.test('sha256: bytes as they are; strings by an encoding no two strings share', async (t) => {
+  const invalidUtf8 = Buffer.from([0x61, 0xFF, 0xED, 0xA0, 0x80])
+  t.equal(sha256(invalidUtf8), createHash('sha256').update(invalidUtf8).digest('base64url'), 'bytes are never re-encoded')
+  t.equal(sha256('😀é'), createHash('sha256').update(Buffer.from('😀é')).digest('base64url'), 'a well-formed string: its UTF-8')
+  // A string with a lone surrogate or U+FFFD is hashed as 0xFF and its JSON text: never the JSON text alone.
+  for (const [odd, spelled] of [['\uD800', '"\\ud800"'], ['\uFFFD', '"\uFFFD"'], ['a\uDC00', '"a\\udc00"']]) {
+    t.not(sha256(odd), sha256(spelled), JSON.stringify(odd))
+    t.equal(sha256(odd), createHash('sha256').update(Buffer.concat([Buffer.from([0xFF]), Buffer.from(spelled)])).digest('base64url'))
+  }
+  t.equal(encodeSegment('\uD800\uFFFD😀'), '%uD800%uFFFD%F0%9F%98%80')
+  t.equal(decodeSegment('%uD800%uFFFD%F0%9F%98%80%25u'), '\uD800\uFFFD😀%u')
 })

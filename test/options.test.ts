@@ -206,7 +206,7 @@ t.test('each bound is checked on both sides', async (t) => {
   invalid(t, { store: null }, '"store": expected \'memory\', \'redis\', \'tiered\' or a store object, got null')
   invalid(t, { store: true }, '"store": expected \'memory\', \'redis\', \'tiered\' or a store object, got true')
   invalid(t, { redis: 'localhost' }, '"redis": expected an ioredis Redis or Cluster client, got "localhost"')
-  invalid(t, { tenant: {} }, '"tenant": expected a function of the request returning a string or undefined, got an object')
+  invalid(t, { tenant: {} }, '"tenant": expected a function of the request returning a string, a number or undefined, got an object')
   invalid(t, { registry: 'default' }, '"registry": expected a prom-client Registry, got "default"')
   invalid(t, { registry: {} }, '"registry": expected a prom-client Registry, got an object')
   invalid(t, { registry: { registerMetric: true } }, '"registry": expected a prom-client Registry, got an object')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { cachedApp } from './helpers/app.js'
+import { cachedApp, logCapture } from './helpers/app.js'
 
 t.test('counters in total and per route', async (t) => {
   const app = await cachedApp(t)
@@ -44,6 +44,23 @@ t.test('statsRoute: off by default, JSON when on, protected by its own onRequest
   t.equal(body.health.state, 'up')
   t.equal(body.health.ok, true)
   t.notMatch(r.body, /tenant-acme|secret-item|rc:/, 'no keys, tenant ids or values')
+})
+
+t.test('statsRoute without an onRequest guard: a warning at ready(), naming the path', async (t) => {
+  const guardWarnings = (lines: Array<Record<string, unknown>>): Array<Record<string, unknown>> =>
+    lines.filter((line) => line.level === 40 && String(line.msg).includes('stats route has no onRequest guard'))
+  for (const [statsRoute, path] of [[true, '/cache/stats'], [{ path: '/ops/cache' }, '/ops/cache']] as const) {
+    const { lines, logger } = logCapture('warn')
+    const app = await cachedApp(t, { statsRoute }, { logger })
+    t.equal(guardWarnings(lines).length, 0, 'not before ready()')
+    await app.ready()
+    t.match(guardWarnings(lines), [{ responseCache: { statsRoute: path } }])
+    t.equal((await app.inject(path)).statusCode, 200, 'the route still answers: the warning is the guard the app forgot')
+  }
+  const { lines, logger } = logCapture('warn')
+  const guarded = await cachedApp(t, { statsRoute: { path: '/ops/cache', onRequest: async () => {} } }, { logger })
+  await guarded.ready()
+  t.equal(guardWarnings(lines).length, 0, 'a guarded route is not warned about')
 })
 
 t.test('health() of the memory store', async (t) => {

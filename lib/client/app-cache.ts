@@ -3,7 +3,7 @@ import type { Static, TSchema } from '@sinclair/typebox'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, FST_RESPONSE_CACHE_NOT_SUPPORTED, redactCredentials } from '../errors.js'
 import { dropTags } from '../http/invalidation.js'
 import { isMarker } from '../http/variants.js'
-import { tenantSegment } from '../key.js'
+import { isKeyPart, tenantSegment } from '../key.js'
 import { CursorSigner } from './cursor.js'
 import { listedEntry, listQuery, type EntryPage, type ListSelector } from './listing.js'
 import type { CacheStats, Stats } from '../observability/stats.js'
@@ -87,7 +87,7 @@ function checkSelector (what: unknown): InvalidateSelector {
   // No entry can carry a longer tag: asking to drop one is a mistake worth hearing about.
   if ((tags as string[] | undefined)?.some(tagTooLong) === true) fail('tags', TAGS_EXPECTED['tag-too-long'])
   if (route !== undefined && typeof route !== 'string') fail('route', 'expected a string such as "GET /items/:id" or "/items/:id"')
-  if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') fail('tenant', 'expected a string or a number')
+  if (tenant !== undefined && !isKeyPart(tenant)) fail('tenant', 'expected a string or a finite number')
   return what as InvalidateSelector
 }
 

@@ -1,6 +1,6 @@
 import { freshMs } from '../entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from '../errors.js'
-import { tenantSegment, VARIANT_MARK } from '../key.js'
+import { decodeSegment, isKeyPart, tenantSegment, VARIANT_MARK } from '../key.js'
 import type { StoreListedEntry, StoreListQuery } from '../stores/store.js'
 import { parseCursor, type ParsedCursor } from './cursor.js'
 import { MAX_TAG_BYTES, selectorTags, tagTooLong } from '../tags.js'
@@ -72,7 +72,7 @@ export function listQuery (selector: unknown): { query: StoreListQuery, cursor: 
   if (route !== undefined && (typeof route !== 'string' || route.length === 0)) invalid('route', 'expected a string such as "GET /items/:id" or "/items/:id"')
   if (tag !== undefined && (typeof tag !== 'string' || tag.length === 0)) invalid('tag', 'expected a non-empty string')
   if (tag !== undefined && tagTooLong(tag as string)) invalid('tag', `expected a tag of at most ${MAX_TAG_BYTES} bytes (UTF-8)`)
-  if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') invalid('tenant', 'expected a string or a number')
+  if (tenant !== undefined && !isKeyPart(tenant)) invalid('tenant', 'expected a string or a finite number')
   if (!(Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= LIST_LIMIT_MAX)) invalid('limit', `expected a whole number from 1 to ${LIST_LIMIT_MAX}`)
   if (route === undefined && tag === undefined && tenant === undefined) invalid('list', 'expected at least one of route, tag and tenant')
   const scope = tenant === undefined ? undefined : tenantSegment(tenant as string | number)
@@ -100,7 +100,7 @@ export function listedEntry ({ key, entry, tags, size }: StoreListedEntry, names
   }
   if (value) {
     const at = key.indexOf(':v:', namespace.length + 1)
-    if (at !== -1) listed.path = decodeURIComponent(key.slice(at + 3))
+    if (at !== -1) listed.path = decodeSegment(key.slice(at + 3))
   } else {
     listed.status = entry.status
     if (entry.request !== undefined) listed.path = entry.request

@@ -3,7 +3,7 @@ import type { Static, TSchema } from '@sinclair/typebox'
 import { oneRunPerKey } from '../http/cross-process.js'
 import type { CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from '../errors.js'
-import { tenantSegment } from '../key.js'
+import { isKeyPart, tenantSegment } from '../key.js'
 import type { RouteCounters } from '../observability/stats.js'
 import { logNotDone, WarnGate, type GuardedStore } from '../stores/guard.js'
 import { entryTags, TAGS_EXPECTED, tagsProblem } from '../tags.js'
@@ -46,7 +46,7 @@ function checkOptions (options: WrapOptions | undefined): void {
   if (options === undefined) return
   if (typeof options !== 'object' || options === null) invalid('options', 'expected an object')
   const { tenant, ttl, tags, schema } = options
-  if (tenant !== undefined && typeof tenant !== 'string' && typeof tenant !== 'number') invalid('tenant', 'expected a string or a number')
+  if (tenant !== undefined && !isKeyPart(tenant)) invalid('tenant', 'expected a string or a finite number')
   if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0 && Number.isFinite(ttl))) invalid('ttl', 'expected a number of seconds greater than 0')
   for (const name of ['staleWhileRevalidate', 'staleIfError'] as const) {
     const window = options[name]

@@ -2,7 +2,7 @@ import type {
   FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler, preHandlerHookHandler, preValidationHookHandler
 } from 'fastify'
 import { freshMs, type CacheEntry } from '../entry.js'
-import { requestKey } from '../key.js'
+import { firstReport, InvalidKeyPartError, requestKey } from '../key.js'
 import { isPromise } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
 import { lockOrWait } from './cross-process.js'
@@ -59,9 +59,13 @@ export function createHooks (ctx: HookContext): {
     try {
       key = requestKey(route.keySource, request, route.withBody)
     } catch (error) {
-      // A throwing tenant or key function must not fail a request that works without the cache.
-      request.log.warn({ err: error, responseCache: { route: route.id } }, 'response cache key function threw; bypassing')
-      bypassed(request, route, 'key-error')
+      // A tenant or key function that throws must not fail a request that works without the cache, nor
+      // one that answers no key part (null, an object) share an entry: warned once per route and function.
+      const invalid = error instanceof InvalidKeyPartError
+      if (!invalid || firstReport(route.keySource, error.option)) {
+        request.log.warn({ err: error, responseCache: { route: route.id } }, invalid ? `response cache: invalid ${error.option} function answer; bypassing` : 'response cache key function threw; bypassing')
+      }
+      bypassed(request, route, invalid ? error.reason : 'key-error')
       done()
       return
     }

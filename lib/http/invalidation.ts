@@ -53,7 +53,7 @@ function changedPaths (request: FastifyRequest, reply: FastifyReply): string[] {
   return groups
 }
 
-/** The request's tenant segment; a tenant function that throws drops entries of every tenant. */
+/** The request's tenant segment; a tenant function that throws or answers no tenant id drops entries of every tenant. */
 function tenantOfRequest (options: ResolvedOptions, request: FastifyRequest): string {
   try {
     return tenantSegment(tenantOf(options, request))

@@ -1,5 +1,6 @@
 import { unpack } from 'msgpackr'
 import { CorruptEntryError } from '../entry.js'
+import { decodeSegment } from '../key.js'
 
 // Why versions: invalidation finds entries through their tag sets, and Redis may evict a set (hits
 // never touch one, so LRU and LFU pick sets first) while its entries live on. So each tag of an entry
@@ -93,7 +94,7 @@ export function versionTags (value: Buffer): string[] {
   for (const name of versionNames(value)) {
     // An encoded tag holds no ':' or '}': the last '}:ver:' is the one before it.
     const at = name.lastIndexOf('}:ver:')
-    if (at !== -1) tags.push(decodeURIComponent(name.slice(at + 6)))
+    if (at !== -1) tags.push(decodeSegment(name.slice(at + 6)))
   }
   return tags
 }
