@@ -1,12 +1,14 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { hash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
-import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE, ReportedKeys } from '../errors.js'
+import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE } from '../errors.js'
+import { DEFAULT_MAX_ENTRY_BYTES } from '../options.js'
 import { encodeSegment } from '../key.js'
 import { hashTagOf, keyPrefixOf, prefixPattern, SHARD_SLOTS, SHARDS, shardOf, shardTag } from './redis-keys.js'
 import { listRedis, type ListingClient } from './redis-list.js'
 import { SealedEntryError, type Keyring } from './encryption.js'
-import type { CacheStore, StoreListPage, StoreListQuery, StoreSetOptions, StoreState, StoreStats } from './store.js'
+import { UnreadableLog } from './guard.js'
+import { kChecksEntries, type CacheStore, type StoreListPage, StoreListQuery, StoreSetOptions, StoreState, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
 import { CURRENT_LUA, entryBytes, VERSION_LUA, versionTags } from './versions.js'
 
@@ -197,6 +199,8 @@ export class RedisRefusedError extends Error {
  */
 export class RedisStore implements CacheStore {
   readonly name = 'redis'
+  /** Every entry it answers went through decodeEntry. */
+  readonly [kChecksEntries] = true
   readonly #client: ScriptedClient
   readonly #namespace: string
   readonly #log: FastifyBaseLogger
@@ -208,7 +212,9 @@ export class RedisStore implements CacheStore {
    * new bytes pay for AES-GCM. Bounded in count and in the size of what it keeps.
    */
   readonly #opened = new Map<string, { sealed: Buffer, plain: Buffer }>()
-  readonly #reported = new ReportedKeys()
+  readonly #unreadable: UnreadableLog
+  /** `maxEntryBytes`: no lz4 body declaring more is inflated (and none larger is compressed). */
+  readonly #maxInflateBytes: number
   readonly #encodedTags = new Map<string, string>()
   readonly #tokenPrefix = randomBytes(12).toString('base64url') + '.'
   #tokens = 0
@@ -225,10 +231,12 @@ export class RedisStore implements CacheStore {
   /** The store tags of the entries read, when asked for (the tiered store keeps copies by them). */
   readonly #tagsOf: WeakMap<CacheEntry, string[]> | undefined
 
-  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring, readTags?: boolean }) {
+  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring, readTags?: boolean, maxEntryBytes?: number }) {
     this.#client = options.client as ScriptedClient
     this.#namespace = options.namespace
     this.#log = options.log
+    this.#unreadable = new UnreadableLog(options.log)
+    this.#maxInflateBytes = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES
     this.#keyring = options.keyring
     this.failureDomain = this.#client.isCluster === true ? shardOf : undefined
     this.#keyPrefix = keyPrefixOf(this.#client)
@@ -393,7 +401,7 @@ export class RedisStore implements CacheStore {
     try {
       // The Redis key is the additional data: a sealed entry copied under another key does not open.
       const bytes = entryBytes(data)
-      const entry = decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, bytes))
+      const entry = decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, bytes), this.#maxInflateBytes)
       this.#tagsOf?.set(entry, versionTags(data))
       return entry
     } catch (error) {
@@ -431,7 +439,7 @@ export class RedisStore implements CacheStore {
     const redisKey = this.redisKey(key)
     const keys = [redisKey, this.#lockKey(key), this.#generationKey(shard)]
     for (const tag of new Set(options.tags)) keys.push(...this.#tagKeys(shard, tag))
-    const encoded = encodeEntry(entry)
+    const encoded = encodeEntry(entry, this.#maxInflateBytes)
     // Sealed under the Redis key; the versions header the write script puts in front stays outside.
     const value = this.#keyring === undefined ? encoded : this.#keyring.seal(encoded, redisKey)
     const args = [value, Math.max(1, Math.ceil(options.ttl * 1000)), options.lockToken ?? '', (keys.length - 3) / 2]
@@ -573,12 +581,7 @@ export class RedisStore implements CacheStore {
   }
 
   #corrupt (redisKey: string, error: unknown): undefined {
-    // Logged once per key: a bad value must not write a line on every request that reads it.
-    if (this.#reported.first(redisKey)) {
-      // The key itself may hold a tenant or a URL's query: the log names its fingerprint.
-      const entry = hash('sha256', redisKey, 'hex').slice(0, 16)
-      this.#log.warn({ responseCache: { entry, problem: String((error as Error).message) } }, 'response cache: unreadable entry treated as a miss')
-    }
+    this.#unreadable.report(redisKey, String((error as Error).message))
     return undefined
   }
 }

@@ -59,18 +59,26 @@ end`
 
 /**
  * Lua, in the scripts that read an entry: `current(value)` is false when a version the value was
- * written under is missing or has changed (one MGET, in the entry's slot). A value without a
- * well-formed header is answered as it is, for the reader to report as corrupt.
+ * written under is missing or has changed (one MGET, in the entry's slot), and when its list of
+ * versions cannot be read (not MessagePack, not a list of names, none, or keys MGET refuses): such
+ * a value is then dropped and missed like an outdated one, and the next write replaces it, where an
+ * error would fail every read of it until it expired. A value without a well-formed header is
+ * answered as it is, for the reader to report as corrupt.
  */
 export const CURRENT_LUA = `
+local function versionsOf (names)
+  return redis.call('MGET', unpack(names))
+end
 local function current (value)
   if #value < ${HEADER_BYTES} or string.byte(value, 1) ~= ${VERSIONED_MAGIC} then return true end
   local a, b, c, d, e, f, g, h = string.byte(value, 2, ${HEADER_BYTES})
   local size = ((a * 256 + b) * 256 + c) * 256 + d
   local namesEnd = ${HEADER_BYTES} + ((e * 256 + f) * 256 + g) * 256 + h
   if size > #value or namesEnd > size then return true end
-  local found = redis.call('MGET', unpack(cmsgpack.unpack(string.sub(value, ${HEADER_BYTES + 1}, namesEnd))))
-  return cmsgpack.pack(found) == string.sub(value, namesEnd + 1, size)
+  local ok, names = pcall(cmsgpack.unpack, string.sub(value, ${HEADER_BYTES + 1}, namesEnd))
+  if not ok then return false end
+  local read, versions = pcall(versionsOf, names)
+  return read and cmsgpack.pack(versions) == string.sub(value, namesEnd + 1, size)
 end`
 
 /** The version keys a value names in its header (as Redis holds them); none for a value without one. */
