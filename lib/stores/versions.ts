@@ -20,7 +20,7 @@ import { CorruptEntryError } from '../entry.js'
 // one MGET and one comparison of bytes (cmsgpack.pack of the MGET answer against the tokens as
 // stored): measured, about a quarter less Redis time per read than parsing text records in Lua.
 
-/** First byte of a versioned value; clear of the entry format versions (from 1) and of 0xE1 (sealed). */
+/** First byte of a versioned value; clear of the entry format versions (from 1) and of 0xE1 and 0xE2 (sealed). */
 export const VERSIONED_MAGIC = 0xF1
 const HEADER_BYTES = 9
 
@@ -86,13 +86,48 @@ export function versionNames (value: Buffer): string[] {
   if (value.length < HEADER_BYTES || value[0] !== VERSIONED_MAGIC) return []
   const namesEnd = HEADER_BYTES + value.readUInt32BE(5)
   if (namesEnd > value.length) return []
-  let names: unknown
+  return list(value.subarray(HEADER_BYTES, namesEnd))?.filter((name): name is string => typeof name === 'string') ?? []
+}
+
+function list (packed: Buffer): unknown[] | undefined {
+  let unpacked: unknown
   try {
-    names = unpack(value.subarray(HEADER_BYTES, namesEnd))
+    unpacked = unpack(packed)
   } catch {
-    return []
+    return undefined
   }
-  return Array.isArray(names) ? names.filter((name): name is string => typeof name === 'string') : []
+  return Array.isArray(unpacked) ? unpacked : undefined
+}
+
+const strings = (packed: Buffer): string[] | undefined => {
+  const items = list(packed)
+  return items?.every((item) => typeof item === 'string') === true ? items as string[] : undefined
+}
+
+// Encryption: a sealed entry's additional data binds the versions it was written under (their names
+// and tokens) with its Redis key. The header is outside the seal, so without this an old sealed
+// entry put behind the header of a current one would open and be answered, though its versions were
+// invalidated since. The tokens of versions that already exist are only known once the write script
+// has read them: the store seals for the tokens it last saw (or its own fresh token, for a version
+// it expects to create), and the script writes the entry only under exactly those; when they moved,
+// it answers the tokens as they are, and the store seals again for them.
+
+/**
+ * The additional data of a sealed entry: its Redis key, and the version keys and tokens of its
+ * header. JSON of strings: no two different triples give the same text.
+ */
+export function sealedFor (redisKey: string, names: readonly string[], tokens: readonly string[]): string {
+  return JSON.stringify([redisKey, names, tokens])
+}
+
+/** The additional data a value's header binds (see sealedFor); CorruptEntryError for a header that cannot be read. */
+export function sealedForValue (redisKey: string, value: Buffer): { aad: string, names: string[], tokens: string[] } {
+  const size = value.readUInt32BE(1)
+  const namesEnd = HEADER_BYTES + value.readUInt32BE(5)
+  const names = strings(value.subarray(HEADER_BYTES, namesEnd))
+  const tokens = strings(value.subarray(namesEnd, size))
+  if (names === undefined || tokens === undefined || names.length !== tokens.length) throw new CorruptEntryError('unreadable versions header')
+  return { aad: sealedFor(redisKey, names, tokens), names, tokens }
 }
 
 /** The store tags a value was written under, from the version keys it names (the generation is not a tag). */
