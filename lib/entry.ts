@@ -164,7 +164,10 @@ function headerProblem (name: string, value: unknown, marker: boolean): string |
  */
 export function entryProblem (entry: CacheEntry): string | undefined {
   const { headers } = entry
-  if (!fieldsFit(entry) || typeof headers !== 'object' || headers === null) return 'entry fields out of range'
+  if (!numbersFit(entry) || !Buffer.isBuffer(entry.body) || typeof entry.etag !== 'string' || BAD_HEADER_CHAR.test(entry.etag) ||
+      typeof headers !== 'object' || headers === null) {
+    return 'entry fields out of range'
+  }
   const marker = headers[VARIANTS_HEADER] !== undefined
   for (const name of Object.keys(headers)) {
     const problem = headerProblem(name, headers[name], marker)
@@ -173,10 +176,9 @@ export function entryProblem (entry: CacheEntry): string | undefined {
   return undefined
 }
 
-/** The fields of an entry other than its headers: what decodeEntry checks once it has read them. */
-function fieldsFit ({ status, storedAt, ttl, body, etag }: CacheEntry): boolean {
-  return (status === VALUE_STATUS || (Number.isInteger(status) && status >= 200 && status <= 499)) && Number.isFinite(storedAt) &&
-    ttl > 0 && Buffer.isBuffer(body) && typeof etag === 'string' && !BAD_HEADER_CHAR.test(etag)
+/** The numbers of an entry: what decodeEntry checks too (the rest it checks on the bytes). */
+function numbersFit ({ status, storedAt, ttl }: CacheEntry): boolean {
+  return (status === VALUE_STATUS || (Number.isInteger(status) && status >= 200 && status <= 499)) && Number.isFinite(storedAt) && ttl > 0
 }
 
 /**
@@ -273,6 +275,7 @@ export function decodeEntry (data: Buffer, maxInflateBytes = Infinity): CacheEnt
     return text
   }
   const etag = readString(2)
+  const etagSendable = fieldValueBytes(data, at - etag.length, at)
   const request = version === 1 ? '' : readString(4, 'utf8')
   need(2)
   const count = data.readUInt16BE(at)
@@ -313,7 +316,7 @@ export function decodeEntry (data: Buffer, maxInflateBytes = Infinity): CacheEnt
   }
   const entry: CacheEntry = { status, headers, body, storedAt, ttl, etag }
   if (body.length !== bodyLength || !(initialAgeMs >= 0 && initialAgeMs < Infinity) || flags > (FLAG_NO_STALE | FLAG_ORIGIN | FLAG_REVALIDATE | FLAG_MARKER) ||
-      marker !== (headers[VARIANTS_HEADER] !== undefined) || !fieldsFit(entry)) {
+      marker !== (headers[VARIANTS_HEADER] !== undefined) || !numbersFit(entry) || !etagSendable) {
     throw new CorruptEntryError('entry fields out of range')
   }
   if (request !== '') entry.request = request
