@@ -7,6 +7,9 @@ import lz4 from 'lz4-napi'
  */
 export const VARIANTS_HEADER = 'response-cache variants'
 
+/** The status of an entry written by `app.cache.set` or `wrap`: it never answers a request. */
+export const VALUE_STATUS = 0
+
 /** Header values as Node and Fastify hold them. */
 export type HeaderValue = string | string[]
 
@@ -109,10 +112,84 @@ export class CorruptEntryError extends Error {
   override name = 'CorruptEntryError'
 }
 
-export function encodeEntry (entry: CacheEntry): Buffer {
+// What a store answers is sent as it is: anything Node or Fastify would refuse to send (and throw for),
+// or that the plugin never stores, is refused here instead, and the entry is a miss.
+
+/** A header name as the plugin stores it: an RFC 9110 token, in lower case as Node gives it. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
+/** What Node refuses in a header value (its checkInvalidHeaderChar): controls other than HTAB, and DEL. */
+const BAD_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/
+/** Headers that frame the message or set state at the client: never stored (policy.ts), never sent from an entry. */
+const NEVER_STORED = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'set-cookie'
+])
+
+// decodeEntry checks the same rules on the bytes as it reads them (a loop over a table is several
+// times cheaper than a regular expression per string, and runs on every Redis hit).
+const TOKEN_BYTE = new Uint8Array(256)
+for (const c of "!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyz-") TOKEN_BYTE[c.charCodeAt(0)] = 1
+
+function tokenBytes (data: Buffer, start: number, end: number): boolean {
+  if (start === end) return false
+  for (let i = start; i < end; i++) if (TOKEN_BYTE[data[i]] === 0) return false
+  return true
+}
+
+function fieldValueBytes (data: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const byte = data[i]
+    if ((byte < 0x20 && byte !== 0x09) || byte === 0x7f) return false
+  }
+  return true
+}
+
+function headerProblem (name: string, value: unknown, marker: boolean): string | undefined {
+  if (!HEADER_NAME.test(name)) {
+    // A marker's one header has a name no HTTP message can carry (see VARIANTS_HEADER); it is never sent.
+    if (!(marker && name === VARIANTS_HEADER)) return 'a header name is not a lower-case HTTP token'
+  } else if (NEVER_STORED.has(name)) return 'a header the cache never stores'
+  if (typeof value === 'string') return BAD_HEADER_CHAR.test(value) ? 'a header value holds a control character' : undefined
+  if (!Array.isArray(value)) return 'a header value is neither a string nor a list'
+  for (const item of value) {
+    if (typeof item !== 'string') return 'a header value is neither a string nor a list'
+    if (BAD_HEADER_CHAR.test(item)) return 'a header value holds a control character'
+  }
+  return undefined
+}
+
+/**
+ * Why an entry cannot be answered as it is, or undefined when it can: a status the plugin cannot
+ * store (200 to 499, or VALUE_STATUS for a value), a header Node would refuse or the plugin never
+ * stores, or a field of the wrong type. Names the problem, never a header's name or value.
+ */
+export function entryProblem (entry: CacheEntry): string | undefined {
+  const { headers } = entry
+  if (!numbersFit(entry) || !Buffer.isBuffer(entry.body) || typeof entry.etag !== 'string' || BAD_HEADER_CHAR.test(entry.etag) ||
+      typeof headers !== 'object' || headers === null) {
+    return 'entry fields out of range'
+  }
+  const marker = headers[VARIANTS_HEADER] !== undefined
+  for (const name of Object.keys(headers)) {
+    const problem = headerProblem(name, headers[name], marker)
+    if (problem !== undefined) return problem
+  }
+  return undefined
+}
+
+/** The numbers of an entry: what decodeEntry checks too (the rest it checks on the bytes). */
+function numbersFit ({ status, storedAt, ttl }: CacheEntry): boolean {
+  return (status === VALUE_STATUS || (Number.isInteger(status) && status >= 200 && status <= 499)) && Number.isFinite(storedAt) && ttl > 0
+}
+
+/**
+ * `maxInflateBytes`: a body larger than this is stored raw, so that a reader refusing to inflate
+ * more (decodeEntry) reads every entry this writer made. Responses stay within `maxEntryBytes`; only
+ * values may be larger.
+ */
+export function encodeEntry (entry: CacheEntry, maxInflateBytes = Infinity): Buffer {
   let body = entry.body
   let encoding = BODY_RAW
-  if (body.length >= COMPRESS_MIN_BYTES) {
+  if (body.length >= COMPRESS_MIN_BYTES && body.length <= maxInflateBytes) {
     const packed = lz4.compressSync(body)
     if (packed.length < body.length * 0.9) {
       body = packed
@@ -159,8 +236,13 @@ export function encodeEntry (entry: CacheEntry): Buffer {
   return out
 }
 
-/** Reads an entry; throws CorruptEntryError for anything that is not a whole entry of a known version. */
-export function decodeEntry (data: Buffer): CacheEntry {
+/**
+ * Reads an entry; throws CorruptEntryError for anything that is not a whole entry of a known version
+ * that the plugin could have written and can answer (see entryProblem). An lz4 body that declares
+ * more than `maxInflateBytes` is refused before it is inflated: lz4 allocates what the block
+ * declares, and a block of zeros inflates 255 times.
+ */
+export function decodeEntry (data: Buffer, maxInflateBytes = Infinity): CacheEntry {
   let at = 0
   const need = (bytes: number): void => {
     if (at + bytes > data.length) throw new CorruptEntryError(`entry truncated at byte ${at}`)
@@ -193,34 +275,50 @@ export function decodeEntry (data: Buffer): CacheEntry {
     return text
   }
   const etag = readString(2)
+  const etagSendable = fieldValueBytes(data, at - etag.length, at)
   const request = version === 1 ? '' : readString(4, 'utf8')
   need(2)
   const count = data.readUInt16BE(at)
   at += 2
   const headers: Record<string, HeaderValue> = {}
+  const marker = (flags & FLAG_MARKER) !== 0
   for (let i = 0; i < count; i++) {
+    // Latin1: one byte per character, so each string's bytes end at `at` once it is read.
     const name = readString(2)
+    if (!tokenBytes(data, at - name.length, at) && !(marker && name === VARIANTS_HEADER)) {
+      throw new CorruptEntryError('a header name is not a lower-case HTTP token')
+    }
+    if (NEVER_STORED.has(name)) throw new CorruptEntryError('a header the cache never stores')
+    // `__proto__` would set the object's prototype: no header has that name.
+    if (name === '__proto__' || Object.hasOwn(headers, name)) throw new CorruptEntryError('a header name is repeated or reserved')
     need(2)
     const valueCount = data.readUInt16BE(at)
     at += 2
     const values: string[] = []
-    for (let j = 0; j < valueCount; j++) values.push(readString(4))
+    for (let j = 0; j < valueCount; j++) {
+      const value = readString(4)
+      if (!fieldValueBytes(data, at - value.length, at)) throw new CorruptEntryError('a header value holds a control character')
+      values.push(value)
+    }
     headers[name] = valueCount === 1 ? values[0] : values
   }
   let body = data.subarray(at)
   if (encoding === BODY_LZ4) {
+    if (bodyLength > maxInflateBytes) throw new CorruptEntryError(`a body of ${bodyLength} bytes declared, over maxEntryBytes`)
+    // lz4-napi's block leads with the size it inflates to (u32, little-endian), and allocates it.
+    const declared = body.length >= 4 ? body.readUInt32LE(0) : -1
+    if (declared !== bodyLength) throw new CorruptEntryError(`the lz4 block declares ${declared} bytes, the entry ${bodyLength}`)
     try {
       body = lz4.uncompressSync(body)
     } catch (error) {
       throw new CorruptEntryError(`body does not decompress: ${String(error)}`)
     }
   }
-  if (body.length !== bodyLength || !(status === 0 || (status >= 100 && status <= 599)) || !Number.isFinite(storedAt) || !(ttl > 0) ||
-      !(initialAgeMs >= 0 && initialAgeMs < Infinity) || flags > (FLAG_NO_STALE | FLAG_ORIGIN | FLAG_REVALIDATE | FLAG_MARKER) ||
-      ((flags & FLAG_MARKER) !== 0) !== (headers[VARIANTS_HEADER] !== undefined)) {
+  const entry: CacheEntry = { status, headers, body, storedAt, ttl, etag }
+  if (body.length !== bodyLength || !(initialAgeMs >= 0 && initialAgeMs < Infinity) || flags > (FLAG_NO_STALE | FLAG_ORIGIN | FLAG_REVALIDATE | FLAG_MARKER) ||
+      marker !== (headers[VARIANTS_HEADER] !== undefined) || !numbersFit(entry) || !etagSendable) {
     throw new CorruptEntryError('entry fields out of range')
   }
-  const entry: CacheEntry = { status, headers, body, storedAt, ttl, etag }
   if (request !== '') entry.request = request
   if ((flags & FLAG_ORIGIN) !== 0) {
     entry.initialAgeMs = initialAgeMs

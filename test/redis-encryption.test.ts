@@ -5,6 +5,7 @@ import t from 'tap'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { counter, logCapture } from './helpers/app.js'
 import { startRedis } from './helpers/redis.js'
+import { SEALED_MAGIC } from '../lib/stores/encryption.js'
 import { entryBytes } from '../lib/stores/versions.js'
 
 // Written as the README shows: a client from `new Redis(url)` and keys from the environment
@@ -74,7 +75,7 @@ t.test('the bytes in Redis hold no part of a body or a value, and both read back
   const values = await storedValues('sealed')
   t.equal(values.size, 2, 'the response entry and the value')
   for (const [key, bytes] of values) {
-    t.equal(bytes[0], 0xE1, `${key} is sealed`)
+    t.equal(bytes[0], SEALED_MAGIC, `${key} is sealed`)
     t.equal(bytes.subarray(2, 2 + bytes[1]).toString(), '2026-11', 'under the key id it names')
     t.notOk(holdsPartOf(bytes, RECORD), 'no 6 bytes of the body')
     t.notOk(holdsPartOf(bytes, 'lisinopril 10 mg') || holdsPartOf(bytes, 'Jane Roe'), 'no 6 bytes of the value')
@@ -173,4 +174,96 @@ t.test('the memory store is unaffected; stats and health hold no key material', 
   t.equal(await xCache(app, '/x'), 'HIT')
   const shown = JSON.stringify([app.cache.stats(), await app.cache.health(), (await app.inject('/cache/stats')).json()])
   t.notOk(shown.includes(oldKey) || shown.includes(Buffer.from(oldKey, 'base64').toString('hex')))
+})
+
+t.test('replay: an old sealed entry behind the versions of a newer one is a miss, and so is the old entry whole', async (t) => {
+  // Issue 24, point 8: with write access to Redis, an old sealed entry (saved before an invalidation)
+  // is put back behind the versions header of the entry computed since. The header is outside the
+  // seal; the seal binds it, so the old entry does not open.
+  const { lines, logger } = logCapture('warn')
+  const redis = new Redis(url)
+  t.teardown(() => { redis.disconnect() })
+  const app = Fastify({ logger })
+  t.teardown(() => app.close())
+  await app.register(responseCache, { store: 'redis', redis, namespace: 'replay', encryption: { keys: [{ id: 'k', key: oldKey }] } })
+  const runs = counter()
+  app.get('/balance', { config: { cache: { ttl: 60, tags: ['balance'] } } }, async () => ({ n: runs.next() }))
+  await app.ready()
+  const body = async (): Promise<[unknown, unknown]> => {
+    const r = await app.inject('/balance')
+    return [r.headers['x-cache'], r.json().n]
+  }
+
+  // A listing waits for the writes on their way; a turn later, a hit is read from Redis (and opened).
+  const landed = async (): Promise<void> => {
+    await app.cache.list({ tag: 'balance' })
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.same(await body(), ['MISS', 1])
+  await landed()
+  t.same(await body(), ['HIT', 1], 'read from Redis: the store keeps what it opened')
+  // The response's entry (the listing keeps a secret of its own beside it).
+  const key = [...(await storedValues('replay')).keys()].find((name) => name.includes(':GET:')) as string
+  const old = await raw.getBuffer(key) as Buffer
+  t.equal(await app.cache.invalidate({ tags: ['balance'] }), 1)
+  t.same(await body(), ['MISS', 2], 'recomputed after the invalidation')
+  await landed()
+  const current = await raw.getBuffer(key) as Buffer
+
+  const header = current.subarray(0, current.length - entryBytes(current).length)
+  await raw.set(key, Buffer.concat([header, entryBytes(old)]), 'KEEPTTL')
+  t.same(await body(), ['MISS', 3], 'the old seal behind current versions does not open (nor is it taken for the one opened before)')
+  t.same(await body(), ['HIT', 3], 'and the handler\'s answer replaced it')
+
+  await raw.set(key, old, 'KEEPTTL')
+  t.same(await body(), ['MISS', 4], 'the old entry whole: its versions are not current')
+  t.same(await body(), ['HIT', 4])
+  t.same(lines.map((line) => (line.responseCache as { problem?: string } | undefined)?.problem), [
+    'sealed value does not authenticate under key "k" (altered, or stored under another key)'
+  ])
+})
+
+t.test('an entry is stored when its versions moved since this process last saw them (another instance invalidated)', async (t) => {
+  const one = await patientsApp(t, { namespace: 'moved', encryption: { keys: [{ id: 'k', key: oldKey }] } })
+  const other = await patientsApp(t, { namespace: 'moved', encryption: { keys: [{ id: 'k', key: oldKey }] } })
+  await store(t, one.app, 'moved', '/patients/1')
+  t.equal(await xCache(other.app, '/patients/1'), 'HIT', 'the other instance reads it')
+  t.equal(await other.app.cache.invalidate({ route: '/patients/:id' }), 1)
+  // The first instance last saw a route version that is gone: its write is sealed again for the new one.
+  t.equal(await xCache(one.app, '/patients/1'), 'MISS')
+  t.same((await one.app.cache.list({ route: '/patients/:id' }))?.entries.length, 1, 'stored')
+  t.equal(await xCache(other.app, '/patients/1'), 'HIT', 'and opens')
+  t.equal(one.runs.runs + other.runs.runs, 2)
+})
+
+t.test('an entry sealed by an earlier release (format 1) is a miss, logged at debug only, and sealed anew', async (t) => {
+  const { lines, logger } = logCapture('debug')
+  const { app } = await patientsApp(t, { namespace: 'format1', encryption: { keys: [{ id: 'k', key: oldKey }] } }, logger)
+  const key = await store(t, app, 'format1', '/patients/1')
+  const value = await raw.getBuffer(key) as Buffer
+  const sealed = Buffer.from(entryBytes(value))
+  sealed[0] = 0xE1
+  await raw.set(key, Buffer.concat([value.subarray(0, value.length - sealed.length), sealed]), 'KEEPTTL')
+  t.equal(await xCache(app, '/patients/1'), 'MISS')
+  t.equal(await xCache(app, '/patients/1'), 'HIT')
+  t.same(lines.filter((line) => (line.level as number) >= 40), [], 'no warning')
+  t.ok(lines.some((line) => line.msg === 'response cache: entry sealed by an earlier release treated as a miss'))
+})
+
+t.test('with a client keyPrefix, the versions a sealed entry is bound to are named as Redis holds them', async (t) => {
+  const redis = new Redis(url, { keyPrefix: 'tenant-a:' })
+  t.teardown(() => { redis.disconnect() })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(responseCache, { store: 'redis', redis, namespace: 'prefixed', encryption: { keys: [{ id: 'k', key: oldKey }] } })
+  const runs = counter()
+  app.get('/patients/:id', { config: { cache: { ttl: 60 } } }, async () => ({ run: runs.next() }))
+  await app.ready()
+  t.equal(await xCache(app, '/patients/1'), 'MISS')
+  // Written and read back from Redis (not from the process that wrote it): the seal opens.
+  t.same((await app.cache.list({ route: '/patients/:id' }))?.entries.length, 1)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(await xCache(app, '/patients/1'), 'HIT')
+  t.ok((await raw.keys('tenant-a:prefixed:*')).length > 0, 'under the prefix')
+  t.equal(runs.runs, 1)
 })

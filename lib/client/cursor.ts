@@ -77,12 +77,12 @@ export class CursorSigner {
    */
   async secret (): Promise<Buffer> {
     if (this.#local !== undefined) return this.#local
-    const found = await this.#store.get(this.#key)
+    const found = await this.#store.getAny(this.#key)
     if (found !== undefined && found.body.length === SECRET_BYTES) return found.body
     const made: CacheEntry = { status: VALUE_STATUS, headers: {}, body: randomBytes(SECRET_BYTES), storedAt: Date.now(), ttl: SECRET_TTL, etag: '' }
     await this.#store.set(this.#key, made, { ttl: SECRET_TTL })
     // Two instances may make one at once: the one the store kept is everyone's.
-    const kept = await this.#store.get(this.#key)
+    const kept = await this.#store.getAny(this.#key)
     return kept !== undefined && kept.body.length === SECRET_BYTES ? kept.body : made.body
   }
 

@@ -99,7 +99,7 @@ export class ValueCache {
   async #read (key: string, schema: TSchema | undefined): Promise<Found | undefined> {
     let entry: CacheEntry | undefined
     try {
-      entry = await this.store.get(key)
+      entry = await this.store.getAny(key)
     } catch {
       this.counters.errors++
       return undefined

@@ -1,12 +1,11 @@
 import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { Packr } from 'msgpackr'
-import type { CacheEntry } from '../entry.js'
+import { VALUE_STATUS, type CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_UNSERIALIZABLE_VALUE } from '../errors.js'
 import { encodeSegment } from '../key.js'
 
-/** Entries of `app.cache.set` carry this status: they never answer a request. */
-export const VALUE_STATUS = 0
+export { VALUE_STATUS }
 
 // MessagePack with msgpackr: Dates, Buffers, typed arrays, Maps, Sets, RegExps, Errors, BigInts and
 // undefined (as a field or an array item) come back as they went in. Record definitions travel in

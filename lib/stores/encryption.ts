@@ -23,14 +23,17 @@ export interface EncryptionOptions {
 //   16  GCM tag, last (as WebCrypto places it)
 //
 // The GCM additional data is the header (magic, id length, id) followed by the caller's aad (the
-// Redis key): the header is self-delimiting, so no other pair of header and aad gives the same bytes.
-// A changed header, IV, ciphertext or tag, or a value moved under another Redis key, fails to open.
+// Redis key and the versions the entry was written under, see redis.ts): the header is
+// self-delimiting, so no other pair of header and aad gives the same bytes. A changed header, IV,
+// ciphertext or tag, or a value moved under another Redis key or behind other versions, fails to open.
 
 /**
  * First byte of a sealed value. A plaintext entry starts with its format version (entry.ts), which
- * counts up from 1: 0xE1 ("encrypted, format 1") stays clear of it for 224 format versions.
+ * counts up from 1: 0xE2 ("encrypted, format 2") stays clear of it for 225 format versions.
+ * Format 1 (0xE1, earlier releases) bound the Redis key alone: read as outdated, a miss.
  */
-export const SEALED_MAGIC = 0xE1
+export const SEALED_MAGIC = 0xE2
+const SEALED_MAGIC_1 = 0xE1
 export const KEY_BYTES = 32
 export const IV_BYTES = 12
 export const TAG_BYTES = 16
@@ -43,9 +46,9 @@ const SHAPE = 'expected { keys: [{ id, key }] } with at least one key'
 /** Invocations of the IV counter before a new prefix is drawn: the counter is a u32. */
 const IV_COUNTER_LIMIT = 2 ** 32
 
-export type SealedEntryProblem = 'not-sealed' | 'malformed' | 'truncated' | 'unknown-key' | 'authentication'
+export type SealedEntryProblem = 'not-sealed' | 'outdated' | 'malformed' | 'truncated' | 'unknown-key' | 'authentication'
 
-/** A value that does not open: not sealed, cut short, under a key not listed, or not authentic. */
+/** A value that does not open: not sealed, sealed in an earlier format, cut short, under a key not listed, or not authentic. */
 export class SealedEntryError extends Error {
   override name = 'SealedEntryError'
   readonly reason: SealedEntryProblem
@@ -118,7 +121,8 @@ interface RingKey {
 }
 
 /**
- * AES-256-GCM over whole stored values, with the Redis key as additional data. The first key seals;
+ * AES-256-GCM over whole stored values, with the caller's additional data (the Redis store's: the
+ * Redis key and the entry's versions). The first key seals;
  * every key listed opens, so a new key goes first and the old one stays listed until its values
  * have expired: keys rotate without a flush. Key bytes live only in KeyObjects held in private
  * fields: JSON, `util.inspect` and errors show key ids and nothing else.
@@ -185,6 +189,7 @@ export class Keyring {
 
   /** The plaintext of a value `seal` gave for the same `aad`; SealedEntryError for anything else. */
   open (sealed: Buffer, aad: string | Buffer): Buffer {
+    if (sealed[0] === SEALED_MAGIC_1) throw new SealedEntryError('outdated', 'sealed by an earlier release (format 1)')
     if (sealed.length === 0 || sealed[0] !== SEALED_MAGIC) {
       throw new SealedEntryError('not-sealed', 'value is not sealed (no encryption header)')
     }

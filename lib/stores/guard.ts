@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { FST_RESPONSE_CACHE_STORE_TIMEOUT, FST_RESPONSE_CACHE_STORE_UNAVAILABLE, redactCredentials } from '../errors.js'
-import type { CacheEntry } from '../entry.js'
-import type { CacheStore, MaybePromise, StoreSetOptions } from './store.js'
+import { hash } from 'node:crypto'
+import { FST_RESPONSE_CACHE_STORE_TIMEOUT, FST_RESPONSE_CACHE_STORE_UNAVAILABLE, redactCredentials, ReportedKeys } from '../errors.js'
+import { entryProblem, VALUE_STATUS, type CacheEntry } from '../entry.js'
+import { kChecksEntries, type CacheStore, type MaybePromise, type StoreSetOptions } from './store.js'
 
 /** Store trouble is logged at most this often; the rest is counted and reported with the next line. */
 export const WARN_INTERVAL_MS = 10_000
@@ -41,7 +42,7 @@ export class WarnGate {
 export class TroubleLog {
   readonly #gate: WarnGate
 
-  constructor (private readonly log: FastifyBaseLogger, intervalMs = WARN_INTERVAL_MS) {
+  constructor (readonly log: FastifyBaseLogger, intervalMs = WARN_INTERVAL_MS) {
     this.#gate = new WarnGate(intervalMs)
   }
 
@@ -52,6 +53,23 @@ export class TroubleLog {
     this.log.warn({
       responseCache: { operation, code: err?.code, error: redactCredentials(String(err?.message ?? error)), suppressed }
     }, 'response cache store trouble; requests go on without the cache')
+  }
+}
+
+/**
+ * An entry a store answered that cannot be used, treated as a miss: logged at warn once per key (a
+ * bad value must not write a line on every request that reads it), naming the problem and the entry
+ * by the first 16 hex digits of the SHA-256 of its key (the key itself may hold a tenant or a query).
+ */
+export class UnreadableLog {
+  readonly #reported = new ReportedKeys()
+
+  constructor (private readonly log: FastifyBaseLogger) {}
+
+  report (key: string, problem: string): void {
+    if (!this.#reported.first(key)) return
+    const entry = hash('sha256', key, 'hex').slice(0, 16)
+    this.log.warn({ responseCache: { entry, problem } }, 'response cache: unreadable entry treated as a miss')
   }
 }
 
@@ -125,12 +143,18 @@ export class GuardedStore {
    * `remote` is false only for the embedded memory store, which answers in place and cannot be slow
    * or gone; every other store (Redis, or a custom one) gets the full guard.
    */
+  /** A custom store: what it answers is checked whole (entryProblem) before the plugin uses it. */
+  readonly #checkAll: boolean
+  readonly #unreadable: UnreadableLog
+
   constructor (
     readonly store: CacheStore,
     private readonly timeoutMs: number,
     private readonly trouble: TroubleLog,
     readonly remote = true
   ) {
+    this.#checkAll = remote && store[kChecksEntries] !== true
+    this.#unreadable = new UnreadableLog(trouble.log)
     this.canLock = remote && typeof store.lock === 'function' && typeof store.unlock === 'function'
     this.#getOrLock = this.canLock && typeof store.getOrLock === 'function' ? store.getOrLock.bind(store) : undefined
     this.#domainOf = remote && typeof store.failureDomain === 'function' ? store.failureDomain.bind(store) : undefined
@@ -168,13 +192,46 @@ export class GuardedStore {
   readonly #tokens = new Map<string, string>()
 
   /**
-   * Concurrent reads of one key from a remote store share one call: a hot key under load costs one
-   * round trip per batch of requests, not one per request.
+   * A response's entry. Concurrent reads of one key from a remote store share one call: a hot key
+   * under load costs one round trip per batch of requests, not one per request.
    */
   get (key: string): MaybePromise<CacheEntry | undefined> {
-    // The memory store is asked in place: no closure on the hit path.
+    return this.#read(key, true)
+  }
+
+  /**
+   * As `get`, for an entry of either kind: a value, which never answers a request (the values of
+   * `app.cache`, the listing's secret), or a response read on behalf of another guard (the tiered
+   * store's reads of Redis: the plugin's guard checks what the tiered store answers).
+   */
+  getAny (key: string): MaybePromise<CacheEntry | undefined> {
+    return this.#read(key, false)
+  }
+
+  #read (key: string, response: boolean): MaybePromise<CacheEntry | undefined> {
+    // The memory store is asked in place: no closure on the hit path. It holds only entries the
+    // plugin made, and values only under value keys: nothing there to check.
     if (!this.remote) return this.store.get(key)
-    return this.#shared(key, () => this.store.get(key), this.domainOf(key))
+    return this.#shared(key, () => {
+      const found = this.store.get(key)
+      return isPromise(found) ? found.then((entry) => this.#checked(key, entry, response)) : this.#checked(key, found, response)
+    }, this.domainOf(key))
+  }
+
+  /**
+   * What a remote store answered, or a miss (logged once per key) for what must not be used: a value
+   * where a response is read (its status cannot be sent), or, from a custom store, an entry that
+   * entryProblem refuses. The built-in stores check what they decode themselves.
+   */
+  #checked (key: string, entry: CacheEntry | undefined, response: boolean): CacheEntry | undefined {
+    if (entry === undefined) return undefined
+    const problem = typeof entry !== 'object' || entry === null
+      ? 'not an entry'
+      : this.#checkAll ? entryProblem(entry) : undefined
+    if (problem === undefined && !(response && entry.status === VALUE_STATUS)) return entry
+    const name = (this.store as { redisKey?: (key: string) => string }).redisKey?.(key) ?? key
+    this.#unreadable.report(name, problem ?? 'a value where a response was expected')
+    return undefined
   }
 
   /**
@@ -192,7 +249,7 @@ export class GuardedStore {
 
   #found (key: string, { entry, token }: { entry?: CacheEntry, token?: string }): CacheEntry | undefined {
     if (token !== undefined) this.#tokens.set(key, token)
-    return entry
+    return this.#checked(key, entry, true)
   }
 
   /** The lock a lookup took for `key`, handed out once. */

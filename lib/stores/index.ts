@@ -29,12 +29,12 @@ function redisClient (options: ResolvedOptions, app: FastifyInstance): RedisClie
 export function createStore (options: ResolvedOptions, app: FastifyInstance): CacheStore {
   const { store } = options
   if (store === 'memory') return new MemoryStore({ maxBytes: options.memoryMaxBytes })
-  if (store === 'redis') return new RedisStore({ client: redisClient(options, app), namespace: options.namespace, log: app.log, keyring: options.keyring })
+  if (store === 'redis') return new RedisStore({ client: redisClient(options, app), namespace: options.namespace, log: app.log, keyring: options.keyring, maxEntryBytes: options.maxEntryBytes })
   if (store === 'tiered') {
     const client = redisClient(options, app)
     return new TieredStore({
       l1: new MemoryStore({ maxBytes: options.memoryMaxBytes }),
-      redis: new RedisStore({ client, namespace: options.namespace, log: app.log, keyring: options.keyring, readTags: true }),
+      redis: new RedisStore({ client, namespace: options.namespace, log: app.log, keyring: options.keyring, readTags: true, maxEntryBytes: options.maxEntryBytes }),
       busClient: client as unknown as BusClient,
       namespace: options.namespace,
       timeoutMs: options.timeoutMs,

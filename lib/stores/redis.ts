@@ -1,14 +1,16 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { hash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
-import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE, ReportedKeys } from '../errors.js'
+import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE } from '../errors.js'
+import { DEFAULT_MAX_ENTRY_BYTES } from '../options.js'
 import { encodeSegment } from '../key.js'
 import { hashTagOf, keyPrefixOf, prefixPattern, SHARD_SLOTS, SHARDS, shardOf, shardTag } from './redis-keys.js'
 import { listRedis, type ListingClient } from './redis-list.js'
 import { SealedEntryError, type Keyring } from './encryption.js'
-import type { CacheStore, StoreListPage, StoreListQuery, StoreSetOptions, StoreState, StoreStats } from './store.js'
+import { UnreadableLog } from './guard.js'
+import { kChecksEntries, type CacheStore, type StoreListPage, StoreListQuery, StoreSetOptions, StoreState, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
-import { CURRENT_LUA, entryBytes, VERSION_LUA, versionTags } from './versions.js'
+import { CURRENT_LUA, entryBytes, sealedFor, sealedForValue, VERSION_LUA, versionTags } from './versions.js'
 
 export { SHARD_SLOTS, SHARDS } from './redis-keys.js'
 
@@ -33,7 +35,7 @@ export interface RedisClientLike {
 }
 
 interface ScriptedClient extends RedisClientLike {
-  responseCacheSetMany: (...args: Array<string | Buffer | number>) => Promise<Array<number | string>>
+  responseCacheSetMany: (...args: Array<string | Buffer | number>) => Promise<WriteResult[]>
   responseCacheDropTags: (...args: Array<string | number>) => Promise<number>
   responseCacheUnlock: (...args: string[]) => Promise<number>
   responseCacheGetOrLockBuffer: (...args: Array<string | number>) => Promise<Buffer | number>
@@ -51,28 +53,31 @@ const OPENED_MAX_BYTES = 65_536
 /** Members of a tag set checked for expired entries on each write to it. */
 const PRUNE_SAMPLE = 2
 
-// Writes a batch of entries in one call. ARGV[1] is a token no write used before (see versions.ts).
-// Per entry, KEYS holds the entry, its coalescing lock, the shard's generation key, then a tag set
-// and its version key per tag; ARGV holds the value (the entry's bytes: the header is put before
-// them here), the TTL in ms, the writer's lock token ('' for none) and the number of tags. Each entry
-// is stored behind the header of the versions it is written under (created where missing), added to
+// Writes a batch of entries in one call. Per entry, KEYS holds the entry, its coalescing lock, the
+// shard's generation key, then a tag set and its version key per tag; ARGV holds the value (the
+// entry's bytes: the header is put before them here), the TTL in ms, the writer's lock token ('' for
+// none), the number of tags, a token no write used before (see versions.ts), then per version (the
+// generation first) the token a sealed entry was sealed for ('' for any). Each entry is stored behind
+// the header of the versions it is written under (created where missing with the fresh token), added to
 // its tag sets (a tag set lives as long as its longest-lived entry) and its lock released if the
 // token still holds it. A busy route's set is written to for ever and so never expires: each write
 // also looks at two random members and removes those whose entry has expired, which keeps a set
 // within about twice its live entries (a set the write just created is not looked at). An entry whose tag set or version is a foreign value is not
-// kept. Answers per entry 1, 0 (a foreign value), or the error Redis raised (full, under noeviction):
+// kept, nor a sealed one whose versions are no longer those it was sealed for. Answers per entry 1,
+// 0 (a foreign value), the tokens of its versions as they are now (sealed for others), or the error
+// Redis raised (full, under noeviction):
 // whatever such a write did before it failed is harmless, since an entry is never answered without
 // its versions, and a version without its entry is only a small key that expires.
 const SET_MANY = `${VERSION_LUA}
-local token = ARGV[1]
 -- Redis holds a script to maxmemory only until its first write (a PEXPIRE would lift the limit for
 -- the rest): first a write that needs memory and changes nothing (SETRANGE of no bytes), so that a
 -- full Redis refuses every entry of the call.
 local full = redis.pcall('SETRANGE', KEYS[3], 0, '')
 full = type(full) == 'table' and string.find(full.err, 'OOM', 1, true) and full.err
 local function write (k, a, last)
-  local entry, ms = KEYS[k], tonumber(ARGV[a + 1])
-  local names, tokens = {}, {}
+  local entry, ms, token = KEYS[k], tonumber(ARGV[a + 1]), ARGV[a + 4]
+  local names, tokens, moved = {}, {}, false
+  local sealedFor = a + 5
   for i = k + 2, last, 2 do
     local ok, current = pcall(version, KEYS[i], token, i > k + 2 and ms)
     if not ok then
@@ -81,7 +86,10 @@ local function write (k, a, last)
     end
     names[#names + 1] = KEYS[i]
     tokens[#tokens + 1] = current
+    if ARGV[sealedFor] ~= '' and ARGV[sealedFor] ~= current then moved = true end
+    sealedFor = sealedFor + 1
   end
+  if moved then return tokens end
   redis.call('SET', entry, header(names, tokens) .. ARGV[a], 'PX', ms)
   for i = k + 3, last, 2 do
     local added = redis.pcall('SADD', KEYS[i], entry)
@@ -101,9 +109,10 @@ local function write (k, a, last)
   return 1
 end
 local results = {}
-local k = 1
-for a = 2, #ARGV, 4 do
-  local last = k + 2 + 2 * tonumber(ARGV[a + 3])
+local k, a = 1, 1
+while a <= #ARGV do
+  local tags = tonumber(ARGV[a + 3])
+  local last = k + 2 + 2 * tags
   local ok, result = false, full
   if not full then ok, result = pcall(write, k, a, last) end
   if not ok then result = type(result) == 'table' and result.err or tostring(result) end
@@ -111,6 +120,7 @@ for a = 2, #ARGV, 4 do
   if lockToken ~= '' and redis.call('GET', KEYS[k + 1]) == lockToken then redis.call('DEL', KEYS[k + 1]) end
   results[#results + 1] = result
   k = last + 1
+  a = a + 6 + tags
 end
 return results`
 
@@ -179,6 +189,9 @@ const UNLOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
+/** What the write script answers per entry: see SET_MANY. */
+type WriteResult = number | string | string[]
+
 /** One entry's part of a batched write. */
 interface BatchedWrite {
   keys: string[]
@@ -197,6 +210,8 @@ export class RedisRefusedError extends Error {
  */
 export class RedisStore implements CacheStore {
   readonly name = 'redis'
+  /** Every entry it answers went through decodeEntry. */
+  readonly [kChecksEntries] = true
   readonly #client: ScriptedClient
   readonly #namespace: string
   readonly #log: FastifyBaseLogger
@@ -207,8 +222,10 @@ export class RedisStore implements CacheStore {
    * again, and bytes equal to ones that authenticated before open to the same plaintext, so only
    * new bytes pay for AES-GCM. Bounded in count and in the size of what it keeps.
    */
-  readonly #opened = new Map<string, { sealed: Buffer, plain: Buffer }>()
-  readonly #reported = new ReportedKeys()
+  readonly #opened = new Map<string, { value: Buffer, plain: Buffer }>()
+  readonly #unreadable: UnreadableLog
+  /** `maxEntryBytes`: no lz4 body declaring more is inflated (and none larger is compressed). */
+  readonly #maxInflateBytes: number
   readonly #encodedTags = new Map<string, string>()
   readonly #tokenPrefix = randomBytes(12).toString('base64url') + '.'
   #tokens = 0
@@ -219,16 +236,24 @@ export class RedisStore implements CacheStore {
    * can die alone, and its keys are paused alone. A single Redis fails as one.
    */
   readonly failureDomain: ((key: string) => number) | undefined
-  readonly #writes = new TurnBatch<BatchedWrite, number | string>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
+  readonly #writes = new TurnBatch<BatchedWrite, WriteResult>(async (writes) => await this.#sendWrites(writes), WRITE_BATCH)
+  /**
+   * With encryption: the token of each version key as last seen (read or written), which a sealed
+   * entry is sealed for (see versions.ts). Bounded like the tag memo; a token that moved since costs
+   * one more round trip, never a wrong entry.
+   */
+  readonly #versionTokens = new Map<string, string>()
   /** The client's keyPrefix: Redis holds every key with it, and SCAN answers keys with it. */
   readonly #keyPrefix: string
   /** The store tags of the entries read, when asked for (the tiered store keeps copies by them). */
   readonly #tagsOf: WeakMap<CacheEntry, string[]> | undefined
 
-  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring, readTags?: boolean }) {
+  constructor (options: { client: RedisClientLike, namespace: string, log: FastifyBaseLogger, keyring?: Keyring, readTags?: boolean, maxEntryBytes?: number }) {
     this.#client = options.client as ScriptedClient
     this.#namespace = options.namespace
     this.#log = options.log
+    this.#unreadable = new UnreadableLog(options.log)
+    this.#maxInflateBytes = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES
     this.#keyring = options.keyring
     this.failureDomain = this.#client.isCluster === true ? shardOf : undefined
     this.#keyPrefix = keyPrefixOf(this.#client)
@@ -391,12 +416,16 @@ export class RedisStore implements CacheStore {
 
   #decode (redisKey: string, data: Buffer): CacheEntry | undefined {
     try {
-      // The Redis key is the additional data: a sealed entry copied under another key does not open.
       const bytes = entryBytes(data)
-      const entry = decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, bytes))
+      const entry = decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, data, bytes), this.#maxInflateBytes)
       this.#tagsOf?.set(entry, versionTags(data))
       return entry
     } catch (error) {
+      if (error instanceof SealedEntryError && error.reason === 'outdated') {
+        // Expected once per entry after an upgrade: the next write seals it anew.
+        this.#log.debug({ responseCache: { problem: error.message } }, 'response cache: entry sealed by an earlier release treated as a miss')
+        return undefined
+      }
       if (error instanceof CorruptEntryError || error instanceof SealedEntryError) return this.#corrupt(redisKey, error)
       /* c8 ignore next 2 */
       throw error
@@ -408,13 +437,22 @@ export class RedisStore implements CacheStore {
     return this.#tagsOf?.get(entry)
   }
 
-  #open (keyring: Keyring, redisKey: string, sealed: Buffer): Buffer {
+  /**
+   * The plaintext of a sealed value. The additional data is the Redis key and the versions header in
+   * front of the seal: a sealed entry copied under another key, or put behind the versions of
+   * another write, does not open.
+   */
+  #open (keyring: Keyring, redisKey: string, value: Buffer, sealed: Buffer): Buffer {
     const memo = this.#opened.get(redisKey)
-    if (memo !== undefined && memo.sealed.equals(sealed)) return memo.plain
-    const plain = keyring.open(sealed, redisKey)
-    if (sealed.length <= OPENED_MAX_BYTES) {
+    // The whole value, header included: bytes equal to ones that opened open the same way.
+    if (memo !== undefined && memo.value.equals(value)) return memo.plain
+    const { aad, names, tokens } = sealedForValue(redisKey, value)
+    const plain = keyring.open(sealed, aad)
+    // The lookup script answered it: its versions are current.
+    this.#sawTokens(names, tokens)
+    if (value.length <= OPENED_MAX_BYTES) {
       this.#opened.delete(redisKey)
-      this.#opened.set(redisKey, { sealed, plain })
+      this.#opened.set(redisKey, { value, plain })
       // A Map iterates in insertion order: the first key is the one opened longest ago.
       if (this.#opened.size > OPENED_MAX) this.#opened.delete(this.#opened.keys().next().value as string)
     }
@@ -431,14 +469,41 @@ export class RedisStore implements CacheStore {
     const redisKey = this.redisKey(key)
     const keys = [redisKey, this.#lockKey(key), this.#generationKey(shard)]
     for (const tag of new Set(options.tags)) keys.push(...this.#tagKeys(shard, tag))
-    const encoded = encodeEntry(entry)
-    // Sealed under the Redis key; the versions header the write script puts in front stays outside.
-    const value = this.#keyring === undefined ? encoded : this.#keyring.seal(encoded, redisKey)
-    const args = [value, Math.max(1, Math.ceil(options.ttl * 1000)), options.lockToken ?? '', (keys.length - 3) / 2]
-    const result = await this.#writes.add(this.#group(shard), { keys, args })
+    const encoded = encodeEntry(entry, this.#maxInflateBytes)
+    const tags = (keys.length - 3) / 2
+    const head = [Math.max(1, Math.ceil(options.ttl * 1000)), options.lockToken ?? '', tags]
+    const keyring = this.#keyring
+    let result: WriteResult
+    if (keyring === undefined) {
+      result = await this.#writes.add(this.#group(shard), { keys, args: [encoded, ...head, this.#token(), ...new Array<string>(tags + 1).fill('')] })
+    } else {
+      // Sealed for the Redis key and the versions it is written under (see versions.ts): first the
+      // tokens last seen, or a fresh one for a version not seen (created with it if missing); if the
+      // versions moved, once more for the tokens the script answered. The versions are the
+      // generation, then one per tag (every other key from the third), as Redis names them.
+      const names = keys.filter((_, i) => i >= 2 && i % 2 === 0).map((name) => this.#keyPrefix + name)
+      let fresh = this.#token()
+      let tokens = names.map((name) => this.#versionTokens.get(name) ?? fresh)
+      for (let attempt = 1; ; attempt++) {
+        const value = keyring.seal(encoded, sealedFor(redisKey, names, tokens))
+        result = await this.#writes.add(this.#group(shard), { keys, args: [value, ...head, fresh, ...tokens] })
+        if (!Array.isArray(result)) break
+        this.#sawTokens(names, result)
+        // Moved twice: an invalidation raced this write; not stored, as if it had come just after.
+        if (attempt === 2) return
+        tokens = result
+        fresh = this.#token()
+      }
+      if (result === 1) this.#sawTokens(names, tokens)
+    }
     if (result === 1) return
     if (typeof result === 'string') throw new RedisRefusedError(result)
     throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE('redis', 'a tag set or version of the entry holds a value of another type')
+  }
+
+  #sawTokens (names: readonly string[], tokens: readonly string[]): void {
+    if (this.#versionTokens.size + names.length > TAG_MEMO_SIZE) this.#versionTokens.clear()
+    for (let i = 0; i < names.length; i++) this.#versionTokens.set(names[i], tokens[i])
   }
 
   /** Calls of one Cluster slot may share a script; on a single Redis, all may. */
@@ -446,11 +511,11 @@ export class RedisStore implements CacheStore {
     return this.#client.isCluster === true ? shard : 0
   }
 
-  async #sendWrites (writes: BatchedWrite[]): Promise<Array<number | string>> {
+  async #sendWrites (writes: BatchedWrite[]): Promise<WriteResult[]> {
     this.#ready()
     const keys = writes.flatMap((write) => write.keys)
     const args = writes.flatMap((write) => write.args)
-    return await this.#client.responseCacheSetMany(keys.length, ...keys, this.#token(), ...args)
+    return await this.#client.responseCacheSetMany(keys.length, ...keys, ...args)
   }
 
   /**
@@ -573,12 +638,7 @@ export class RedisStore implements CacheStore {
   }
 
   #corrupt (redisKey: string, error: unknown): undefined {
-    // Logged once per key: a bad value must not write a line on every request that reads it.
-    if (this.#reported.first(redisKey)) {
-      // The key itself may hold a tenant or a URL's query: the log names its fingerprint.
-      const entry = hash('sha256', redisKey, 'hex').slice(0, 16)
-      this.#log.warn({ responseCache: { entry, problem: String((error as Error).message) } }, 'response cache: unreadable entry treated as a miss')
-    }
+    this.#unreadable.report(redisKey, String((error as Error).message))
     return undefined
   }
 }

@@ -2,6 +2,12 @@ import type { CacheEntry } from '../entry.js'
 
 export type MaybePromise<T> = T | Promise<T>
 
+/**
+ * Set by the built-in stores that read entries from bytes (decodeEntry checks each): the guard does
+ * not check what they answer again. A custom store's answers are checked (entryProblem).
+ */
+export const kChecksEntries = Symbol('fastify-response-cache.checksEntries')
+
 export interface StoreSetOptions {
   /** Seconds the store keeps the entry: its freshness plus any stale windows. */
   ttl: number
@@ -125,6 +131,7 @@ export interface CacheStore {
    * circuit breaker of its own around it.
    */
   readonly guardsItself?: boolean
+  readonly [kChecksEntries]?: boolean
 }
 
 export const STORE_METHODS = ['get', 'set', 'delete', 'invalidateTags', 'clear'] as const

@@ -4,7 +4,7 @@ import { GuardedStore, TroubleLog, isPromise } from './guard.js'
 import { InvalidationBus, type BusClient, type Drop } from './bus.js'
 import type { MemoryStore } from './memory.js'
 import type { RedisStore } from './redis.js'
-import { LIST_TIMEOUT_MS, type CacheStore, type StoreListPage, type StoreListQuery, type StoreSetOptions, type StoreState, type StoreStats } from './store.js'
+import { kChecksEntries, LIST_TIMEOUT_MS, type CacheStore, type StoreListPage, type StoreListQuery, type StoreSetOptions, type StoreState, type StoreStats } from './store.js'
 
 /**
  * The L1 tag of an entry filled from Redis whose own tags were not read (a RedisStore made without
@@ -29,6 +29,8 @@ export class TieredStore implements CacheStore {
   readonly name = 'tiered'
   /** L2 calls are bounded and paused here: the plugin adds no guard of its own, which would pause L1 too. */
   readonly guardsItself = true
+  /** L1 holds what the plugin made or L2 decoded, and L2 checks what it decodes. */
+  readonly [kChecksEntries] = true
   readonly #l1: MemoryStore
   readonly #l2: GuardedStore
   readonly #redis: RedisStore
@@ -56,10 +58,15 @@ export class TieredStore implements CacheStore {
       : new InvalidationBus(options.busClient, options.namespace, { drop: (drop) => { this.#drop(drop) }, distrust: () => { this.#drop({ kind: 'clear' }) } })
   }
 
+  /** The Redis key of `key`, by which a log line names an entry. */
+  redisKey (key: string): string {
+    return this.#redis.redisKey(key)
+  }
+
   get (key: string): CacheEntry | undefined | Promise<CacheEntry | undefined> {
     const local = this.#l1.get(key)
     if (local !== undefined) return local
-    return this.#fromL2(key, async () => ({ entry: await this.#l2.get(key) })).then(({ entry }) => entry)
+    return this.#fromL2(key, async () => ({ entry: await this.#l2.getAny(key) })).then(({ entry }) => entry)
   }
 
   getOrLock (key: string, ttlMs: number): { entry?: CacheEntry, token?: string } | Promise<{ entry?: CacheEntry, token?: string }> {

@@ -21,7 +21,7 @@ import { decodeSegment } from '../key.js'
 // one MGET and one comparison of bytes (cmsgpack.pack of the MGET answer against the tokens as
 // stored): measured, about a quarter less Redis time per read than parsing text records in Lua.
 
-/** First byte of a versioned value; clear of the entry format versions (from 1) and of 0xE1 (sealed). */
+/** First byte of a versioned value; clear of the entry format versions (from 1) and of 0xE1 and 0xE2 (sealed). */
 export const VERSIONED_MAGIC = 0xF1
 const HEADER_BYTES = 9
 
@@ -60,18 +60,26 @@ end`
 
 /**
  * Lua, in the scripts that read an entry: `current(value)` is false when a version the value was
- * written under is missing or has changed (one MGET, in the entry's slot). A value without a
- * well-formed header is answered as it is, for the reader to report as corrupt.
+ * written under is missing or has changed (one MGET, in the entry's slot), and when its list of
+ * versions cannot be read (not MessagePack, not a list of names, none, or keys MGET refuses): such
+ * a value is then dropped and missed like an outdated one, and the next write replaces it, where an
+ * error would fail every read of it until it expired. A value without a well-formed header is
+ * answered as it is, for the reader to report as corrupt.
  */
 export const CURRENT_LUA = `
+local function versionsOf (names)
+  return redis.call('MGET', unpack(names))
+end
 local function current (value)
   if #value < ${HEADER_BYTES} or string.byte(value, 1) ~= ${VERSIONED_MAGIC} then return true end
   local a, b, c, d, e, f, g, h = string.byte(value, 2, ${HEADER_BYTES})
   local size = ((a * 256 + b) * 256 + c) * 256 + d
   local namesEnd = ${HEADER_BYTES} + ((e * 256 + f) * 256 + g) * 256 + h
   if size > #value or namesEnd > size then return true end
-  local found = redis.call('MGET', unpack(cmsgpack.unpack(string.sub(value, ${HEADER_BYTES + 1}, namesEnd))))
-  return cmsgpack.pack(found) == string.sub(value, namesEnd + 1, size)
+  local ok, names = pcall(cmsgpack.unpack, string.sub(value, ${HEADER_BYTES + 1}, namesEnd))
+  if not ok then return false end
+  local read, versions = pcall(versionsOf, names)
+  return read and cmsgpack.pack(versions) == string.sub(value, namesEnd + 1, size)
 end`
 
 /** The version keys a value names in its header (as Redis holds them); none for a value without one. */
@@ -79,13 +87,48 @@ export function versionNames (value: Buffer): string[] {
   if (value.length < HEADER_BYTES || value[0] !== VERSIONED_MAGIC) return []
   const namesEnd = HEADER_BYTES + value.readUInt32BE(5)
   if (namesEnd > value.length) return []
-  let names: unknown
+  return list(value.subarray(HEADER_BYTES, namesEnd))?.filter((name): name is string => typeof name === 'string') ?? []
+}
+
+function list (packed: Buffer): unknown[] | undefined {
+  let unpacked: unknown
   try {
-    names = unpack(value.subarray(HEADER_BYTES, namesEnd))
+    unpacked = unpack(packed)
   } catch {
-    return []
+    return undefined
   }
-  return Array.isArray(names) ? names.filter((name): name is string => typeof name === 'string') : []
+  return Array.isArray(unpacked) ? unpacked : undefined
+}
+
+const strings = (packed: Buffer): string[] | undefined => {
+  const items = list(packed)
+  return items?.every((item) => typeof item === 'string') === true ? items as string[] : undefined
+}
+
+// Encryption: a sealed entry's additional data binds the versions it was written under (their names
+// and tokens) with its Redis key. The header is outside the seal, so without this an old sealed
+// entry put behind the header of a current one would open and be answered, though its versions were
+// invalidated since. The tokens of versions that already exist are only known once the write script
+// has read them: the store seals for the tokens it last saw (or its own fresh token, for a version
+// it expects to create), and the script writes the entry only under exactly those; when they moved,
+// it answers the tokens as they are, and the store seals again for them.
+
+/**
+ * The additional data of a sealed entry: its Redis key, and the version keys and tokens of its
+ * header. JSON of strings: no two different triples give the same text.
+ */
+export function sealedFor (redisKey: string, names: readonly string[], tokens: readonly string[]): string {
+  return JSON.stringify([redisKey, names, tokens])
+}
+
+/** The additional data a value's header binds (see sealedFor); CorruptEntryError for a header that cannot be read. */
+export function sealedForValue (redisKey: string, value: Buffer): { aad: string, names: string[], tokens: string[] } {
+  const size = value.readUInt32BE(1)
+  const namesEnd = HEADER_BYTES + value.readUInt32BE(5)
+  const names = strings(value.subarray(HEADER_BYTES, namesEnd))
+  const tokens = strings(value.subarray(namesEnd, size))
+  if (names === undefined || tokens === undefined || names.length !== tokens.length) throw new CorruptEntryError('unreadable versions header')
+  return { aad: sealedFor(redisKey, names, tokens), names, tokens }
 }
 
 /** The store tags a value was written under, from the version keys it names (the generation is not a tag). */
