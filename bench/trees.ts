@@ -1,12 +1,12 @@
 // `npx tsx bench/trees.ts <base-commit> [scenario ...]`: the plugin of this tree against the one of
 // `base-commit`, through HTTP, in one run: for a change that must leave hits (or misses) within noise
-// of before. The base is checked out into bench/.tmp/ (a git worktree sharing this node_modules) and
-// built there; each scenario's server (bench/servers/, of each tree) runs once per tree, and autocannon
+// of before. The base is checked out into bench/.tmp/ (a git worktree) and built there with its own
+// dependencies; each scenario's server (bench/servers/, of each tree) runs once per tree, and autocannon
 // drives them in turns, slice by slice, alternating which goes first each round. Each round's figure
 // is this tree's req/s over the base's (the mean of its slices); the medians are printed as Markdown.
 import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, rmSync, symlinkSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { load, startRedis, type Load } from './harness.js'
 import { SEARCH_BODY } from './servers/payload.js'
@@ -35,7 +35,8 @@ const baseRoot = fileURLToPath(new URL('./.tmp/base-tree/', import.meta.url))
 function checkoutBase (): void {
   if (existsSync(baseRoot)) execFileSync('git', ['worktree', 'remove', '--force', baseRoot], { cwd: root })
   execFileSync('git', ['worktree', 'add', '--detach', baseRoot, BASE], { cwd: root, stdio: 'ignore' })
-  symlinkSync(root + 'node_modules', baseRoot + 'node_modules')
+  // The base's own dependencies (its lock file may name others than this tree's), from npm's cache.
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--ignore-scripts'], { cwd: baseRoot, stdio: 'ignore' })
   execFileSync('npm', ['run', 'build'], { cwd: baseRoot, stdio: 'ignore' })
 }
 
