@@ -190,3 +190,25 @@ t.test('answers that come after the timeout change nothing: the call already fai
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(guarded.allows(), false)
 })
+
+t.test('app.cache.del failing on one failure domain pauses that domain only, not the whole store', async (t) => {
+  // Two shards, as a Redis Cluster has several: keys holding "a" live on shard 1, which refuses deletes.
+  class ShardedStore extends MemoryStore {
+    override readonly name = 'sharded'
+    failureDomain (key: string): number { return key.includes('a') ? 1 : 2 }
+    override delete (key: string): ReturnType<MemoryStore['delete']> {
+      if (this.failureDomain(key) === 1) throw new Error('shard 1 is gone')
+      return super.delete(key)
+    }
+  }
+  const app = await cachedApp(t, { store: new ShardedStore({ maxBytes: 1_000_000 }) })
+  const runs = counter()
+  app.get('/items/:id', { config: { cache: true } }, async () => ({ run: runs.next() }))
+  await app.ready()
+  for (let i = 0; i <= BREAKER_THRESHOLD; i++) t.equal(await app.cache.del('a-key'), false, 'shard 1 fails')
+  t.equal(await app.cache.set('b-key', 'kept'), true, 'shard 2 still takes writes')
+  t.equal(await app.cache.get('b-key'), 'kept', 'and reads')
+  t.equal(await app.cache.del('b-key'), true, 'and deletes')
+  await app.inject('/items/2')
+  t.equal((await app.inject('/items/2')).headers['x-cache'], 'HIT', 'responses of other keys still hit')
+})

@@ -160,7 +160,7 @@ export class ValueCache {
     checkOptions(options)
     const storeKey = this.#key(key, options)
     try {
-      await this.store.run('delete', () => this.store.store.delete(storeKey))
+      await this.store.delete(storeKey)
       return true
     } catch (error) {
       this.counters.errors++

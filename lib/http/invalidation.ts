@@ -31,7 +31,7 @@ export interface InvalidationContext {
  * Answers how many were dropped: in place when nothing is on its way and the store answers in place.
  */
 export function dropTags (store: GuardedStore, flush: () => Promise<void> | undefined, selected: readonly string[]): MaybePromise<number> {
-  const drop = (): MaybePromise<number> => store.run('invalidateTags', () => store.store.invalidateTags(selected))
+  const drop = (): MaybePromise<number> => store.invalidateTags(selected)
   const pending = flush()
   return pending === undefined ? drop() : pending.then(drop)
 }

@@ -179,7 +179,7 @@ export function createStoreHook (ctx: HookContext): {
   function headAnswered (state: KeyedState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): void {
     const key = state.key
     if (!headAgrees(stale, reply)) {
-      const dropped = store.run('delete', () => store.store.delete(key), undefined, store.domainOf(key))
+      const dropped = store.delete(key)
       // A store that fails has reported it; the entry stays stale, to be revalidated.
       if (isPromise(dropped)) dropped.catch(() => {})
       return

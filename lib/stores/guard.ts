@@ -283,6 +283,16 @@ export class GuardedStore {
   }
 
   /** Best effort: a lock that is not released expires by itself. */
+  /** Drops one key; a failure counts against the key's failure domain (its Cluster shard), not the whole store. */
+  delete (key: string): MaybePromise<boolean> {
+    return this.run('delete', () => this.store.delete(key), this.timeoutMs, this.domainOf(key))
+  }
+
+  /** Drops the entries of `tags`: a call that concerns the whole store. */
+  invalidateTags (tags: readonly string[]): MaybePromise<number> {
+    return this.run('invalidateTags', () => this.store.invalidateTags(tags))
+  }
+
   unlock (key: string, token: string): void {
     try {
       const done = this.run('unlock', () => (this.store.unlock as NonNullable<CacheStore['unlock']>)(key, token), this.timeoutMs, this.domainOf(key))
