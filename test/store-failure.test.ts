@@ -3,7 +3,9 @@ import t from 'tap'
 import type { CacheEntry } from '../lib/entry.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { CacheStore, StoreSetOptions } from '../lib/stores/store.js'
-import { BREAKER_MIN_OPEN_MS, BREAKER_THRESHOLD, GuardedStore, TroubleLog } from '../lib/stores/guard.js'
+import { TroubleLog } from '../lib/observability/trouble.js'
+import { BREAKER_MIN_OPEN_MS, BREAKER_THRESHOLD } from '../lib/stores/breaker.js'
+import { GuardedStore } from '../lib/stores/guard.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
 import { deferred } from './helpers/events.js'
 
@@ -194,7 +196,6 @@ t.test('answers that come after the timeout change nothing: the call already fai
 t.test('app.cache.del failing on one failure domain pauses that domain only, not the whole store', async (t) => {
   // Two shards, as a Redis Cluster has several: keys holding "a" live on shard 1, which refuses deletes.
   class ShardedStore extends MemoryStore {
-    override readonly name = 'sharded'
     failureDomain (key: string): number { return key.includes('a') ? 1 : 2 }
     override delete (key: string): ReturnType<MemoryStore['delete']> {
       if (this.failureDomain(key) === 1) throw new Error('shard 1 is gone')

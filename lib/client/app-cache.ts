@@ -7,8 +7,9 @@ import { isKeyPart, tenantSegment } from '../key.js'
 import { CursorSigner } from './cursor.js'
 import { listedEntry, listQuery, type EntryPage, type ListSelector } from './listing.js'
 import type { CacheStats, Stats } from '../observability/stats.js'
-import { logNotDone, type GuardedStore } from '../stores/guard.js'
-import { LIST_TIMEOUT_MS, type StoreListPage, type StoreState, type StoreStats } from '../stores/store.js'
+import { logNotDone } from '../observability/trouble.js'
+import type { GuardedStore } from '../stores/guard.js'
+import { type StoreListPage, type StoreState, type StoreStats } from '../stores/store.js'
 import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong } from '../tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
@@ -116,7 +117,6 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
   /** Asks the store for fresh figures (bounded by `timeout`); stats() answers them from then on. */
   refreshStoreStats: () => Promise<void>
 } {
-  const store = guarded.store
   const values = new ValueCache(guarded, namespace, { ttl, staleIfError }, stats.values, log, lockMs)
   const notDone = (operation: string, error: unknown): void => { logNotDone(log, operation, error) }
   const cursors = new CursorSigner(guarded, namespace)
@@ -125,17 +125,16 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
     notDone('list', error)
     return undefined
   }
-  let last: StoreStats & { name: string } = { name: store.name, entries: 0, bytes: 0, evictions: 0 }
+  let last: StoreStats & { name: string } = { name: guarded.name, entries: 0, bytes: 0, evictions: 0 }
   let lastAt = -Infinity
   let refreshing: Promise<void> | undefined
   const refreshStoreStats = async (): Promise<void> => {
-    const measure = store.stats
-    if (measure === undefined) return
+    if (!guarded.canMeasure) return
     refreshing ??= (async () => {
       try {
         // Responses already answered count: their writes are waited for (each bounded by `timeout`).
         await flush()
-        last = { name: store.name, ...await guarded.run('stats', () => measure.call(store, countedGroups(routeIds()))) }
+        last = { name: guarded.name, ...await guarded.measure(countedGroups(routeIds())) }
       } catch {
         stats.other.errors++
       } finally {
@@ -148,7 +147,7 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
   const storeStats = (): StoreStats & { name: string } => {
     // The memory store counts in place; a remote store's figures are fetched in the background, since
     // stats() is synchronous: it answers the last figures (zeros until the first arrive).
-    if (!guarded.remote && store.stats !== undefined) return { name: store.name, ...store.stats() as StoreStats }
+    if (!guarded.remote && guarded.canMeasure) return { name: guarded.name, ...guarded.measure() as StoreStats }
     if (Date.now() - lastAt > STORE_STATS_MAX_AGE_MS) refreshStoreStats().catch(/* c8 ignore next */ () => {})
     return last
   }
@@ -172,8 +171,7 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
     list: async (selector) => {
       // A cursor of the wrong form throws here, before the store is asked anything.
       const { query, cursor } = listQuery(selector)
-      const list = store.list
-      if (list === undefined) throw new FST_RESPONSE_CACHE_NOT_SUPPORTED(store.name, 'list')
+      if (!guarded.canList) throw new FST_RESPONSE_CACHE_NOT_SUPPORTED(guarded.name, 'list')
       let secret: Buffer
       try {
         secret = await cursors.secret()
@@ -183,12 +181,12 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
       // One this cache did not sign throws; another listing's ends this one. Either way no store is
       // asked with it, so a bad cursor never counts as a store failure.
       const position = cursor === undefined ? undefined : cursors.open(secret, query, cursor)
-      if (cursor !== undefined && position === undefined) return { entries: [], cursor: undefined, source: store.name }
+      if (cursor !== undefined && position === undefined) return { entries: [], cursor: undefined, source: guarded.name }
       let page: StoreListPage
       try {
         // Responses already answered are listed: their writes are waited for (each bounded by `timeout`).
         await flush()
-        page = await guarded.run('list', () => list.call(store, { ...query, cursor: position }), LIST_TIMEOUT_MS)
+        page = await guarded.list({ ...query, cursor: position })
       } catch (error) {
         return listNotDone(error)
       }
@@ -197,13 +195,13 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
         // A varying resource's marker is bookkeeping, not an answer: its variants are listed instead.
         entries: page.entries.filter((found) => !isMarker(found.entry)).map((found) => listedEntry(found, namespace, selector.tenant, now)),
         cursor: page.cursor === undefined ? undefined : cursors.sign(secret, query, page.cursor),
-        source: page.source ?? store.name
+        source: page.source ?? guarded.name
       }
     },
     clear: async () => {
       await flush()
       try {
-        await guarded.run('clear', () => store.clear(), CLEAR_TIMEOUT_MS)
+        await guarded.clear(CLEAR_TIMEOUT_MS)
       } catch (error) {
         notDone('clear', error)
         throw error
@@ -213,11 +211,11 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
     health: async () => {
       const started = performance.now()
       try {
-        await guarded.run('ping', () => store.ping?.())
-        return { ok: true, store: store.name, state: 'up', latencyMs: Math.round((performance.now() - started) * 100) / 100 }
+        await guarded.ping()
+        return { ok: true, store: guarded.name, state: 'up', latencyMs: Math.round((performance.now() - started) * 100) / 100 }
       } catch (error) {
-        const state = store.state?.() ?? 'down'
-        return { ok: false, store: store.name, state: state === 'up' ? 'down' : state, error: redactCredentials(String((error as Error)?.message ?? error)) }
+        const state = guarded.state() ?? 'down'
+        return { ok: false, store: guarded.name, state: state === 'up' ? 'down' : state, error: redactCredentials(String((error as Error)?.message ?? error)) }
       }
     },
     warm

@@ -3,7 +3,7 @@ import type {
 } from 'fastify'
 import { freshMs, type CacheEntry } from '../entry.js'
 import { firstReport, InvalidKeyPartError, requestKey } from '../key.js'
-import { isPromise } from '../stores/guard.js'
+import { isPromise } from '../promise.js'
 import type { MaybePromise } from '../stores/store.js'
 import { lockOrWait } from './cross-process.js'
 import { clientAsksNoCache, requestBypassReason } from './policy.js'

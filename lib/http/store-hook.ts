@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify'
 import { headersSize, type CacheEntry, type HeaderValue } from '../entry.js'
 import { rawPath, sha256, tenantOfKey } from '../key.js'
-import { isPromise } from '../stores/guard.js'
+import { isPromise } from '../promise.js'
 import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
 import { payloadBytes, storableTtl, storedHeaders } from './policy.js'
 import { release } from './cross-process.js'

@@ -3,7 +3,8 @@ import { type CacheEntry, type HeaderValue, VARIANTS_HEADER } from '../entry.js'
 import { sha256, VARIANT_MARK } from '../key.js'
 import { listMembers } from './lists.js'
 import type { ResolvedRouteOptions } from '../options.js'
-import { isPromise, type GuardedStore } from '../stores/guard.js'
+import { isPromise } from '../promise.js'
+import type { GuardedStore } from '../stores/guard.js'
 import type { MaybePromise, StoreSetOptions } from '../stores/store.js'
 
 // Vary from the response, in origin mode (RFC 9111 section 4.1, secondary keys).

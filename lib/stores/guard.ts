@@ -1,126 +1,9 @@
-import type { FastifyBaseLogger } from 'fastify'
-import { hash } from 'node:crypto'
-import { FST_RESPONSE_CACHE_STORE_TIMEOUT, FST_RESPONSE_CACHE_STORE_UNAVAILABLE, redactCredentials, ReportedKeys } from '../errors.js'
+import { FST_RESPONSE_CACHE_STORE_TIMEOUT, FST_RESPONSE_CACHE_STORE_UNAVAILABLE } from '../errors.js'
 import { entryProblem, VALUE_STATUS, type CacheEntry } from '../entry.js'
-import { kChecksEntries, type CacheStore, type MaybePromise, type StoreSetOptions } from './store.js'
-
-/** Store trouble is logged at most this often; the rest is counted and reported with the next line. */
-export const WARN_INTERVAL_MS = 10_000
-
-export function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as { then?: unknown } | undefined)?.then === 'function'
-}
-
-/**
- * Lets one warn line through per interval and counts the rest, so a failure repeated under load
- * becomes one line every few seconds (with how many were held back), not one per request.
- */
-export class WarnGate {
-  #last = -Infinity
-  #suppressed = 0
-
-  constructor (private readonly intervalMs = WARN_INTERVAL_MS) {}
-
-  /** How many lines were held back since the last one let through, or undefined: hold this one back too. */
-  pass (): number | undefined {
-    const now = Date.now()
-    if (now - this.#last < this.intervalMs) {
-      this.#suppressed++
-      return undefined
-    }
-    const suppressed = this.#suppressed
-    this.#last = now
-    this.#suppressed = 0
-    return suppressed
-  }
-}
-
-/**
- * Logs store trouble at warn, once per interval: a Redis outage under load must not turn into one log
- * line per request. Only the error's code and message are logged, never the client or its options.
- */
-export class TroubleLog {
-  readonly #gate: WarnGate
-
-  constructor (readonly log: FastifyBaseLogger, intervalMs = WARN_INTERVAL_MS) {
-    this.#gate = new WarnGate(intervalMs)
-  }
-
-  report (operation: string, error: unknown): void {
-    const suppressed = this.#gate.pass()
-    if (suppressed === undefined) return
-    const err = error as { code?: unknown, message?: unknown }
-    this.log.warn({
-      responseCache: { operation, code: err?.code, error: redactCredentials(String(err?.message ?? error)), suppressed }
-    }, 'response cache store trouble; requests go on without the cache')
-  }
-}
-
-/**
- * An entry a store answered that cannot be used, treated as a miss: logged at warn once per key (a
- * bad value must not write a line on every request that reads it), naming the problem and the entry
- * by the first 16 hex digits of the SHA-256 of its key (the key itself may hold a tenant or a query).
- */
-export class UnreadableLog {
-  readonly #reported = new ReportedKeys()
-
-  constructor (private readonly log: FastifyBaseLogger) {}
-
-  report (key: string, problem: string): void {
-    if (!this.#reported.first(key)) return
-    const entry = hash('sha256', key, 'hex').slice(0, 16)
-    this.log.warn({ responseCache: { entry, problem } }, 'response cache: unreadable entry treated as a miss')
-  }
-}
-
-/**
- * A call of app.cache that the store did not carry out: the caller sees it in what the call answers,
- * and the log says why at debug (the warn line is TroubleLog's, rate-limited).
- */
-export function logNotDone (log: FastifyBaseLogger, operation: string, error: unknown): void {
-  log.debug({ responseCache: { operation, problem: redactCredentials(String((error as Error)?.message ?? error)) } }, 'response cache: store call not done')
-}
-
-/** Failures in a row that open the circuit. */
-export const BREAKER_THRESHOLD = 5
-export const BREAKER_MIN_OPEN_MS = 1000
-export const BREAKER_MAX_OPEN_MS = 10_000
-
-/**
- * After repeated failures the store is not asked at all for a short while (doubling up to 10 s while
- * it keeps failing), so a dead Redis costs requests nothing and nothing queues up behind it. The first
- * call after the pause is a probe: one success closes the circuit, one failure reopens it.
- */
-export class CircuitBreaker {
-  #failures = 0
-  #openUntil = 0
-  #openMs = BREAKER_MIN_OPEN_MS
-
-  allow (now = Date.now()): boolean {
-    return now >= this.#openUntil
-  }
-
-  success (): void {
-    this.#failures = 0
-    this.#openMs = BREAKER_MIN_OPEN_MS
-  }
-
-  /** The store says it can answer again (a Redis client's 'ready'): closed at once, no pause waited out. */
-  reset (): void {
-    this.success()
-    this.#openUntil = 0
-  }
-
-  failure (now = Date.now()): void {
-    // Calls already in flight when the circuit opened do not lengthen the pause.
-    if (now < this.#openUntil) return
-    if (++this.#failures < BREAKER_THRESHOLD) return
-    this.#openUntil = now + this.#openMs
-    this.#openMs = Math.min(this.#openMs * 2, BREAKER_MAX_OPEN_MS)
-    // Half-open from here: the probe after the pause decides alone.
-    this.#failures = BREAKER_THRESHOLD - 1
-  }
-}
+import { UnreadableLog, type TroubleLog } from '../observability/trouble.js'
+import { isPromise } from '../promise.js'
+import { CircuitBreaker } from './breaker.js'
+import { kChecksEntries, LIST_TIMEOUT_MS, type CacheStore, type MaybePromise, type StoreListPage, type StoreListQuery, type StoreSetOptions, type StoreState, type StoreStats } from './store.js'
 
 /**
  * The store as the hooks and the client use it: promised calls bounded by the timeout, failures
@@ -147,12 +30,16 @@ export class GuardedStore {
   readonly #checkAll: boolean
   readonly #unreadable: UnreadableLog
 
+  /** The store itself: reached only through the methods below, each guarded with its failure domain. */
+  readonly #store: CacheStore
+
   constructor (
-    readonly store: CacheStore,
+    store: CacheStore,
     private readonly timeoutMs: number,
     private readonly trouble: TroubleLog,
     readonly remote = true
   ) {
+    this.#store = store
     this.#checkAll = remote && store[kChecksEntries] !== true
     this.#unreadable = new UnreadableLog(trouble.log)
     this.canLock = remote && typeof store.lock === 'function' && typeof store.unlock === 'function'
@@ -211,9 +98,9 @@ export class GuardedStore {
   #read (key: string, response: boolean): MaybePromise<CacheEntry | undefined> {
     // The memory store is asked in place: no closure on the hit path. It holds only entries the
     // plugin made, and values only under value keys: nothing there to check.
-    if (!this.remote) return this.store.get(key)
+    if (!this.remote) return this.#store.get(key)
     return this.#shared(key, () => {
-      const found = this.store.get(key)
+      const found = this.#store.get(key)
       return isPromise(found) ? found.then((entry) => this.#checked(key, entry, response)) : this.#checked(key, found, response)
     }, this.domainOf(key))
   }
@@ -229,7 +116,7 @@ export class GuardedStore {
       ? 'not an entry'
       : this.#checkAll ? entryProblem(entry) : undefined
     if (problem === undefined && !(response && entry.status === VALUE_STATUS)) return entry
-    const name = (this.store as { redisKey?: (key: string) => string }).redisKey?.(key) ?? key
+    const name = (this.#store as { redisKey?: (key: string) => string }).redisKey?.(key) ?? key
     this.#unreadable.report(name, problem ?? 'a value where a response was expected')
     return undefined
   }
@@ -275,27 +162,68 @@ export class GuardedStore {
   }
 
   set (key: string, entry: CacheEntry, options: StoreSetOptions): MaybePromise<void> {
-    return this.run('set', () => this.store.set(key, entry, options), this.timeoutMs, this.domainOf(key))
+    return this.run('set', () => this.#store.set(key, entry, options), this.timeoutMs, this.domainOf(key))
   }
 
   lock (key: string, ttlMs: number): MaybePromise<string | undefined> {
-    return this.run('lock', () => (this.store.lock as NonNullable<CacheStore['lock']>)(key, ttlMs), this.timeoutMs, this.domainOf(key))
+    return this.run('lock', () => (this.#store.lock as NonNullable<CacheStore['lock']>)(key, ttlMs), this.timeoutMs, this.domainOf(key))
   }
 
   /** Best effort: a lock that is not released expires by itself. */
+  /** The store's name, for logs, stats and errors. */
+  get name (): string {
+    return this.#store.name
+  }
+
+  /** Whether the store can list its entries (app.cache.list). */
+  get canList (): boolean {
+    return typeof this.#store.list === 'function'
+  }
+
+  /** Whether the store can tell its figures (entries, bytes, evictions). */
+  get canMeasure (): boolean {
+    return typeof this.#store.stats === 'function'
+  }
+
+  /** A page of entries; a call that concerns the whole store, which may walk the keyspace. */
+  list (query: StoreListQuery, timeoutMs = LIST_TIMEOUT_MS): MaybePromise<StoreListPage> {
+    return this.run('list', () => (this.#store.list as NonNullable<CacheStore['list']>).call(this.#store, query), timeoutMs)
+  }
+
+  /** The store's figures: in place for the embedded memory store, else a guarded call. */
+  measure (groups?: readonly string[]): MaybePromise<StoreStats> {
+    const stats = this.#store.stats as NonNullable<CacheStore['stats']>
+    return this.remote ? this.run('stats', () => stats.call(this.#store, groups)) : stats.call(this.#store, groups)
+  }
+
+  /** Empties the store's namespace; `timeoutMs` is longer than a request's, as it walks the keyspace. */
+  clear (timeoutMs: number): MaybePromise<void> {
+    return this.run('clear', () => this.#store.clear(), timeoutMs)
+  }
+
+  /** Asks the store whether it answers (health). */
+  ping (): MaybePromise<unknown> {
+    return this.run('ping', () => this.#store.ping?.())
+  }
+
+  /** What the store says of its connection, where it can tell. */
+  state (): StoreState | undefined {
+    return this.#store.state?.()
+  }
+
   /** Drops one key; a failure counts against the key's failure domain (its Cluster shard), not the whole store. */
   delete (key: string): MaybePromise<boolean> {
-    return this.run('delete', () => this.store.delete(key), this.timeoutMs, this.domainOf(key))
+    return this.run('delete', () => this.#store.delete(key), this.timeoutMs, this.domainOf(key))
   }
 
   /** Drops the entries of `tags`: a call that concerns the whole store. */
   invalidateTags (tags: readonly string[]): MaybePromise<number> {
-    return this.run('invalidateTags', () => this.store.invalidateTags(tags))
+    return this.run('invalidateTags', () => this.#store.invalidateTags(tags))
   }
 
   unlock (key: string, token: string): void {
     try {
-      const done = this.run('unlock', () => (this.store.unlock as NonNullable<CacheStore['unlock']>)(key, token), this.timeoutMs, this.domainOf(key))
+      const done = this.run('unlock', () => (this.#store.unlock as NonNullable<CacheStore['unlock']>)(key, token), this.timeoutMs, this.domainOf(key))
       if (isPromise(done)) done.catch(() => {})
     } catch {}
   }
@@ -305,9 +233,9 @@ export class GuardedStore {
    * `domain` is the failure domain of the call's key (see domainOf); undefined for whole-store calls.
    */
   run<T> (operation: string, call: () => MaybePromise<T>, timeoutMs = this.timeoutMs, domain?: number): MaybePromise<T> {
-    if (this.store.guardsItself === true) return call()
+    if (this.#store.guardsItself === true) return call()
     const breaker = this.#breaker(domain)
-    if (!breaker.allow()) throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE(this.store.name, 'paused after repeated failures')
+    if (!breaker.allow()) throw new FST_RESPONSE_CACHE_STORE_UNAVAILABLE(this.#store.name, 'paused after repeated failures')
     let result: MaybePromise<T>
     try {
       result = call()
