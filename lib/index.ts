@@ -74,8 +74,8 @@ function isInvalidateOnly (config: unknown): boolean {
 
 const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts) => {
   const options = resolveOptions(opts)
-  const store = createStore(options, app)
-  const guarded = new GuardedStore(store, options.timeoutMs, new TroubleLog(app.log), options.store !== 'memory')
+  const { store, remote, ownedByPlugin } = createStore(options, app)
+  const guarded = new GuardedStore(store, options.timeoutMs, new TroubleLog(app.log), remote)
   const stats = new Stats()
   // Stale entries shared by several instances are refreshed by one of them, under the store's lock.
   const refresher = new Refresher(app, guarded.canLock ? guarded : undefined, options.coalesceTimeoutMs)
@@ -210,7 +210,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     // A graceful restart keeps what was answered last: writes on their way to the store land first.
     await flush()
     // A store or client passed in by the app is the app's to close; the memory store is ours.
-    if (options.store === 'memory' || options.store === 'tiered') await store.close?.()
+    if (ownedByPlugin) await store.close?.()
   })
 
   if (options.statsRoute !== false && metrics !== undefined) {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { FST_RESPONSE_CACHE_INVALID_STORE, FST_RESPONSE_CACHE_NO_REDIS_CLIENT } from '../errors.js'
-import type { ResolvedOptions } from '../options.js'
+import type { Keyring } from './encryption.js'
 import { MemoryStore } from './memory.js'
 import type { BusClient } from './bus.js'
 import { RedisStore, type RedisClientLike } from './redis.js'
@@ -14,7 +14,29 @@ export { TieredStore } from './tiered.js'
 
 const CLIENT_METHODS = ['getBuffer', 'set', 'unlink', 'scan', 'defineCommand'] as const
 
-function redisClient (options: ResolvedOptions, app: FastifyInstance): RedisClientLike {
+/** What picking and building a store needs of the plugin's (resolved) options. */
+export interface StoreConfig {
+  store: 'memory' | 'redis' | 'tiered' | CacheStore
+  /** The client for 'redis' and 'tiered'; else the app's `redis` decorator (@fastify/redis). */
+  redis?: unknown
+  namespace: string
+  memoryMaxBytes: number
+  maxEntryBytes: number
+  timeoutMs: number
+  localTtlMs: number
+  keyring: Keyring | undefined
+}
+
+/** The store the plugin uses, and what the plugin owes it. */
+export interface PickedStore {
+  store: CacheStore
+  /** Anything but the embedded memory store: its calls may be slow or fail, and are guarded. */
+  remote: boolean
+  /** Built by the plugin (memory, tiered), so closed with the app; a store or client passed in is the app's. */
+  ownedByPlugin: boolean
+}
+
+function redisClient (options: StoreConfig, app: FastifyInstance): RedisClientLike {
   const client = (options.redis ?? (app as unknown as { redis?: unknown }).redis) as Partial<RedisClientLike> | undefined
   if (client === undefined || client === null) {
     throw new FST_RESPONSE_CACHE_NO_REDIS_CLIENT("store 'redis' needs an ioredis client: pass one as \"redis\" or register @fastify/redis before this plugin")
@@ -26,7 +48,12 @@ function redisClient (options: ResolvedOptions, app: FastifyInstance): RedisClie
 }
 
 /** Picks the store named by the options, or checks a custom one for the methods the plugin calls. */
-export function createStore (options: ResolvedOptions, app: FastifyInstance): CacheStore {
+export function createStore (options: StoreConfig, app: FastifyInstance): PickedStore {
+  const store = buildStore(options, app)
+  return { store, remote: options.store !== 'memory', ownedByPlugin: options.store === 'memory' || options.store === 'tiered' }
+}
+
+function buildStore (options: StoreConfig, app: FastifyInstance): CacheStore {
   const { store } = options
   if (store === 'memory') return new MemoryStore({ maxBytes: options.memoryMaxBytes })
   if (store === 'redis') return new RedisStore({ client: redisClient(options, app), namespace: options.namespace, log: app.log, keyring: options.keyring, maxEntryBytes: options.maxEntryBytes })
