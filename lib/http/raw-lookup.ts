@@ -4,8 +4,7 @@ import { rawBodyKey } from '../key.js'
 import type { ResolvedOptions } from '../options.js'
 import { clientAsksNoCache, requestBypassReason } from './policy.js'
 import { readBody, type PayloadStream, type RawKeyMemo } from './raw-body.js'
-import { ownHook } from './lookup-stage.js'
-import type { LookupPlan } from './lookup-stage.js'
+import { ownHook, type LookupPlan } from './lookup-stage.js'
 import type { Refresher } from './refresh.js'
 
 export interface RawLookupContext {
