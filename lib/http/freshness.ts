@@ -1,3 +1,4 @@
+import type { NotStoredReason } from './not-stored.js'
 import { deltaSeconds, type Directives, MAX_DELTA_SECONDS, parseCacheControl, sharedMaxAge } from './directives.js'
 import { fieldText, type FieldValue, listMembers } from './lists.js'
 import { parseDictionary, type SfItem } from './structured-field.js'
@@ -97,7 +98,7 @@ export function receivedAge (value: FieldValue): number {
  * invalid `Expires`: stale by RFC 9111 sections 4.2.1 and 5.3), `no-freshness` (no explicit freshness,
  * and no heuristic freshness allowed).
  */
-export function originFreshness (response: OriginResponse, heuristic: HeuristicOptions): OriginFreshness | string {
+export function originFreshness (response: OriginResponse, heuristic: HeuristicOptions): OriginFreshness | NotStoredReason {
   const directives = responseDirectives(response.header)
   if (directives.has('no-store')) return 'no-store'
   // private="field" too: storing the rest safely would take a field-by-field strip.

@@ -1,3 +1,4 @@
+import type { NotStoredReason } from './not-stored.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { HeaderValue } from '../entry.js'
 import { originFreshness, type OriginFreshness } from './freshness.js'
@@ -61,7 +62,7 @@ export function payloadBytes (payload: unknown): Buffer | undefined {
 }
 
 /** Why a response may not be stored whatever its freshness says, in either mode; undefined if it may. */
-function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number): string | undefined {
+function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number): NotStoredReason | undefined {
   if (!route.statusCodes.has(reply.statusCode)) return route.ttl === 'origin' && REQUEST_ERROR_STATUSES.has(reply.statusCode) ? 'status-request-error' : 'status'
   if (reply.hasHeader('set-cookie')) return 'set-cookie'
   if (bodyBytes > maxEntryBytes) return 'too-large'
@@ -80,7 +81,7 @@ function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes
  * number of seconds: that many, which the response's own `s-maxage` (or `max-age`) may shorten, never
  * lengthen. A route with `ttl: 'origin'`: what the response's own headers say (RFC 9111).
  */
-export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number, now: number): number | OriginFreshness | string {
+export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number, now: number): number | OriginFreshness | NotStoredReason {
   const reason = unstorable(route, reply, bodyBytes, maxEntryBytes)
   if (reason !== undefined) return reason
   if (route.ttl === 'origin') {

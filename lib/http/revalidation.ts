@@ -1,3 +1,4 @@
+import type { NotStoredReason } from './not-stored.js'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply } from 'fastify'
 import type { CacheEntry, HeaderValue } from '../entry.js'
@@ -100,7 +101,7 @@ function setOrDelete (headers: IncomingHttpHeaders, name: 'if-none-match' | 'if-
  * per variant), which is the one the conditional request named: it is the one selected. Answers the
  * updated entry with its verdict, or the updated entry alone and why it may not be stored again.
  */
-export function updatedEntry (entry: CacheEntry, route: ResolvedRouteOptions, reply: FastifyReply, now: number): { entry: CacheEntry, verdict: OriginFreshness | string } {
+export function updatedEntry (entry: CacheEntry, route: ResolvedRouteOptions, reply: FastifyReply, now: number): { entry: CacheEntry, verdict: OriginFreshness | NotStoredReason } {
   const headers: Record<string, HeaderValue> = { ...entry.headers }
   const received = storedHeaders(reply.getHeaders(), true)
   for (const name in received) {

@@ -3,6 +3,9 @@ import { headersSize, type CacheEntry, type HeaderValue } from '../entry.js'
 import { rawPath, sha256, tenantOfKey } from '../key.js'
 import { isPromise } from '../promise.js'
 import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
+import type { NotStoredReason } from './not-stored.js'
+
+const isTagsProblem = (reason: NotStoredReason): reason is TagsProblem => reason in TAGS_EXPECTED
 import { payloadBytes, storableTtl, storedHeaders } from './policy.js'
 import { release } from './cross-process.js'
 import { kReplyTags, kRequestState, type HookContext, type KeyedState, type RouteState, type StateFor, tagsOf } from './request-state.js'
@@ -32,7 +35,7 @@ export function createStoreHook (ctx: HookContext): {
     const now = Date.now()
     const headers = storedHeaders(reply.getHeaders(), route.options.ttl === 'origin')
     // maxEntryBytes bounds the entry, headers included: a huge header is no cheaper to store than a body.
-    const verdict = body === undefined ? 'stream' : storableTtl(route.options, reply, body.length + headersSize(headers), options.maxEntryBytes, now)
+    const verdict = body === undefined ? 'stream' as const : storableTtl(route.options, reply, body.length + headersSize(headers), options.maxEntryBytes, now)
     // Origin mode: a response that varies on headers the key does not hold is a variant (variants.ts).
     const variant = typeof verdict === 'string' ? undefined : variantOf(state, request, (name) => reply.getHeader(name))
     const tags = typeof verdict === 'string' || typeof variant === 'string' ? [] : userTags(state, request, reply)
@@ -70,12 +73,12 @@ export function createStoreHook (ctx: HookContext): {
   /** Each route warns once per reason when its tags pass a bound: a bug of the app's, not a load. */
   const warned = new Set<string>()
 
-  function notStored (request: FastifyRequest, route: RouteState, reason: string): void {
+  function notStored (request: FastifyRequest, route: RouteState, reason: NotStoredReason): void {
     request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
     refresher.report(request, reason)
-    if (!(reason in TAGS_EXPECTED) || warned.has(route.id + ' ' + reason)) return
+    if (!isTagsProblem(reason) || warned.has(route.id + ' ' + reason)) return
     warned.add(route.id + ' ' + reason)
-    request.log.warn({ responseCache: { route: route.id, reason, expected: TAGS_EXPECTED[reason as TagsProblem] } }, 'response cache: not stored, its tags are past their bound')
+    request.log.warn({ responseCache: { route: route.id, reason, expected: TAGS_EXPECTED[reason] } }, 'response cache: not stored, its tags are past their bound')
   }
 
   /** The route's tags and the handler's (reply.cacheTags), each once; or why one entry may not carry them. */
@@ -87,7 +90,7 @@ export function createStoreHook (ctx: HookContext): {
   }
 
   /** The variant of its resource a response is (origin mode, variants.ts), or why it may not be stored. */
-  function variantOf (state: KeyedState, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined): Variant | string | undefined {
+  function variantOf (state: KeyedState, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined): Variant | NotStoredReason | undefined {
     return responseVariant(state.route.options, request, header, state.variantOf ?? state.key)
   }
 
@@ -192,7 +195,7 @@ export function createStoreHook (ctx: HookContext): {
    * its updated headers say it is (a refresh, which reads no marker, stores it there too); or, with
    * the entry alone, why it may not be stored again.
    */
-  function storeUpdated (state: KeyedState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): { entry: CacheEntry, stored?: CacheEntry, reason?: string } {
+  function storeUpdated (state: KeyedState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): { entry: CacheEntry, stored?: CacheEntry, reason?: NotStoredReason } {
     const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now())
     if (typeof verdict === 'string') return { entry, reason: verdict }
     // The merged headers may have grown past the bound a new response is held to.

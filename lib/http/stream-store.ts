@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { headersSize, type CacheEntry } from '../entry.js'
 import type { ResolvedOptions } from '../options.js'
 import type { InFlight } from './coalesce.js'
+import type { NotStoredReason } from './not-stored.js'
 import type { KeyedState } from './request-state.js'
 import { storableTtl, storedHeaders } from './policy.js'
 import type { Refresher } from './refresh.js'
@@ -47,7 +48,7 @@ export function streamStore (ctx: StreamStoreContext): (state: KeyedState, reque
   const maxBytes = options.maxEntryBytes
 
   /** Nothing is stored for this request: its waiters run the handler themselves. */
-  function notStored (state: KeyedState, request: FastifyRequest, reason: string): void {
+  function notStored (state: KeyedState, request: FastifyRequest, reason: NotStoredReason): void {
     request.log.debug({ responseCache: { route: state.route.id, reason } }, 'response cache: not stored')
     refresher.report(request, reason)
     if (state.leader) inFlight.settle(state.key, undefined)
@@ -91,7 +92,7 @@ export function streamStore (ctx: StreamStoreContext): (state: KeyedState, reque
     let chunks: Buffer[] | undefined = []
     let size = 0
     let decided = false
-    const giveUp = (reason: string): void => {
+    const giveUp = (reason: NotStoredReason): void => {
       if (decided) return
       decided = true
       chunks = undefined

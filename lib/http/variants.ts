@@ -1,3 +1,4 @@
+import type { NotStoredReason } from './not-stored.js'
 import type { FastifyRequest } from 'fastify'
 import { type CacheEntry, type HeaderValue, VARIANTS_HEADER } from '../entry.js'
 import { sha256, VARIANT_MARK } from '../key.js'
@@ -50,7 +51,7 @@ export const isMarker = (entry: CacheEntry): boolean => entry.headers[VARIANTS_H
  * The request headers a `Vary` field names that the key does not hold: sorted, lower case, once each;
  * or why the response may not be stored. `*` is refused before (policy.ts, `vary-star`).
  */
-export function varyNames (vary: HeaderValue | number | undefined, keyed: readonly string[]): string[] | string {
+export function varyNames (vary: HeaderValue | number | undefined, keyed: readonly string[]): string[] | NotStoredReason {
   const names = new Set<string>()
   for (const member of listMembers(vary, false)) {
     const name = member.toLowerCase()
@@ -137,7 +138,7 @@ export function ownVariant (entry: CacheEntry, primary: string, request: Fastify
  * request headers the key does not hold; undefined when it does not (a plain entry); or why it may
  * not be stored.
  */
-export function responseVariant (route: ResolvedRouteOptions, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined, primary: string): Variant | string | undefined {
+export function responseVariant (route: ResolvedRouteOptions, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined, primary: string): Variant | NotStoredReason | undefined {
   // The marker's header name cannot come from an HTTP response; it must not come from a handler either.
   if (header(VARIANTS_HEADER) !== undefined) return 'reserved-header'
   if (route.ttl !== 'origin') return undefined
