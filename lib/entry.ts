@@ -1,7 +1,7 @@
 import lz4 from 'lz4-napi'
 
 /**
- * The header of a Vary marker (http/variants.ts): a name no HTTP message can carry (a space is not a
+ * The header of a Vary marker (rules/variants.ts): a name no HTTP message can carry (a space is not a
  * token character). Its entries are written with FLAG_MARKER, which releases before markers read as
  * corrupt (a miss) rather than as a response.
  */
@@ -119,7 +119,7 @@ export class CorruptEntryError extends Error {
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
 /** What Node refuses in a header value (its checkInvalidHeaderChar): controls other than HTAB, and DEL. */
 const BAD_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/
-/** Headers that frame the message or set state at the client: never stored (policy.ts), never sent from an entry. */
+/** Headers that frame the message or set state at the client: never stored (rules/storability.ts), never sent from an entry. */
 const NEVER_STORED = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'set-cookie'
 ])

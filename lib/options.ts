@@ -6,6 +6,7 @@ import { checkEncryptionOption, Keyring, type EncryptionOptions } from './stores
 import { FST_RESPONSE_CACHE_INVALID_OPTION, FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG, redactCredentials } from './errors.js'
 import type { CacheStore } from './stores/store.js'
 import { TAGS_EXPECTED, tagsProblem, tagTooLong } from './tags.js'
+import { REQUEST_ERROR_STATUSES } from './rules/storability.js'
 
 export const DEFAULT_NAMESPACE = 'rc'
 export const DEFAULT_TTL = 60
@@ -18,18 +19,9 @@ export const DEFAULT_LOCAL_TTL = 60
 export const DEFAULT_STATS_PATH = '/cache/stats'
 export const DEFAULT_STATUS_CODES = [200]
 /**
- * Statuses that answer an error in the request itself: a header section or URI too long for the
- * origin, a character it refuses, a missing length, a body too large, a precondition or range that
- * fails. Another server's reasons for them may lie in what the key does not hold (an origin with a
- * smaller header limit than Fastify's answers 400 to a request Fastify took), so origin mode never
- * stores them, as neither Varnish's built-in rules nor nginx do: stored, one attacker's request
- * would answer every client of the key (cache-poisoned denial of service).
- */
-export const REQUEST_ERROR_STATUSES: ReadonlySet<number> = new Set([400, 411, 412, 413, 414, 416, 431])
-/**
  * With `ttl: 'origin'` the response's own headers decide, as RFC 9111 section 3 lets any final status
  * be stored: every status a route may list (200 to 499) but 206 (a part, never stored for the whole),
- * 304 (no body of its own) and the request errors above.
+ * 304 (no body of its own) and the request errors (REQUEST_ERROR_STATUSES).
  */
 export const ORIGIN_STATUS_CODES = Array.from({ length: 300 }, (_, i) => 200 + i)
   .filter((status) => status !== 206 && status !== 304 && !REQUEST_ERROR_STATUSES.has(status))

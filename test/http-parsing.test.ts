@@ -3,13 +3,13 @@
 // cache-control-modes.test.ts), CDN-Cache-Control as a Structured Field Dictionary, HTTP-dates and
 // Age, and the freshness origin mode works out from them.
 import t from 'tap'
-import { deltaSeconds, MAX_DELTA_SECONDS, parseCacheControl, sharedMaxAge } from '../lib/http/directives.js'
-import { listMembers } from '../lib/http/lists.js'
-import { storedHeaders } from '../lib/http/policy.js'
-import { conditionalHeaders } from '../lib/http/revalidation.js'
-import { parseHttpDate } from '../lib/http/dates.js'
-import { HEURISTICALLY_CACHEABLE, originFreshness, parseCdnCacheControl, receivedAge, type OriginResponse } from '../lib/http/freshness.js'
-import { parseDictionary } from '../lib/http/structured-field.js'
+import { deltaSeconds, MAX_DELTA_SECONDS, parseCacheControl, sharedMaxAge } from '../lib/rules/directives.js'
+import { listMembers } from '../lib/rules/lists.js'
+import { storedHeaders } from '../lib/rules/storability.js'
+import { conditionalHeaders } from '../lib/rules/revalidation.js'
+import { parseHttpDate } from '../lib/rules/dates.js'
+import { HEURISTICALLY_CACHEABLE, originFreshness, parseCdnCacheControl, receivedAge, type OriginResponse } from '../lib/rules/freshness.js'
+import { parseDictionary } from '../lib/rules/structured-field.js'
 
 const NOW = Date.UTC(2025, 5, 15, 12, 0, 0)
 const httpDate = (offsetSeconds: number): string => new Date(NOW + offsetSeconds * 1000).toUTCString()

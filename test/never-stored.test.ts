@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream'
 import t from 'tap'
 import type { CacheEntry } from '../lib/entry.js'
-import { etagMatches, NOT_MODIFIED_HEADERS, payloadBytes, storedHeaders } from '../lib/http/policy.js'
+import { payloadBytes } from '../lib/http/payload.js'
+import { etagMatches, NOT_MODIFIED_HEADERS, storedHeaders } from '../lib/rules/storability.js'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { StoreSetOptions } from '../lib/stores/store.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
@@ -154,7 +155,7 @@ for (const [kind, storeOptions] of await storeKinds(t)) {
   })
 }
 
-// Each rule of lib/http/policy.ts on its own, on the memory store: the rule, its edge, and the reason the
+// Each rule of lib/rules/storability.ts on its own, on the memory store: the rule, its edge, and the reason the
 // debug log gives (what an operator reads to learn why a response was not stored).
 
 const notStoredReasons = (lines: Array<Record<string, unknown>>): string[] =>

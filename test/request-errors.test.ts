@@ -4,7 +4,7 @@
 // same attacks through the reverse-proxy example and a real origin: test/examples/reverse-proxy.test.ts.
 import type { FastifyReply } from 'fastify'
 import t from 'tap'
-import { REQUEST_ERROR_STATUSES } from '../lib/options.js'
+import { REQUEST_ERROR_STATUSES } from '../lib/rules/storability.js'
 import { cachedApp, counter, logCapture } from './helpers/app.js'
 import { storeKinds } from './helpers/stores.js'
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
-import { oneRunPerKey } from '../http/cross-process.js'
+import { oneRunPerKey } from '../coalescing/cross-process.js'
 import type { CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from '../errors.js'
 import { isKeyPart, tenantSegment } from '../key.js'

@@ -1,6 +1,6 @@
 import type { InjectOptions } from 'fastify'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from '../errors.js'
-import type { Refresher } from '../http/refresh.js'
+import type { Refresher } from '../coalescing/refresh.js'
 
 /** One request to warm: a URL (GET), or method, URL, headers and body. */
 export interface WarmRequest {

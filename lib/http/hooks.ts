@@ -5,13 +5,14 @@ import { freshMs, type CacheEntry } from '../entry.js'
 import { firstReport, InvalidKeyPartError, requestKey } from '../key.js'
 import { isPromise } from '../promise.js'
 import type { MaybePromise } from '../stores/store.js'
-import { lockOrWait } from './cross-process.js'
-import { clientAsksNoCache, requestBypassReason } from './policy.js'
+import { lockOrWait } from './key-lock.js'
+import { clientAsksNoCache, requestBypassReason } from '../rules/storability.js'
 import { bypassed, type HookContext, kRawBodyKey, kRequestState, type KeyedState, type RouteState, type StateFor } from './request-state.js'
 import { sendEntry } from './respond.js'
-import { canRevalidate, conditionalHeaders, staleWindowsOf } from './revalidation.js'
+import { canRevalidate, conditionalHeaders, staleWindowsOf } from '../rules/revalidation.js'
 import { createStoreHook } from './store-hook.js'
-import { isMarker, ownVariant } from './variants.js'
+import { isMarker } from '../rules/variants.js'
+import { ownVariant } from './variant-store.js'
 import { lookupPlan, ownHook, type LookupPlan, type Stage } from './lookup-stage.js'
 
 // The lookup hooks of a cached route: a hit is answered here, before the handler, but after every
@@ -36,6 +37,7 @@ export function planOf (route: RouteState, request: FastifyRequest): LookupPlan 
   return plan
 }
 
+/** The hooks of cached routes, over one plugin instance's store, coalescing and refreshes. */
 export function createHooks (ctx: HookContext): {
   /** The lookup hook of one stage: it looks up the routes planned for that stage, and lets the others pass. */
   lookup: (stateFor: StateFor, stage: Stage) => onRequestHookHandler & preValidationHookHandler & preHandlerHookHandler
@@ -45,179 +47,6 @@ export function createHooks (ctx: HookContext): {
   /** Looks a request up under a key already worked out (its state is on the request). */
   lookupKey: (state: KeyedState) => void
 } {
-  const { store, options, inFlight, refresher, rawKeys } = ctx
-  const { storeOnSend } = createStoreHook(ctx)
-
-  function lookup (route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const reason = requestBypassReason(route.options, request, route.withBody)
-    if (reason !== undefined) {
-      bypassed(request, route, reason)
-      done()
-      return
-    }
-    let key: string
-    try {
-      key = requestKey(route.keySource, request, route.withBody)
-    } catch (error) {
-      // A tenant or key function that throws must not fail a request that works without the cache, nor
-      // one that answers no key part (null, an object) share an entry: warned once per route and function.
-      const invalid = error instanceof InvalidKeyPartError
-      if (!invalid || firstReport(route.keySource, error.option)) {
-        request.log.warn({ err: error, responseCache: { route: route.id } }, invalid ? `response cache: invalid ${error.option} function answer; bypassing` : 'response cache key function threw; bypassing')
-      }
-      bypassed(request, route, invalid ? error.reason : 'key-error')
-      done()
-      return
-    }
-    const state: KeyedState = { route, status: 'MISS', key, request, reply, done, leader: false, stale: undefined }
-    if (route.withBody && request[kRawBodyKey] !== null) state.rawKey = request[kRawBodyKey]
-    request[kRequestState] = state
-    lookupKey(state)
-  }
-
-  function lookupKey (state: KeyedState): void {
-    const { route, key, request } = state
-    // A background refresh, or a client allowed to ask for a fresh copy, goes straight to the handler.
-    if (refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
-      route.counters.misses++
-      state.leader = inFlight.lead(key)
-      // A refresh in origin mode asks the handler whether the entry it replaces still holds.
-      const stale = refresher.staleOf(request)
-      if (stale !== undefined && canRevalidate(stale)) state.revalidating = stale
-      state.done()
-      return
-    }
-    let result: MaybePromise<CacheEntry | undefined>
-    try {
-      result = store.lookup(key, options.coalesceTimeoutMs)
-    } catch {
-      storeFailed(state)
-      return
-    }
-    // The memory store answers in place: no closures, no promise on the hot path.
-    if (!isPromise(result)) {
-      answer(state, result)
-      return
-    }
-    result.then((entry) => { answer(state, entry) }, () => { storeFailed(state) })
-  }
-
-  /** What the store answered for the request's key: served fresh or stale, else a miss. */
-  function answer (state: KeyedState, entry: CacheEntry | undefined): void {
-    const { route, request, reply } = state
-    const now = Date.now()
-    // A varying resource's key holds a marker (origin mode): the request reads its own variant instead,
-    // unless this process has a newer answer for the key on its way to the store (miss() takes it).
-    if (entry !== undefined && isMarker(entry)) {
-      if (inFlight.unwritten(state.key) === undefined && throughVariants(state, entry) === 'followed') return
-      entry = undefined
-    }
-    if (entry !== undefined) {
-      const age = now - entry.storedAt
-      const fresh = freshMs(entry)
-      if (age < fresh) {
-        route.counters.hits++
-        state.status = 'HIT'
-        state.served = sendEntry(request, reply, entry, now, 'HIT')
-        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
-        return
-      }
-      const windows = staleWindowsOf(route.options, entry)
-      if (age < fresh + windows.whileRevalidate * 1000) {
-        route.counters.stale++
-        state.status = 'STALE'
-        state.served = sendEntry(request, reply, entry, now, 'STALE')
-        if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
-        refresher.start(state.key, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
-        return
-      }
-      if (age < fresh + windows.ifError * 1000) state.stale = entry
-      // Kept past what the store was told to keep it (a store's expiry lags the plugin's clock by the
-      // write's round trip): gone, as it would be a moment later.
-      const kept = fresh + Math.max(route.options.keepForRevalidation, windows.whileRevalidate, windows.ifError) * 1000
-      if (canRevalidate(entry) && age < kept) state.revalidating = entry
-    }
-    miss(state)
-  }
-
-  /**
-   * Nothing to serve: the request runs the handler, unless an answer for its key is on its way (from
-   * this process, or from another one that holds the key's lock), which it is then handed.
-   */
-  function miss (state: KeyedState): void {
-    const { key } = state
-    const landing = inFlight.unwritten(key)
-    // An answer on its way to the store is used as the store would answer it: a `no-cache` one (origin
-    // mode) is never fresh, so the request revalidates it instead.
-    if (landing !== undefined && !isMarker(landing) && Date.now() - landing.storedAt >= freshMs(landing)) {
-      if (state.revalidating === undefined && canRevalidate(landing)) state.revalidating = landing
-    } else if (landing !== undefined) {
-      const token = store.takeToken(key)
-      if (token !== undefined) store.unlock(key, token)
-      handOver(state, landing)
-      return
-    }
-    if (inFlight.lead(key)) {
-      state.leader = true
-      // The lookup may have taken the cross-process lock already, in the same round trip as its read.
-      state.lockToken = store.canLock ? store.takeToken(key) : undefined
-      if (store.canLock && state.lockToken === undefined) {
-        lockOrWait(ctx, state).then((fresh) => {
-          if (fresh !== undefined) handOver(state, fresh)
-          else runHandler(state)
-        })
-      } else runHandler(state)
-      return
-    }
-    // Another request of this process is running the handler for this key: answer from what it stores.
-    const shared = inFlight.wait(key) as Promise<CacheEntry | undefined>
-    shared.then((entry) => {
-      if (entry === undefined) runHandler(state)
-      else handOver(state, entry)
-    }, /* c8 ignore next */ () => { state.done() })
-  }
-
-  function runHandler (state: KeyedState): void {
-    state.route.counters.misses++
-    state.done()
-  }
-
-  /**
-   * An entry found or handed over for the request's key may be a varying resource's marker, or
-   * another request's variant of it (variants.ts): the request then looks up its own variant, once
-   * (`followed`), or runs the handler (`miss`). `serve` when the entry answers the request.
-   */
-  function throughVariants (state: KeyedState, entry: CacheEntry): 'serve' | 'followed' | 'miss' {
-    const own = ownVariant(entry, state.variantOf ?? state.key, state.request)
-    if (own === undefined) return 'serve'
-    if (own === null || state.variantOf !== undefined) return 'miss'
-    state.variantOf = state.key
-    state.key = own
-    lookupKey(state)
-    return 'followed'
-  }
-
-  /** Answers a request with what another request (of this process, or another) found or stored for its key. */
-  function handOver (state: KeyedState, entry: CacheEntry): void {
-    const through = throughVariants(state, entry)
-    if (through === 'followed') return
-    if (through === 'miss') {
-      runHandler(state)
-      return
-    }
-    state.route.counters.hits++
-    state.status = 'HIT'
-    state.served = sendEntry(state.request, state.reply, entry, Date.now(), 'HIT')
-  }
-
-  /** The store failed the lookup: the request goes past the cache. */
-  function storeFailed (state: KeyedState): void {
-    const { route, request } = state
-    route.counters.errors++
-    bypassed(request, route, 'store-error')
-    state.done()
-  }
-
   return {
     lookup: (stateFor, stage) => ownHook(function responseCacheLookup (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
       const route = stateFor(request)
@@ -227,18 +56,191 @@ export function createHooks (ctx: HookContext): {
         return
       }
       const planned = planOf(route, request).stage
-      if (planned === stage) lookup(route, request, reply, done)
+      if (planned === stage) lookup(ctx, route, request, reply, done)
       else if (planned === 'none') {
         bypassed(request, route, 'hook-after-cache')
         done()
       } else done()
     }),
-    lookupKey,
+    lookupKey: (state) => { lookupKey(ctx, state) },
     conditions: ownHook(function responseCacheConditions (request, reply, done) {
       const state = request[kRequestState]
       if (state !== null) state.client = conditionalHeaders(request.headers, state.status === 'BYPASS' ? undefined : state.revalidating)
       done()
     }),
-    storeOnSend
+    storeOnSend: createStoreHook(ctx)
   }
+}
+
+function lookup (ctx: HookContext, route: RouteState, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const reason = requestBypassReason(route.options, request, route.withBody)
+  if (reason !== undefined) {
+    bypassed(request, route, reason)
+    done()
+    return
+  }
+  let key: string
+  try {
+    key = requestKey(route.keySource, request, route.withBody)
+  } catch (error) {
+    // A tenant or key function that throws must not fail a request that works without the cache, nor
+    // one that answers no key part (null, an object) share an entry: warned once per route and function.
+    const invalid = error instanceof InvalidKeyPartError
+    if (!invalid || firstReport(route.keySource, error.option)) {
+      request.log.warn({ err: error, responseCache: { route: route.id } }, invalid ? `response cache: invalid ${error.option} function answer; bypassing` : 'response cache key function threw; bypassing')
+    }
+    bypassed(request, route, invalid ? error.reason : 'key-error')
+    done()
+    return
+  }
+  const state: KeyedState = { route, status: 'MISS', key, request, reply, done, leader: false, stale: undefined }
+  if (route.withBody && request[kRawBodyKey] !== null) state.rawKey = request[kRawBodyKey]
+  request[kRequestState] = state
+  lookupKey(ctx, state)
+}
+
+function lookupKey (ctx: HookContext, state: KeyedState): void {
+  const { store, options, inFlight, refresher } = ctx
+  const { route, key, request } = state
+  // A background refresh, or a client allowed to ask for a fresh copy, goes straight to the handler.
+  if (refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
+    route.counters.misses++
+    state.leader = inFlight.lead(key)
+    // A refresh in origin mode asks the handler whether the entry it replaces still holds.
+    const stale = refresher.staleOf(request)
+    if (stale !== undefined && canRevalidate(stale)) state.revalidating = stale
+    state.done()
+    return
+  }
+  let result: MaybePromise<CacheEntry | undefined>
+  try {
+    result = store.lookup(key, options.coalesceTimeoutMs)
+  } catch {
+    storeFailed(state)
+    return
+  }
+  // The memory store answers in place: no closures, no promise on the hot path.
+  if (!isPromise(result)) {
+    answer(ctx, state, result)
+    return
+  }
+  result.then((entry) => { answer(ctx, state, entry) }, () => { storeFailed(state) })
+}
+
+/** What the store answered for the request's key: served fresh or stale, else a miss. */
+function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefined): void {
+  const { inFlight, rawKeys, refresher } = ctx
+  const { route, request, reply } = state
+  const now = Date.now()
+  // A varying resource's key holds a marker (origin mode): the request reads its own variant instead,
+  // unless this process has a newer answer for the key on its way to the store (miss(ctx, ) takes it).
+  if (entry !== undefined && isMarker(entry)) {
+    if (inFlight.unwritten(state.key) === undefined && throughVariants(ctx, state, entry) === 'followed') return
+    entry = undefined
+  }
+  if (entry !== undefined) {
+    const age = now - entry.storedAt
+    const fresh = freshMs(entry)
+    if (age < fresh) {
+      route.counters.hits++
+      state.status = 'HIT'
+      state.served = sendEntry(request, reply, entry, now, 'HIT')
+      if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
+      return
+    }
+    const windows = staleWindowsOf(route.options, entry)
+    if (age < fresh + windows.whileRevalidate * 1000) {
+      route.counters.stale++
+      state.status = 'STALE'
+      state.served = sendEntry(request, reply, entry, now, 'STALE')
+      if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
+      refresher.start(state.key, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
+      return
+    }
+    if (age < fresh + windows.ifError * 1000) state.stale = entry
+    // Kept past what the store was told to keep it (a store's expiry lags the plugin's clock by the
+    // write's round trip): gone, as it would be a moment later.
+    const kept = fresh + Math.max(route.options.keepForRevalidation, windows.whileRevalidate, windows.ifError) * 1000
+    if (canRevalidate(entry) && age < kept) state.revalidating = entry
+  }
+  miss(ctx, state)
+}
+
+/**
+ * Nothing to serve: the request runs the handler, unless an answer for its key is on its way (from
+ * this process, or from another one that holds the key's lock), which it is then handed.
+ */
+function miss (ctx: HookContext, state: KeyedState): void {
+  const { store, inFlight } = ctx
+  const { key } = state
+  const landing = inFlight.unwritten(key)
+  // An answer on its way to the store is used as the store would answer it: a `no-cache` one (origin
+  // mode) is never fresh, so the request revalidates it instead.
+  if (landing !== undefined && !isMarker(landing) && Date.now() - landing.storedAt >= freshMs(landing)) {
+    if (state.revalidating === undefined && canRevalidate(landing)) state.revalidating = landing
+  } else if (landing !== undefined) {
+    const token = store.takeToken(key)
+    if (token !== undefined) store.unlock(key, token)
+    handOver(ctx, state, landing)
+    return
+  }
+  if (inFlight.lead(key)) {
+    state.leader = true
+    // The lookup may have taken the cross-process lock already, in the same round trip as its read.
+    state.lockToken = store.canLock ? store.takeToken(key) : undefined
+    if (store.canLock && state.lockToken === undefined) {
+      lockOrWait(ctx, state).then((fresh) => {
+        if (fresh !== undefined) handOver(ctx, state, fresh)
+        else runHandler(state)
+      })
+    } else runHandler(state)
+    return
+  }
+  // Another request of this process is running the handler for this key: answer from what it stores.
+  const shared = inFlight.wait(key) as Promise<CacheEntry | undefined>
+  shared.then((entry) => {
+    if (entry === undefined) runHandler(state)
+    else handOver(ctx, state, entry)
+  }, /* c8 ignore next */ () => { state.done() })
+}
+
+function runHandler (state: KeyedState): void {
+  state.route.counters.misses++
+  state.done()
+}
+
+/**
+ * An entry found or handed over for the request's key may be a varying resource's marker, or
+ * another request's variant of it (rules/variants.ts): the request then looks up its own variant, once
+ * (`followed`), or runs the handler (`miss`). `serve` when the entry answers the request.
+ */
+function throughVariants (ctx: HookContext, state: KeyedState, entry: CacheEntry): 'serve' | 'followed' | 'miss' {
+  const own = ownVariant(entry, state.variantOf ?? state.key, state.request)
+  if (own === undefined) return 'serve'
+  if (own === null || state.variantOf !== undefined) return 'miss'
+  state.variantOf = state.key
+  state.key = own
+  lookupKey(ctx, state)
+  return 'followed'
+}
+
+/** Answers a request with what another request (of this process, or another) found or stored for its key. */
+function handOver (ctx: HookContext, state: KeyedState, entry: CacheEntry): void {
+  const through = throughVariants(ctx, state, entry)
+  if (through === 'followed') return
+  if (through === 'miss') {
+    runHandler(state)
+    return
+  }
+  state.route.counters.hits++
+  state.status = 'HIT'
+  state.served = sendEntry(state.request, state.reply, entry, Date.now(), 'HIT')
+}
+
+/** The store failed the lookup: the request goes past the cache. */
+function storeFailed (state: KeyedState): void {
+  const { route, request } = state
+  route.counters.errors++
+  bypassed(request, route, 'store-error')
+  state.done()
 }

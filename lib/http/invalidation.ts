@@ -4,7 +4,7 @@ import { rawPath, tenantOf, tenantSegment } from '../key.js'
 import type { FromRequest, ResolvedOptions } from '../options.js'
 import type { RouteCounters } from '../observability/stats.js'
 import { isPromise } from '../promise.js'
-import type { GuardedStore } from '../stores/guard.js'
+import { dropTags, type GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
 import { pathGroup, selectorTags } from '../tags.js'
 
@@ -24,17 +24,6 @@ export interface InvalidationContext {
   cachesGet: () => boolean
   /** Waits for response writes still on their way to the store (InFlight.flush). */
   flush: () => Promise<void> | undefined
-}
-
-/**
- * Drops every entry stored with any of the store tags in `selected`, once the response writes still
- * on their way have landed (an entry written just before must not land after its invalidation).
- * Answers how many were dropped: in place when nothing is on its way and the store answers in place.
- */
-export function dropTags (store: GuardedStore, flush: () => Promise<void> | undefined, selected: readonly string[]): MaybePromise<number> {
-  const drop = (): MaybePromise<number> => store.invalidateTags(selected)
-  const pending = flush()
-  return pending === undefined ? drop() : pending.then(drop)
 }
 
 /** The paths a write changes: its own, and its `location` and `content-location` on the same host. */

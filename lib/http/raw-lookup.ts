@@ -2,10 +2,10 @@ import type { FastifyRequest, preParsingHookHandler } from 'fastify'
 import { kRawBodyKey, kRequestState, type KeyedState, type RouteState, type StateFor } from './request-state.js'
 import { rawBodyKey } from '../key.js'
 import type { ResolvedOptions } from '../options.js'
-import { clientAsksNoCache, requestBypassReason } from './policy.js'
+import { clientAsksNoCache, requestBypassReason } from '../rules/storability.js'
 import { readBody, type PayloadStream, type RawKeyMemo } from './raw-body.js'
 import { ownHook, type LookupPlan } from './lookup-stage.js'
-import type { Refresher } from './refresh.js'
+import type { Refresher } from '../coalescing/refresh.js'
 
 export interface RawLookupContext {
   options: ResolvedOptions

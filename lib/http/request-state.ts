@@ -1,14 +1,15 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CacheEntry } from '../entry.js'
+import { FST_RESPONSE_CACHE_INVALID_ARGUMENT } from '../errors.js'
 import type { KeySource } from '../key.js'
 import type { FromRequest, ResolvedOptions, ResolvedRouteOptions } from '../options.js'
 import type { RouteCounters } from '../observability/stats.js'
 import type { GuardedStore } from '../stores/guard.js'
-import type { InFlight } from './coalesce.js'
+import type { InFlight } from '../coalescing/coalesce.js'
 import type { LookupPlan, Stage } from './lookup-stage.js'
 import type { RawKeyMemo } from './raw-body.js'
-import type { Refresher } from './refresh.js'
-import type { ClientConditions } from './revalidation.js'
+import type { Refresher } from '../coalescing/refresh.js'
+import type { ClientConditions } from '../rules/revalidation.js'
 
 // What the lookup hooks (hooks.ts) and the store hook (store-hook.ts) share about a request and its route.
 
@@ -57,7 +58,7 @@ export interface KeyedState {
   rawKey?: string
   /** The raw body, for a request answered before its body was parsed (a refresh replays it). */
   rawBody?: readonly Buffer[]
-  /** Set once the request looks up its own variant (variants.ts): the resource's key, `key` being the variant's. */
+  /** Set once the request looks up its own variant (rules/variants.ts): the resource's key, `key` being the variant's. */
   variantOf?: string
 }
 
@@ -76,6 +77,20 @@ declare module 'fastify' {
   interface FastifyReply {
     [kReplyTags]: string[] | null
   }
+}
+
+/** The request and reply slots the hooks share, and `reply.cacheTags()`. */
+export function decorateRequestAndReply (app: FastifyInstance): void {
+  app.decorateRequest(kRequestState, null)
+  app.decorateRequest(kRawBodyKey, null)
+  app.decorateReply(kReplyTags, null)
+  app.decorateReply('cacheTags', function (this: FastifyReply, ...tags: string[]) {
+    for (const tag of tags) {
+      if (typeof tag !== 'string' || tag.length === 0) throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT('cacheTags', 'expected non-empty strings')
+    }
+    (this[kReplyTags] ??= []).push(...tags)
+    return this
+  })
 }
 
 /** A route's `tags` or `invalidate`: a list, or a function of the request. */

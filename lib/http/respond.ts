@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ageSeconds, type CacheEntry } from '../entry.js'
-import { etagMatches, NOT_MODIFIED_HEADERS } from './policy.js'
+import { etagMatches, NOT_MODIFIED_HEADERS } from '../rules/storability.js'
 
 /**
  * Answers a request from an entry: 304 when its validator matches, else the stored status, headers and

@@ -2,11 +2,11 @@ import { pipeline, Readable, Transform, type TransformCallback } from 'node:stre
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { headersSize, type CacheEntry } from '../entry.js'
 import type { ResolvedOptions } from '../options.js'
-import type { InFlight } from './coalesce.js'
-import type { NotStoredReason } from './not-stored.js'
+import type { InFlight } from '../coalescing/coalesce.js'
+import type { NotStoredReason } from '../rules/not-stored.js'
 import type { KeyedState } from './request-state.js'
-import { storableTtl, storedHeaders } from './policy.js'
-import type { Refresher } from './refresh.js'
+import { storableTtl, storedHeaders } from '../rules/storability.js'
+import type { Refresher } from '../coalescing/refresh.js'
 
 /** A payload this module can store: a Node stream (a file, reply-from's upstream body, a PassThrough). */
 export const isNodeStream = (payload: unknown): payload is Readable => payload instanceof Readable

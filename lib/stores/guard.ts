@@ -276,3 +276,14 @@ export class GuardedStore {
     this.trouble.report(operation, error)
   }
 }
+
+/**
+ * Drops every entry stored with any of the store tags in `selected`, once the response writes still
+ * on their way have landed (an entry written just before must not land after its invalidation).
+ * Answers how many were dropped: in place when nothing is on its way and the store answers in place.
+ */
+export function dropTags (store: GuardedStore, flush: () => Promise<void> | undefined, selected: readonly string[]): MaybePromise<number> {
+  const drop = (): MaybePromise<number> => store.invalidateTags(selected)
+  const pending = flush()
+  return pending === undefined ? drop() : pending.then(drop)
+}

@@ -1,10 +1,21 @@
 import type { NotStoredReason } from './not-stored.js'
-import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { HeaderValue } from '../entry.js'
 import { originFreshness, type OriginFreshness } from './freshness.js'
 import { deltaSeconds, parseCacheControl, sharedMaxAge } from './directives.js'
 import { listMembers } from './lists.js'
-import { REQUEST_ERROR_STATUSES, type ResolvedRouteOptions } from '../options.js'
+import type { RequestView, ResponseView, RouteRules } from './views.js'
+
+// What may be served from the cache and what may be stored in it (RFC 9111 sections 3 and 5.2).
+
+/**
+ * Statuses that answer an error in the request itself: a header section or URI too long for the
+ * origin, a character it refuses, a missing length, a body too large, a precondition or range that
+ * fails. Another server's reasons for them may lie in what the key does not hold (an origin with a
+ * smaller header limit than Fastify's answers 400 to a request Fastify took), so origin mode never
+ * stores them, as neither Varnish's built-in rules nor nginx do: stored, one attacker's request
+ * would answer every client of the key (cache-poisoned denial of service).
+ */
+export const REQUEST_ERROR_STATUSES: ReadonlySet<number> = new Set([400, 411, 412, 413, 414, 416, 431])
 
 /** Methods whose response may be stored; PUT, PATCH and DELETE routes only invalidate. */
 export const CACHEABLE_METHODS = new Set(['GET', 'HEAD', 'POST', 'QUERY'])
@@ -12,7 +23,7 @@ export const CACHEABLE_METHODS = new Set(['GET', 'HEAD', 'POST', 'QUERY'])
 export const BODYLESS_METHODS = new Set(['GET', 'HEAD'])
 
 /** Why a request skips the cache, or undefined when it may use it. */
-export function requestBypassReason (route: ResolvedRouteOptions, request: FastifyRequest, withBody: boolean): string | undefined {
+export function requestBypassReason (route: RouteRules, request: RequestView, withBody: boolean): string | undefined {
   const headers = request.headers
   if (headers.authorization !== undefined && !route.vary.includes('authorization')) return 'authorization'
   if (headers.cookie !== undefined && !route.ignoreCookies && !route.vary.includes('cookie')) return 'cookie'
@@ -33,7 +44,7 @@ export function requestBypassReason (route: ResolvedRouteOptions, request: Fasti
 }
 
 /** `cache-control: no-cache` or `max-age=0`, or `pragma: no-cache`: honoured only with `honorClientNoCache`. */
-export function clientAsksNoCache (request: FastifyRequest): boolean {
+export function clientAsksNoCache (request: RequestView): boolean {
   const cacheControl = request.headers['cache-control']
   if (cacheControl !== undefined) {
     const directives = parseCacheControl(cacheControl)
@@ -42,27 +53,8 @@ export function clientAsksNoCache (request: FastifyRequest): boolean {
   return request.headers.pragma?.includes('no-cache') === true
 }
 
-/** The payload as bytes to store, or undefined for streams and anything else not held in memory. */
-export function payloadBytes (payload: unknown): Buffer | undefined {
-  // Copies into memory of the entry's own (allocUnsafeSlow, not Node's shared 8 KiB pool): a small
-  // entry must not keep a whole pool slab alive for as long as it is cached.
-  if (typeof payload === 'string') {
-    const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(payload))
-    bytes.write(payload)
-    return bytes
-  }
-  if (payload === undefined || payload === null) return Buffer.alloc(0)
-  // A copy: the caller may reuse or change its buffer after sending.
-  if (ArrayBuffer.isView(payload)) {
-    const bytes = Buffer.allocUnsafeSlow(payload.byteLength)
-    bytes.set(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength))
-    return bytes
-  }
-  return undefined
-}
-
 /** Why a response may not be stored whatever its freshness says, in either mode; undefined if it may. */
-function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number): NotStoredReason | undefined {
+function unstorable (route: RouteRules, reply: ResponseView, bodyBytes: number, maxEntryBytes: number): NotStoredReason | undefined {
   if (!route.statusCodes.has(reply.statusCode)) return route.ttl === 'origin' && REQUEST_ERROR_STATUSES.has(reply.statusCode) ? 'status-request-error' : 'status'
   if (reply.hasHeader('set-cookie')) return 'set-cookie'
   if (bodyBytes > maxEntryBytes) return 'too-large'
@@ -70,7 +62,7 @@ function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes
     const name = member.toLowerCase()
     if (name === '*') return 'vary-star'
     // The response depends on a request header the key does not hold: sharing it would be wrong.
-    // Origin mode stores it as one variant of the resource instead (variants.ts).
+    // Origin mode stores it as one variant of the resource instead (variants.ts, http/variant-store.ts).
     if (!route.vary.includes(name) && route.ttl !== 'origin') return 'vary-unkeyed'
   }
   return undefined
@@ -81,7 +73,7 @@ function unstorable (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes
  * number of seconds: that many, which the response's own `s-maxage` (or `max-age`) may shorten, never
  * lengthen. A route with `ttl: 'origin'`: what the response's own headers say (RFC 9111).
  */
-export function storableTtl (route: ResolvedRouteOptions, reply: FastifyReply, bodyBytes: number, maxEntryBytes: number, now: number): number | OriginFreshness | NotStoredReason {
+export function storableTtl (route: RouteRules, reply: ResponseView, bodyBytes: number, maxEntryBytes: number, now: number): number | OriginFreshness | NotStoredReason {
   const reason = unstorable(route, reply, bodyBytes, maxEntryBytes)
   if (reason !== undefined) return reason
   if (route.ttl === 'origin') {

@@ -1,11 +1,10 @@
 import type { NotStoredReason } from './not-stored.js'
 import type { IncomingHttpHeaders } from 'node:http'
-import type { FastifyReply } from 'fastify'
 import type { CacheEntry, HeaderValue } from '../entry.js'
 import { isSyntheticEtag, originFreshness, responseDirectives, staleWindows, type OriginFreshness } from './freshness.js'
 import { listMembers } from './lists.js'
-import { storedHeaders } from './policy.js'
-import type { ResolvedRouteOptions } from '../options.js'
+import { storedHeaders } from './storability.js'
+import type { ResponseView, RouteRules } from './views.js'
 
 /** The client's own conditional headers, put back once the handler has run with the cache's. */
 export interface ClientConditions {
@@ -42,7 +41,7 @@ export function canRevalidate (entry: CacheEntry): boolean {
  * route's windows, or in origin mode the response's own `stale-while-revalidate` / `stale-if-error`
  * where it gives them (RFC 5861); none for an entry that forbids stale serving.
  */
-export function staleWindowsOf (route: ResolvedRouteOptions, entry: CacheEntry): { whileRevalidate: number, ifError: number } {
+export function staleWindowsOf (route: RouteRules, entry: CacheEntry): { whileRevalidate: number, ifError: number } {
   if (entry.noStale === true) return { whileRevalidate: 0, ifError: 0 }
   if (entry.initialAgeMs === undefined) return { whileRevalidate: route.staleWhileRevalidate, ifError: route.staleIfError }
   const own = staleWindows(responseDirectives((name) => entry.headers[name]))
@@ -53,7 +52,7 @@ export function staleWindowsOf (route: ResolvedRouteOptions, entry: CacheEntry):
 }
 
 /** The seconds the store keeps an origin-mode response: its freshness, then its stale and revalidation windows. */
-export function originStoreTtl (route: ResolvedRouteOptions, verdict: OriginFreshness): number {
+export function originStoreTtl (route: RouteRules, verdict: OriginFreshness): number {
   const keep = verdict.validated ? route.keepForRevalidation : 0
   if (verdict.noStale) return verdict.ttl + keep
   const whileRevalidate = verdict.staleWhileRevalidate ?? route.staleWhileRevalidate
@@ -101,7 +100,7 @@ function setOrDelete (headers: IncomingHttpHeaders, name: 'if-none-match' | 'if-
  * per variant), which is the one the conditional request named: it is the one selected. Answers the
  * updated entry with its verdict, or the updated entry alone and why it may not be stored again.
  */
-export function updatedEntry (entry: CacheEntry, route: ResolvedRouteOptions, reply: FastifyReply, now: number): { entry: CacheEntry, verdict: OriginFreshness | NotStoredReason } {
+export function updatedEntry (entry: CacheEntry, route: RouteRules, reply: ResponseView, now: number): { entry: CacheEntry, verdict: OriginFreshness | NotStoredReason } {
   const headers: Record<string, HeaderValue> = { ...entry.headers }
   const received = storedHeaders(reply.getHeaders(), true)
   for (const name in received) {
@@ -130,7 +129,7 @@ export function updatedEntry (entry: CacheEntry, route: ResolvedRouteOptions, re
 }
 
 /** Sets an origin-mode entry's freshness fields from its verdict; answers the seconds the store keeps it. */
-export function applyOriginVerdict (entry: CacheEntry, route: ResolvedRouteOptions, verdict: OriginFreshness): number {
+export function applyOriginVerdict (entry: CacheEntry, route: RouteRules, verdict: OriginFreshness): number {
   const storeTtl = originStoreTtl(route, verdict)
   // An entry revalidated before every use is never fresh: its ttl is how long it is kept.
   entry.ttl = verdict.revalidate ? storeTtl : verdict.ttl
@@ -147,7 +146,7 @@ export function applyOriginVerdict (entry: CacheEntry, route: ResolvedRouteOptio
  * validators agree (each validator the answer gives matches, at least one is given, and a
  * `content-length` it gives is the stored body's); otherwise the stored response is out of date.
  */
-export function headAgrees (entry: CacheEntry, reply: FastifyReply): boolean {
+export function headAgrees (entry: CacheEntry, reply: ResponseView): boolean {
   const { etag, lastModified } = validatorsOf(entry)
   const headEtag = reply.getHeader('etag')
   const headLastModified = reply.getHeader('last-modified')

@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { HookContext, KeyedState } from './request-state.js'
 import { type CacheEntry, freshMs } from '../entry.js'
 import type { GuardedStore } from '../stores/guard.js'
 import type { MaybePromise } from '../stores/store.js'
@@ -8,12 +7,12 @@ import type { MaybePromise } from '../stores/store.js'
 export const LOCK_POLL_MS = 25
 
 /** A store call as a promise, whether it answers in place, with a promise, or throws. Off the hit path. */
-async function attempt<T> (call: () => MaybePromise<T>): Promise<T> {
+export async function attempt<T> (call: () => MaybePromise<T>): Promise<T> {
   return await new Promise<T>((resolve) => { resolve(call()) })
 }
 
 /** Fresh, or (for one revalidated before every use) revalidated by another process since `since`. */
-const isFresh = (entry: CacheEntry | undefined, since: number): entry is CacheEntry =>
+export const isFresh = (entry: CacheEntry | undefined, since: number): entry is CacheEntry =>
   entry !== undefined && (Date.now() - entry.storedAt < freshMs(entry) || (entry.revalidate === true && entry.storedAt >= since))
 
 /**
@@ -49,35 +48,4 @@ export async function oneRunPerKey<T> (store: GuardedStore, key: string, lockMs:
     const own = ownToken()
     if (own !== undefined || Date.now() >= deadline) return { token: own }
   }
-}
-
-/**
- * Across processes sharing Redis: the leader of this process runs the handler only if it takes the
- * key's lock or waited for another process's entry in vain (see oneRunPerKey). Answers the entry
- * another process stored meanwhile (the request is then no longer its key's leader, and this
- * process's waiters get it too), or undefined with the lock, if taken, on the request's state.
- */
-export async function lockOrWait ({ store, options, inFlight }: HookContext, state: KeyedState): Promise<CacheEntry | undefined> {
-  const { key } = state
-  const since = Date.now()
-  const readFresh = async (): Promise<CacheEntry | undefined> => {
-    const entry = await attempt(() => store.get(key))
-    return isFresh(entry, since) ? entry : undefined
-  }
-  // A lookup of another request of this process may take the lock meanwhile: it is this leader's.
-  const { token, fresh } = await oneRunPerKey(store, key, options.coalesceTimeoutMs, readFresh, () => store.takeToken(key))
-  if (fresh !== undefined) {
-    state.leader = false
-    inFlight.settle(key, fresh)
-    return fresh
-  }
-  state.lockToken = token
-  return undefined
-}
-
-/** Lets go of the cross-process lock a request holds, if any. */
-export function release (store: GuardedStore, state: KeyedState): void {
-  if (state.lockToken === undefined) return
-  store.unlock(state.key, state.lockToken)
-  state.lockToken = undefined
 }

@@ -1,12 +1,8 @@
 import type { NotStoredReason } from './not-stored.js'
-import type { FastifyRequest } from 'fastify'
 import { type CacheEntry, type HeaderValue, VARIANTS_HEADER } from '../entry.js'
 import { sha256, VARIANT_MARK } from '../key.js'
 import { listMembers } from './lists.js'
-import type { ResolvedRouteOptions } from '../options.js'
-import { isPromise } from '../promise.js'
-import type { GuardedStore } from '../stores/guard.js'
-import type { MaybePromise, StoreSetOptions } from '../stores/store.js'
+import type { RequestView, RouteRules } from './views.js'
 
 // Vary from the response, in origin mode (RFC 9111 section 4.1, secondary keys).
 //
@@ -16,6 +12,7 @@ import type { MaybePromise, StoreSetOptions } from '../stores/store.js'
 // an ordinary entry under `primary key | digest`, the digest being the SHA-256 of the names and this
 // request's values of them. A lookup that finds a marker works out the request's own variant key and
 // reads that; a resource that does not vary stays one plain entry under its key, with no extra read.
+// What a variant is and how it is named is here; storing one is http/variant-store.ts.
 
 export { VARIANTS_HEADER }
 /** Request headers one response may vary on beyond the route's `vary`; more is not stored. */
@@ -42,14 +39,11 @@ export interface Variant {
   key: string
 }
 
-/** Variants this process produced, so that a request handed one by another request can tell whether it is its own. */
-const produced = new WeakMap<CacheEntry, Variant>()
-
 export const isMarker = (entry: CacheEntry): boolean => entry.headers[VARIANTS_HEADER] !== undefined
 
 /**
  * The request headers a `Vary` field names that the key does not hold: sorted, lower case, once each;
- * or why the response may not be stored. `*` is refused before (policy.ts, `vary-star`).
+ * or why the response may not be stored. `*` is refused before (storability.ts, `vary-star`).
  */
 export function varyNames (vary: HeaderValue | number | undefined, keyed: readonly string[]): string[] | NotStoredReason {
   const names = new Set<string>()
@@ -104,13 +98,13 @@ function selecting (name: string, value: string | string[] | undefined): string 
 }
 
 /** The key of the variant of `primary` that `request` selects, for these header names. */
-export function variantKey (primary: string, names: readonly string[], request: FastifyRequest): string {
+export function variantKey (primary: string, names: readonly string[], request: RequestView): string {
   const values = names.map((name) => selecting(name, request.headers[name]))
   return primary + VARIANT_MARK + sha256(JSON.stringify([names, values]))
 }
 
 /** The names a marker lists: the plugin's own format (tokens and single commas, as it writes them), not an HTTP list. */
-function markerNames (marker: CacheEntry): string[] | undefined {
+export function markerNames (marker: CacheEntry): string[] | undefined {
   const value = marker.headers[VARIANTS_HEADER]
   if (typeof value !== 'string') return undefined
   const names = value.split(',')
@@ -118,27 +112,11 @@ function markerNames (marker: CacheEntry): string[] | undefined {
 }
 
 /**
- * For an entry found or handed over for a request whose resource key is `primary`: undefined when it
- * answers the request; the key of the request's own variant when it is a marker, or another
- * request's variant; null for a marker that cannot be read (a miss).
- */
-export function ownVariant (entry: CacheEntry, primary: string, request: FastifyRequest): string | null | undefined {
-  if (isMarker(entry)) {
-    const names = markerNames(entry)
-    return names === undefined ? null : variantKey(primary, names, request)
-  }
-  const variant = produced.get(entry)
-  if (variant === undefined) return undefined
-  const own = variantKey(primary, variant.names, request)
-  return own === variant.key ? undefined : own
-}
-
-/**
  * Origin mode: the variant a response is (its headers read through `header`), when it varies on
  * request headers the key does not hold; undefined when it does not (a plain entry); or why it may
  * not be stored.
  */
-export function responseVariant (route: ResolvedRouteOptions, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined, primary: string): Variant | NotStoredReason | undefined {
+export function responseVariant (route: RouteRules, request: RequestView, header: (name: string) => HeaderValue | number | undefined, primary: string): Variant | NotStoredReason | undefined {
   // The marker's header name cannot come from an HTTP response; it must not come from a handler either.
   if (header(VARIANTS_HEADER) !== undefined) return 'reserved-header'
   if (route.ttl !== 'origin') return undefined
@@ -151,11 +129,6 @@ export function responseVariant (route: ResolvedRouteOptions, request: FastifyRe
     if ((name === 'authorization' || name === 'cookie') && request.headers[name] !== undefined) return 'vary-credentials'
   }
   return { primary, names, key: variantKey(primary, names, request) }
-}
-
-/** Remembers which variant an entry is, for the requests it is handed to (see ownVariant). */
-export function rememberVariant (entry: CacheEntry, variant: Variant): void {
-  produced.set(entry, variant)
 }
 
 type Listed = [digest: string, expiresAt: number]
@@ -184,52 +157,20 @@ function markerEntry (names: readonly string[], listed: Listed[], now: number, u
   }
 }
 
-/** Per resource, this process's marker update still on its way: the next one waits for it. */
-const updating = new Map<string, Promise<boolean>>()
-
 /**
- * Writes a variant and its resource's marker, which lists it: false, writing nothing, when the
- * resource has VARY_MAX_VARIANTS live variants already and this is not one of them. The marker is
- * read again first (a handler may take a while) and lives as long as the longest-lived variant it
- * lists. One process updates a resource's marker one write at a time, so it never loses its own
- * variants from the list; two processes adding variants to one resource at the same moment may each
- * write a list without the other's, and the variant left out stays readable until it expires,
- * uncounted.
+ * The marker that lists `variant`, kept `ttlSeconds` from `now`, given the marker `found` under its
+ * resource's key: the live variants it lists, this one added or renewed; the marker lives as long as
+ * the longest-lived variant it lists. Undefined when the resource has VARY_MAX_VARIANTS live variants
+ * already and this is not one of them.
  */
-export function storeVariant (store: GuardedStore, variant: Variant, entry: CacheEntry, options: StoreSetOptions): MaybePromise<boolean> {
-  const write = (found: CacheEntry | undefined): MaybePromise<boolean> => {
-    const now = Date.now()
-    const listed = found !== undefined && isMarker(found) ? liveVariants(found, variant.names, now) : []
-    const digest = variant.key.slice(-LISTED_DIGEST_LENGTH)
-    const expiresAt = now + options.ttl * 1000
-    const at = listed.findIndex(([listedDigest]) => listedDigest === digest)
-    if (at !== -1) listed[at] = [digest, expiresAt]
-    else if (listed.length >= VARY_MAX_VARIANTS) return false
-    else listed.push([digest, expiresAt])
-    const until = Math.max(...listed.map(([, listedUntil]) => listedUntil))
-    // The variant first: a reader that finds the marker finds the variant too (on Redis both go in
-    // one script call, as they share a shard and are written in the same turn).
-    const written = store.set(variant.key, entry, options)
-    let marked: MaybePromise<void>
-    try {
-      marked = store.set(variant.primary, markerEntry(variant.names, listed, now, until), { ttl: (until - now) / 1000, tags: options.tags })
-    } catch (error) {
-      if (isPromise(written)) written.catch(() => {})
-      throw error
-    }
-    if (!isPromise(written) && !isPromise(marked)) return true
-    return Promise.all([written, marked]).then(() => true)
-  }
-  const update = (): MaybePromise<boolean> => {
-    const found = store.get(variant.primary)
-    return isPromise(found) ? found.then(write) : write(found)
-  }
-  const { primary } = variant
-  const pending = updating.get(primary)
-  // The memory store answers in place: its updates cannot overlap.
-  const result = pending === undefined ? update() : pending.then(update, update)
-  if (!isPromise(result)) return result
-  const tracked = result.finally(() => { if (updating.get(primary) === tracked) updating.delete(primary) })
-  updating.set(primary, tracked)
-  return tracked
+export function markerListing (found: CacheEntry | undefined, variant: Variant, ttlSeconds: number, now: number): { marker: CacheEntry, ttl: number } | undefined {
+  const listed = found !== undefined && isMarker(found) ? liveVariants(found, variant.names, now) : []
+  const digest = variant.key.slice(-LISTED_DIGEST_LENGTH)
+  const expiresAt = now + ttlSeconds * 1000
+  const at = listed.findIndex(([listedDigest]) => listedDigest === digest)
+  if (at !== -1) listed[at] = [digest, expiresAt]
+  else if (listed.length >= VARY_MAX_VARIANTS) return undefined
+  else listed.push([digest, expiresAt])
+  const until = Math.max(...listed.map(([, listedUntil]) => listedUntil))
+  return { marker: markerEntry(variant.names, listed, now, until), ttl: (until - now) / 1000 }
 }

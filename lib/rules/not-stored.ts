@@ -5,7 +5,7 @@ import type { TagsProblem } from '../tags.js'
  * in docs/API.md, "Never stored"), and what a refresh or warm-up request reports.
  */
 export type NotStoredReason =
-  // What the response is (policy.ts).
+  // What the response is (storability.ts).
   | 'status' | 'status-request-error' | 'set-cookie' | 'too-large' | 'vary-star' | 'vary-unkeyed'
   | 'no-store' | 'private' | 'no-cache' | 'max-age' | 'request-no-store'
   // Its freshness in origin mode (freshness.ts).
@@ -14,6 +14,6 @@ export type NotStoredReason =
   | 'vary-too-many' | 'vary-invalid' | 'vary-credentials' | 'reserved-header' | 'vary-variants'
   // Its tags (tags.ts).
   | TagsProblem
-  // A web stream; a Node stream that failed or whose client went away (stream-store.ts); a rule
+  // A web stream; a Node stream that failed or whose client went away (http/stream-store.ts); a rule
   // that threw on the response's headers.
   | 'stream' | 'stream-error' | 'stream-closed' | 'error'
