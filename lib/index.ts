@@ -32,7 +32,7 @@ export type {
 } from './stores/store.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore, type RedisClientLike } from './stores/redis.js'
-export type { EncryptionOptions, EncryptionKey } from './stores/encryption.js'
+export type { EncryptionOptions, EncryptionKey } from './stores/encryption-options.js'
 export * as errors from './errors.js'
 
 declare module 'fastify' {
