@@ -19,17 +19,17 @@ import { createWarm } from './client/warm.js'
 
 export type { ResponseCacheOptions, RouteCacheOptions, FromRequest } from './options.js'
 export type {
-  ResponseCacheClient, CacheHealth, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapOptions,
+  ResponseCacheClient, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapOptions,
   WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector
 } from './client/app-cache.js'
 export type { CacheStats, CounterSnapshot } from './observability/stats.js'
 export type { CacheEntry, HeaderValue } from './entry.js'
 export type {
-  CacheStore, StoreSetOptions, StoreState, StoreStats, MaybePromise, StoreCursor, StoreListQuery, StoreListedEntry, StoreListPage
+  CacheHealth, CacheStore, StoreSetOptions, StoreState, StoreStats, MaybePromise, StoreCursor, StoreListQuery, StoreListedEntry, StoreListPage
 } from './stores/store.js'
 export { MemoryStore } from './stores/memory.js'
 export { RedisStore, type RedisClientLike } from './stores/redis.js'
-export type { EncryptionOptions, EncryptionKey } from './stores/encryption.js'
+export type { EncryptionOptions, EncryptionKey } from './stores/encryption-options.js'
 export * as errors from './errors.js'
 
 declare module 'fastify' {

@@ -2,8 +2,8 @@ import { Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { Registry } from 'prom-client'
-import { checkEncryptionOption, Keyring, type EncryptionOptions } from './stores/encryption.js'
 import { FST_RESPONSE_CACHE_INVALID_OPTION, FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG, redactCredentials } from './errors.js'
+import { checkEncryptionOption, type EncryptionOptions } from './stores/encryption-options.js'
 import type { CacheStore } from './stores/store.js'
 import { TAGS_EXPECTED, tagsProblem, tagTooLong } from './tags.js'
 import { REQUEST_ERROR_STATUSES } from './rules/storability.js'
@@ -294,7 +294,8 @@ export interface ResolvedOptions {
   maxEntryBytes: number
   memoryMaxBytes: number
   localTtlMs: number
-  keyring: Keyring | undefined
+  /** Checked; the store builds its keyring from it. */
+  encryption: EncryptionOptions | undefined
   timeoutMs: number
   readyTimeoutMs: number
   coalesceTimeoutMs: number
@@ -315,13 +316,11 @@ export function resolveOptions (options: unknown): ResolvedOptions {
 
   const o = opts as ResponseCacheOptions
   if (o.registry !== undefined && typeof o.registry.registerMetric !== 'function') fail('registry', `expected a prom-client Registry, ${describe(o.registry)}`)
-  let keyring: Keyring | undefined
   if (o.encryption !== undefined) {
     const problem = checkEncryptionOption(o.encryption)
     if (problem !== undefined) fail('encryption', problem)
     // A custom store holds entries where the plugin cannot tell: encrypting for it would be a guess.
     if (typeof o.store === 'object') fail('encryption', "applies to store 'redis' (and is ignored by 'memory'); a custom store encrypts what it keeps itself")
-    keyring = new Keyring(o.encryption)
   }
   const ttl = o.ttl ?? DEFAULT_TTL
   let statsRoute: ResolvedOptions['statsRoute'] = false
@@ -348,7 +347,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxEntryBytes: o.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
     memoryMaxBytes: memory?.maxBytes as number | undefined ?? DEFAULT_MEMORY_MAX_BYTES,
     localTtlMs: ((opts.tiered as { localTtl?: number } | undefined)?.localTtl ?? DEFAULT_LOCAL_TTL) * 1000,
-    keyring,
+    encryption: o.encryption,
     timeoutMs: o.timeout ?? DEFAULT_TIMEOUT_MS,
     readyTimeoutMs: o.readyTimeout ?? DEFAULT_READY_TIMEOUT_MS,
     coalesceTimeoutMs: o.coalesceTimeout ?? DEFAULT_COALESCE_TIMEOUT_MS,

@@ -2,9 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import t from 'tap'
 import { ENTRY_FORMAT_VERSION, decodeEntry, encodeEntry } from '../lib/entry.js'
-import {
-  IV_BYTES, Keyring, SEALED_MAGIC, SealedEntryError, TAG_BYTES, checkEncryptionOption, type EncryptionKey
-} from '../lib/stores/encryption.js'
+import { IV_BYTES, Keyring, SEALED_MAGIC, SealedEntryError, TAG_BYTES } from '../lib/stores/encryption.js'
+import { checkEncryptionOption, type EncryptionKey } from '../lib/stores/encryption-options.js'
 import { makeEntry } from './stores/contract.js'
 
 const KEY_1 = Buffer.alloc(32, 0x11)

@@ -8,7 +8,7 @@ import { listedEntry, listQuery, type EntryPage, type ListSelector } from './lis
 import type { CacheStats, Stats } from '../observability/stats.js'
 import { logNotDone } from '../observability/trouble.js'
 import { dropTags, type GuardedStore } from '../stores/guard.js'
-import { type StoreListPage, type StoreState, type StoreStats } from '../stores/store.js'
+import type { CacheHealth, StoreListPage, StoreStats } from '../stores/store.js'
 import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong } from '../tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
@@ -65,15 +65,6 @@ export interface ResponseCacheClient {
   health: () => Promise<CacheHealth>
   /** Fills entries by running requests past the cache: at start-up (after `ready()`) or on demand. */
   warm: (requests: ReadonlyArray<string | WarmRequest>) => Promise<WarmReport>
-}
-
-export interface CacheHealth {
-  ok: boolean
-  store: string
-  /** `up`; `connecting` before the store first answered; `down` once it answered and no longer does. */
-  state: StoreState
-  latencyMs?: number
-  error?: string
 }
 
 /** clear() walks the namespace with SCAN: it gets longer than a request-path call. */

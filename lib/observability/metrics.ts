@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { CacheHealth } from '../client/app-cache.js'
+import type { CacheHealth } from '../stores/store.js'
 import type { CacheStats, CounterSnapshot } from './stats.js'
 
 /** One plugin instance as the metrics see it. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { FST_RESPONSE_CACHE_INVALID_STORE, FST_RESPONSE_CACHE_NO_REDIS_CLIENT } from '../errors.js'
-import type { Keyring } from './encryption.js'
+import type { EncryptionOptions } from './encryption-options.js'
+import { Keyring } from './encryption.js'
 import { MemoryStore } from './memory.js'
 import type { BusClient } from './bus.js'
 import { RedisStore, type RedisClientLike } from './redis.js'
@@ -24,7 +25,8 @@ export interface StoreConfig {
   maxEntryBytes: number
   timeoutMs: number
   localTtlMs: number
-  keyring: Keyring | undefined
+  /** Checked by the options (resolveOptions): the keyring is built here. */
+  encryption: EncryptionOptions | undefined
 }
 
 /** The store the plugin uses, and what the plugin owes it. */
@@ -56,12 +58,15 @@ export function createStore (options: StoreConfig, app: FastifyInstance): Picked
 function buildStore (options: StoreConfig, app: FastifyInstance): CacheStore {
   const { store } = options
   if (store === 'memory') return new MemoryStore({ maxBytes: options.memoryMaxBytes })
-  if (store === 'redis') return new RedisStore({ client: redisClient(options, app), namespace: options.namespace, log: app.log, keyring: options.keyring, maxEntryBytes: options.maxEntryBytes })
-  if (store === 'tiered') {
+  if (store === 'redis' || store === 'tiered') {
     const client = redisClient(options, app)
+    // The keys were checked with the options, so this does not throw.
+    const keyring = options.encryption === undefined ? undefined : new Keyring(options.encryption)
+    const redis = new RedisStore({ client, namespace: options.namespace, log: app.log, keyring, readTags: store === 'tiered', maxEntryBytes: options.maxEntryBytes })
+    if (store === 'redis') return redis
     return new TieredStore({
       l1: new MemoryStore({ maxBytes: options.memoryMaxBytes }),
-      redis: new RedisStore({ client, namespace: options.namespace, log: app.log, keyring: options.keyring, readTags: true, maxEntryBytes: options.maxEntryBytes }),
+      redis,
       busClient: client as unknown as BusClient,
       namespace: options.namespace,
       timeoutMs: options.timeoutMs,

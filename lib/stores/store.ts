@@ -20,6 +20,16 @@ export interface StoreSetOptions {
 /** Whether a store can answer: `connecting` until it first could, `down` when it could and no longer can. */
 export type StoreState = 'up' | 'connecting' | 'down'
 
+/** What `app.cache.health()` answers: whether the store answers, and how fast. */
+export interface CacheHealth {
+  ok: boolean
+  store: string
+  /** `up`; `connecting` before the store first answered; `down` once it answered and no longer does. */
+  state: StoreState
+  latencyMs?: number
+  error?: string
+}
+
 export interface StoreStats {
   entries: number
   bytes: number

@@ -36,7 +36,7 @@ export interface ContractOptions {
 
 /**
  * What every store must do. `make` gives a fresh, empty store for each subtest; memory, Redis,
- * Cluster and a custom store all run this suite.
+ * Cluster, tiered and a custom store all run this suite.
  */
 export function storeContract (t: Test, make: (t: Test) => Promise<CacheStore> | CacheStore, options: ContractOptions = {}): void {
   t.test('get of an unknown key is undefined', async (t) => {
