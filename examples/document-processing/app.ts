@@ -47,6 +47,8 @@ export interface DocumentProcessingOptions {
   pipelineDelays?: { ocrMs: number, extractionMs: number }
   backoffice?: Backoffice
   logger?: FastifyServerOptions['logger']
+  /** Called once the server listens, with its port (server.ts prints its listen line there: build() makes the app ready, after which no hook can be added). */
+  onListen?: (port: number) => void
 }
 
 const Tenant = Type.String({ pattern: '^[a-z0-9-]{1,32}$' })
@@ -272,6 +274,13 @@ export async function build (options: DocumentProcessingOptions = {}): Promise<F
     return await reply.code(204).send()
   })
 
+  const { onListen } = options
+  if (onListen !== undefined) {
+    app.addHook('onListen', async () => {
+      const bound = app.server.address()
+      onListen(typeof bound === 'object' && bound !== null ? bound.port : 0)
+    })
+  }
   await app.ready()
   const warmed = await app.cache.warm(frequentDocuments.map(({ tenant, contentType, bytes }) => ({
     method: 'POST' as const,

@@ -14,6 +14,7 @@ try {
 const { port } = listenOptions()
 const publicHost = process.env.PUBLIC_HOST ?? `127.0.0.1:${port}`
 const redisUrl = process.env.REDIS_URL === undefined || process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
+const cache = redisUrl === undefined ? 'memory' : 'redis, sealed'
 let app
 try {
   app = await build({
@@ -23,7 +24,8 @@ try {
     encryptionKey: process.env.CACHE_ENCRYPTION_KEY,
     encryptionKeyId: process.env.CACHE_ENCRYPTION_KEY_ID,
     adminToken: process.env.ADMIN_TOKEN,
-    logger: { level: process.env.LOG_LEVEL ?? ENVIRONMENTS[environment].logLevel }
+    logger: { level: process.env.LOG_LEVEL ?? ENVIRONMENTS[environment].logLevel },
+    onListen: (actual) => { console.log(`document processing on http://${process.env.HOST ?? '127.0.0.1'}:${actual} (cache: ${cache}, ${String(environment)})`) }
   })
 } catch (error) {
   // A missing key in production, a key that is not 32 bytes: one line, no stack.
@@ -31,11 +33,6 @@ try {
   process.exit(1)
 }
 const started = app
-started.addHook('onListen', async () => {
-  const bound = started.server.address()
-  const actual = typeof bound === 'object' && bound !== null ? bound.port : port
-  console.log(`document processing on http://${process.env.HOST ?? '127.0.0.1'}:${actual} (cache: ${redisUrl === undefined ? 'memory' : 'redis, sealed'}, ${environment})`)
-})
 const upload = "curl -s {address}/documents -H 'content-type: application/pdf' --data-binary @-"
 const invoice = "printf 'Invoice number: INV-7\\nTotal: 99.00\\n'"
 const admin = '-H "authorization: Bearer $ADMIN_TOKEN"'
