@@ -26,7 +26,7 @@ await listen(app, [
   "curl -s '{address}/nutrition?food=banana'           # 1 s from the USDA API once, then a day from the cache",
   `curl -s -X POST {address}/users/u1/messages ${json} -d '{"text":"I ate a banana"}'   # the nutrition entry /nutrition stored: no API call`,
   "curl -s '{address}/users/u1/history?limit=10'      # the new messages: each one dropped every cached limit",
-  `curl -s {address}/cache/entries/usda:banana ${admin}   # exists and ttl: {"ttl":86399,...}, 404 when not cached`,
+  `curl -s {address}/cache/entries/usda:banana ${admin}   # exists and ttl: {"key":"usda:banana","ttl":86400,...}, 404 when not cached`,
   `curl -s -X POST {address}/cache/entries/usda:banana/expire ${admin} ${json} -d '{"ttl":60}'`,
   `curl -s -X DELETE {address}/cache ${admin} -o /dev/null -w '%{http_code}\\n'   # clear_all: 204`,
   'curl -s {address}/health                           # the cache\'s health, and hits and misses'
