@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface Hero { id: string, name: string, language: string, description: string }
-export interface Child { id: string, name: string, age: number, interests: string[] }
+export type Gender = 'female' | 'male' | 'other'
+export interface Child { id: string, name: string, age: number, gender: Gender, interests: string[] }
 export interface Story { id: string, childId: string, heroId: string, language: string, title: string }
 
 /**
@@ -31,6 +32,13 @@ export class Table<T extends { id: string }> {
     await this.#query()
     const rows = [...this.#rows.values()]
     return filter === undefined ? rows : rows.filter((row) => row[filter.field] === filter.value)
+  }
+
+  /** The rows whose fields equal every field of `match`. */
+  async findWhere (match: Partial<T>): Promise<T[]> {
+    await this.#query()
+    const fields = Object.entries(match) as Array<[keyof T, unknown]>
+    return [...this.#rows.values()].filter((row) => fields.every(([field, value]) => row[field] === value))
   }
 
   async insert (fields: Omit<T, 'id'>): Promise<T> {
@@ -67,7 +75,7 @@ export function createDatabase (delayMs = 80): Database {
       { id: 'h1', name: 'Captain Kindness', language: 'en', description: 'Helps everyone' },
       { id: 'h2', name: 'Капитан Доброта', language: 'ru', description: 'Помогает всем' }
     ]),
-    children: new Table<Child>(delayMs, [{ id: 'c1', name: 'Emma', age: 7, interests: ['space', 'cats'] }]),
+    children: new Table<Child>(delayMs, [{ id: 'c1', name: 'Emma', age: 7, gender: 'female', interests: ['space', 'cats'] }]),
     stories: new Table<Story>(delayMs, [{ id: 's1', childId: 'c1', heroId: 'h1', language: 'en', title: 'Emma and the Moon Cat' }])
   }
 }
