@@ -316,3 +316,53 @@ t.test('entrySize, which the memory bound counts, includes every encoding', asyn
   t.equal(encodedSize(entry.encoded), 'brotli bytes'.length + 'gzip bytes'.length)
   t.equal(entrySize('k', entry, undefined) - entrySize('k', plain, undefined), encodedSize(entry.encoded))
 })
+
+for (const order of ['before', 'after'] as const) {
+  t.test(`@fastify/compress registered ${order} the plugin: HIT after MISS, the same bytes, nothing compressed twice`, async (t) => {
+    const app = Fastify()
+    t.teardown(async () => { await app.close() })
+    const compress = (await import('@fastify/compress')).default
+    if (order === 'before') await app.register(compress)
+    await app.register(responseCache)
+    if (order === 'after') await app.register(compress)
+    const runs = counter()
+    app.get('/data', { config: { cache: true } }, async () => { runs.next(); return bigJson(1200) })
+    app.get('/small', { config: { cache: true } }, async () => { runs.next(); return bigJson(40) })
+    app.get('/uncached', async () => bigJson(1200))
+    const get = await listen(app)
+    const identity = Buffer.from(JSON.stringify(bigJson(1200)))
+    for (const path of ['/data', '/small']) {
+      const body = Buffer.from(JSON.stringify(bigJson(path === '/data' ? 1200 : 40)))
+      const miss = await get(path, { 'accept-encoding': BROWSER })
+      t.equal(miss.headers['x-cache'], 'MISS')
+      for (const accept of [BROWSER, 'gzip', 'deflate', undefined]) {
+        const answer = await get(path, accept === undefined ? {} : { 'accept-encoding': accept })
+        t.equal(answer.headers['x-cache'], 'HIT', `${path} ${String(accept)}`)
+        // A deflate-only client is @fastify/compress's to answer: the cache holds no deflate.
+        const body2 = answer.headers['content-encoding'] === 'deflate' ? zlib.inflateSync(answer.body) : decoded(answer)
+        t.ok(body2.equals(body), `${path} ${String(accept)}: decodes once to the handler's bytes`)
+        t.equal(answer.headers.vary, 'accept-encoding')
+      }
+      t.ok(decoded(miss).equals(body))
+      t.equal(miss.headers['content-encoding'], 'br')
+    }
+    t.equal(runs.runs, 2)
+    // Routes the cache does not own stay @fastify/compress's.
+    const plain = await get('/uncached', { 'accept-encoding': 'gzip' })
+    t.equal(plain.headers['content-encoding'], 'gzip')
+    t.ok(decoded(plain).equals(identity))
+  })
+}
+
+t.test('@fastify/compress and a route with compress: false: compressed by it, so not stored (it varies on Accept-Encoding)', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => { await app.close() })
+  await app.register((await import('@fastify/compress')).default)
+  await app.register(responseCache)
+  app.get('/data', { config: { cache: { compress: false } } }, async () => bigJson(100))
+  const get = await listen(app)
+  await get('/data', { 'accept-encoding': 'gzip' })
+  const again = await get('/data', { 'accept-encoding': 'gzip' })
+  t.equal(again.headers['x-cache'], 'MISS')
+  t.equal(again.headers['content-encoding'], 'gzip')
+})
