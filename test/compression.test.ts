@@ -244,13 +244,13 @@ t.test('bad compress options fail ready() naming the option', async (t) => {
     const app = Fastify()
     t.teardown(async () => { await app.close() })
     app.register(responseCache, options as ResponseCacheOptions)
-    await t.rejects(app.ready(), { code: 'FST_RESPONSE_CACHE_INVALID_OPTION', message })
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_RESPONSE_CACHE_INVALID_OPTION', message })
   }
   const app = Fastify()
   t.teardown(async () => { await app.close() })
   await app.register(responseCache)
   app.get('/r', { config: { cache: { compress: { encodings: [] } } } }, async () => 'x')
-  await t.rejects(app.ready(), { code: 'FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG', message: /"compress\.encodings" expected/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG', message: /"compress\.encodings" expected/ })
 })
 
 t.test('maxEntryBytes counts every encoding with the body', async (t) => {
