@@ -366,3 +366,30 @@ t.test('@fastify/compress and a route with compress: false: compressed by it, so
   t.equal(again.headers['x-cache'], 'MISS')
   t.equal(again.headers['content-encoding'], 'gzip')
 })
+
+t.test('origin mode: a 304 to the cache\'s revalidation keeps the encodings, and the answer is negotiated', async (t) => {
+  const app = await cachedApp(t)
+  const runs = counter()
+  app.get('/o', { config: { cache: { ttl: 'origin' } } }, async (request, reply) => {
+    runs.next()
+    reply.header('etag', '"v1"').header('cache-control', 'no-cache')
+    if (request.headers['if-none-match'] === '"v1"') return reply.code(304).send()
+    return bigJson(100)
+  })
+  const get = await listen(app)
+  const miss = await get('/o', { 'accept-encoding': 'br' })
+  t.equal(miss.headers['content-encoding'], 'br')
+  t.equal(miss.headers.etag, '"v1-br"')
+  for (const round of [1, 2]) {
+    const again = await get('/o', { 'accept-encoding': 'br' })
+    t.equal(again.headers['x-cache'], 'REVALIDATED', `round ${round}`)
+    t.equal(again.headers['content-encoding'], 'br', `round ${round}`)
+    t.equal(again.headers.etag, '"v1-br"')
+    t.equal(again.headers.vary, 'accept-encoding')
+    t.ok(decoded(again).equals(Buffer.from(JSON.stringify(bigJson(100)))))
+  }
+  const notModified = await get('/o', { 'accept-encoding': 'br', 'if-none-match': '"v1-br"' })
+  t.equal(notModified.status, 304)
+  t.equal(notModified.headers['content-encoding'], undefined)
+  t.equal(runs.runs, 4)
+})
