@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { request } from 'undici'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { decodeEntry, encodeEntry, encodedSize, entrySize, ENCODED_FORMAT_VERSION, ENTRY_FORMAT_VERSION, type CacheEntry } from '../lib/entry.js'
+import { SYNC_MAX_BYTES } from '../lib/compression/encode.js'
 import { chooseEncoding, compressible, encodedEtag, varyWithAcceptEncoding } from '../lib/rules/encoding.js'
 import { cachedApp, counter } from './helpers/app.js'
 
@@ -44,10 +45,11 @@ async function jsonApp (t: Parameters<typeof cachedApp>[0], options: ResponseCac
   return { get: await listen(app), runs }
 }
 
-for (const [label, items] of [['in place', 200], ['on the thread pool (over 16 KiB)', 1200]] as const) {
+for (const [label, items] of [['in place (up to 8 KiB)', 150], ['on the thread pool (over 8 KiB)', 1200]] as const) {
   t.test(`${label}: MISS then HIT for br, gzip and identity clients, each its own coding, vary and etag`, async (t) => {
     const { get, runs } = await jsonApp(t, {}, items)
     const identity = Buffer.from(JSON.stringify(bigJson(items)))
+    t.equal(identity.length <= SYNC_MAX_BYTES, items === 150)
     const miss = await get('/data', { 'accept-encoding': BROWSER })
     t.equal(miss.headers['x-cache'], 'MISS')
     t.equal(miss.headers['content-encoding'], 'br', 'the miss itself is compressed, br preferred on ties')
