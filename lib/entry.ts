@@ -10,6 +10,12 @@ export const VARIANTS_HEADER = 'response-cache variants'
 /** The status of an entry written by `app.cache.set` or `wrap`: it never answers a request. */
 export const VALUE_STATUS = 0
 
+/** The content codings an entry may hold besides its identity bytes, in the order ties are broken (rules/encoding.ts). */
+export const ENCODINGS = ['br', 'gzip', 'zstd'] as const
+export type Encoding = typeof ENCODINGS[number]
+/** The body in the codings an entry holds. */
+export type EncodedBodies = Partial<Record<Encoding, Buffer>>
+
 /** Header values as Node and Fastify hold them. */
 export type HeaderValue = string | string[]
 
@@ -41,6 +47,8 @@ export interface CacheEntry {
   noStale?: boolean
   /** `ttl: 'origin'` only: the response may only be used once revalidated (`no-cache`): it is never fresh. */
   revalidate?: boolean
+  /** The body in the content codings the cache made of it (br, gzip, zstd), served to clients that accept them. */
+  encoded?: EncodedBodies
 }
 
 /**
@@ -53,6 +61,14 @@ export const ENTRY_OVERHEAD_BYTES = 768
 export function entrySize (key: string, entry: CacheEntry, tags: readonly string[] | undefined): number {
   let size = ENTRY_OVERHEAD_BYTES + key.length + entry.body.length + entry.etag.length + (entry.request?.length ?? 0) + headersSize(entry.headers)
   if (tags !== undefined) for (const tag of tags) size += tag.length * 2
+  return size + encodedSize(entry.encoded)
+}
+
+/** The bytes of an entry's encodings, which `maxEntryBytes` and the memory bound count with its body. */
+export function encodedSize (encoded: EncodedBodies | undefined): number {
+  if (encoded === undefined) return 0
+  let size = 0
+  for (const encoding of ENCODINGS) size += encoded[encoding]?.length ?? 0
   return size
 }
 
@@ -90,12 +106,16 @@ export function ageSeconds (entry: CacheEntry, now: number): number {
 //   u32 request line length, its bytes (UTF-8; empty for none)      from version 2
 //   u16 header count, then per header: u16 name length, name, u16 value count,
 //       then per value: u32 length, bytes (latin1, as Node holds header values)
+//   u8 encoding count, then per encoding: u8 id (1 br, 2 gzip, 3 zstd), u32 length, bytes   from version 3
 //   the body, encoded, to the end
 //
 // A later release reads the version byte first: it can read old versions or treat them as misses.
-// Version 1 (no flags, no request line) is still read.
+// Version 1 (no flags, no request line) is still read. An entry without encodings is still written
+// as version 2, which releases before encodings read: only entries with encodings are version 3.
 
 export const ENTRY_FORMAT_VERSION = 2
+/** The version of an entry that holds encodings. */
+export const ENCODED_FORMAT_VERSION = 3
 const FLAG_NO_STALE = 1
 const FLAG_ORIGIN = 2
 const FLAG_REVALIDATE = 4
@@ -165,7 +185,7 @@ function headerProblem (name: string, value: unknown, marker: boolean): string |
 export function entryProblem (entry: CacheEntry): string | undefined {
   const { headers } = entry
   if (!numbersFit(entry) || !Buffer.isBuffer(entry.body) || typeof entry.etag !== 'string' || BAD_HEADER_CHAR.test(entry.etag) ||
-      typeof headers !== 'object' || headers === null) {
+      typeof headers !== 'object' || headers === null || !encodedFit(entry.encoded)) {
     return 'entry fields out of range'
   }
   const marker = headers[VARIANTS_HEADER] !== undefined
@@ -174,6 +194,15 @@ export function entryProblem (entry: CacheEntry): string | undefined {
     if (problem !== undefined) return problem
   }
   return undefined
+}
+
+function encodedFit (encoded: unknown): boolean {
+  if (encoded === undefined) return true
+  if (typeof encoded !== 'object' || encoded === null) return false
+  for (const [name, body] of Object.entries(encoded)) {
+    if (!(ENCODINGS as readonly string[]).includes(name) || !Buffer.isBuffer(body)) return false
+  }
+  return true
 }
 
 /** The numbers of an entry: what decodeEntry checks too (the rest it checks on the bytes). */
@@ -205,9 +234,11 @@ export function encodeEntry (entry: CacheEntry, maxInflateBytes = Infinity): Buf
     for (const v of typeof value === 'string' ? [value] : value) size += 4 + Buffer.byteLength(v, 'latin1')
   }
   size += body.length
+  const encodings = entry.encoded === undefined ? [] : ENCODINGS.filter((name) => entry.encoded?.[name] !== undefined)
+  if (encodings.length > 0) size += 1 + encodings.length * 5 + encodedSize(entry.encoded)
 
   const out = Buffer.allocUnsafe(size)
-  let at = out.writeUInt8(ENTRY_FORMAT_VERSION, 0)
+  let at = out.writeUInt8(encodings.length > 0 ? ENCODED_FORMAT_VERSION : ENTRY_FORMAT_VERSION, 0)
   at = out.writeUInt8(encoding, at)
   at = out.writeUInt16BE(entry.status, at)
   at = out.writeDoubleBE(entry.storedAt, at)
@@ -232,6 +263,15 @@ export function encodeEntry (entry: CacheEntry, maxInflateBytes = Infinity): Buf
     at = out.writeUInt16BE(values.length, at)
     for (const v of values) writeString(v, 4)
   }
+  if (encodings.length > 0) {
+    at = out.writeUInt8(encodings.length, at)
+    for (const name of encodings) {
+      const encoded = entry.encoded?.[name] as Buffer
+      at = out.writeUInt8(ENCODINGS.indexOf(name) + 1, at)
+      at = out.writeUInt32BE(encoded.length, at)
+      at += encoded.copy(out, at)
+    }
+  }
   body.copy(out, at)
   return out
 }
@@ -249,7 +289,7 @@ export function decodeEntry (data: Buffer, maxInflateBytes = Infinity): CacheEnt
   }
   need(FIXED_BYTES)
   const version = data.readUInt8(0)
-  if (version !== ENTRY_FORMAT_VERSION && version !== 1) throw new CorruptEntryError(`unknown entry format version ${version}`)
+  if (version !== ENCODED_FORMAT_VERSION && version !== ENTRY_FORMAT_VERSION && version !== 1) throw new CorruptEntryError(`unknown entry format version ${version}`)
   const encoding = data.readUInt8(1)
   if (encoding !== BODY_RAW && encoding !== BODY_LZ4) throw new CorruptEntryError(`unknown body encoding ${encoding}`)
   const status = data.readUInt16BE(2)
@@ -302,6 +342,23 @@ export function decodeEntry (data: Buffer, maxInflateBytes = Infinity): CacheEnt
     }
     headers[name] = valueCount === 1 ? values[0] : values
   }
+  let encoded: EncodedBodies | undefined
+  if (version === ENCODED_FORMAT_VERSION) {
+    need(1)
+    const encodings = data.readUInt8(at++)
+    if (encodings === 0 || encodings > ENCODINGS.length) throw new CorruptEntryError(`${encodings} encodings`)
+    encoded = {}
+    for (let i = 0; i < encodings; i++) {
+      need(5)
+      const name = ENCODINGS[data.readUInt8(at) - 1]
+      const length = data.readUInt32BE(at + 1)
+      at += 5
+      if (name === undefined || encoded[name] !== undefined) throw new CorruptEntryError('an unknown or repeated encoding')
+      need(length)
+      // Bytes sent as they are, never inflated here: a view of the value read, as the body is.
+      encoded[name] = data.subarray(at, at += length)
+    }
+  }
   let body = data.subarray(at)
   if (encoding === BODY_LZ4) {
     if (bodyLength > maxInflateBytes) throw new CorruptEntryError(`a body of ${bodyLength} bytes declared, over maxEntryBytes`)
@@ -320,6 +377,7 @@ export function decodeEntry (data: Buffer, maxInflateBytes = Infinity): CacheEnt
     throw new CorruptEntryError('entry fields out of range')
   }
   if (request !== '') entry.request = request
+  if (encoded !== undefined) entry.encoded = encoded
   if ((flags & FLAG_ORIGIN) !== 0) {
     entry.initialAgeMs = initialAgeMs
     if ((flags & FLAG_NO_STALE) !== 0) entry.noStale = true

@@ -17,13 +17,13 @@ import { GuardedStore } from './stores/guard.js'
 import { createStore } from './stores/index.js'
 import { createWarm } from './client/warm.js'
 
-export type { ResponseCacheOptions, RouteCacheOptions, FromRequest } from './options.js'
+export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions } from './options.js'
 export type {
   ResponseCacheClient, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapOptions,
   WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector
 } from './client/app-cache.js'
 export type { CacheStats, CounterSnapshot } from './observability/stats.js'
-export type { CacheEntry, HeaderValue } from './entry.js'
+export type { CacheEntry, HeaderValue, Encoding, EncodedBodies } from './entry.js'
 export type {
   CacheHealth, CacheStore, StoreSetOptions, StoreState, StoreStats, MaybePromise, StoreCursor, StoreListQuery, StoreListedEntry, StoreListPage
 } from './stores/store.js'

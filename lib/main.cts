@@ -28,6 +28,9 @@ declare namespace fastifyResponseCache {
   export type CounterSnapshot = lib.CounterSnapshot
   export type CacheEntry = lib.CacheEntry
   export type HeaderValue = lib.HeaderValue
+  export type CompressOptions = lib.CompressOptions
+  export type Encoding = lib.Encoding
+  export type EncodedBodies = lib.EncodedBodies
   export type CacheStore = lib.CacheStore
   export type StoreSetOptions = lib.StoreSetOptions
   export type StoreStats = lib.StoreStats

@@ -7,6 +7,8 @@ import { checkEncryptionOption, type EncryptionOptions } from './stores/encrypti
 import type { CacheStore } from './stores/store.js'
 import { TAGS_EXPECTED, tagsProblem, tagTooLong } from './tags.js'
 import { REQUEST_ERROR_STATUSES } from './rules/storability.js'
+import { HAS_ZSTD, type CompressionSettings } from './compression/encode.js'
+import { ENCODINGS, type Encoding } from './entry.js'
 
 export const DEFAULT_NAMESPACE = 'rc'
 export const DEFAULT_TTL = 60
@@ -35,6 +37,32 @@ export const DEFAULT_KEEP_FOR_REVALIDATION = 600
  * `Cache-Control` and `Expires`, less the `Age` it arrives with (RFC 9111, as a shared cache).
  */
 export type Ttl = number | 'origin'
+
+/** Bytes below which a body is not compressed, as @fastify/compress's `threshold`. */
+export const DEFAULT_COMPRESS_THRESHOLD = 1024
+/** @fastify/compress's brotli quality: 11, zlib's default, costs many times more CPU for a few percent. */
+export const DEFAULT_BROTLI_QUALITY = 4
+export const DEFAULT_GZIP_LEVEL = 6
+
+/**
+ * `compress`: the encodings the cache makes of a compressible response and serves from the entry.
+ * `false` turns it off (a response @fastify/compress encodes is then not stored, as it varies on
+ * Accept-Encoding).
+ */
+export interface CompressOptions {
+  /** Bodies smaller than this many bytes are stored and sent as they are. @defaultValue `1024` */
+  threshold?: number
+  /**
+   * The encodings made, each once per entry; `'zstd'` only where the runtime's zlib has it (Node 22.15
+   * and 23.8 on), silently left out elsewhere. @defaultValue `['br', 'gzip', 'zstd']`
+   * @example `['gzip']`
+   */
+  encodings?: Encoding[]
+  /** Brotli quality, 0 to 11. @defaultValue `4` */
+  brotliQuality?: number
+  /** Gzip level, 1 to 9. @defaultValue `6` */
+  gzipLevel?: number
+}
 
 /** Options given to `app.register(responseCache, options)`. */
 export interface ResponseCacheOptions {
@@ -131,6 +159,14 @@ export interface ResponseCacheOptions {
   registry?: Registry
   /** Expose counters over HTTP: `true`, or `{ path, onRequest }`. @defaultValue `false` */
   statsRoute?: boolean | { path?: string, onRequest?: onRequestHookHandler | onRequestHookHandler[] }
+  /**
+   * Compression the cache owns: a compressible response (JSON, text, JavaScript, CSS, SVG, XML) of
+   * `threshold` bytes or more is stored with its br and gzip encodings, and each request gets the one
+   * its `Accept-Encoding` prefers. `false` turns it off. See "Compression" in docs/API.md.
+   * @defaultValue `{ threshold: 1024, encodings: ['br', 'gzip', 'zstd'], brotliQuality: 4, gzipLevel: 6 }`
+   * @example `{ threshold: 2048, encodings: ['gzip'] }`
+   */
+  compress?: false | CompressOptions
 }
 
 /** A function of the request, or a fixed list. */
@@ -169,6 +205,8 @@ export interface RouteCacheOptions {
   statusCodes?: number[]
   /** Serve and store requests that carry cookies, because the response never depends on them. @defaultValue `false` */
   ignoreCookies?: boolean
+  /** `false`, or settings over the plugin's `compress`. @defaultValue the plugin's `compress` */
+  compress?: false | CompressOptions
 }
 
 const seconds = (what: string) => Type.Number({ minimum: 0, description: `${what}: a number of seconds, 0 or more` })
@@ -183,6 +221,18 @@ const originSchema = {
 }
 const fn = (what: string) => Type.Function([Type.Any()], Type.Any(), { description: `a function ${what}` })
 // Their bounds (MAX_TAGS_PER_ENTRY, MAX_TAG_BYTES, counted in UTF-8) are checked after the schema, with messages that name them.
+const compressSchema = Type.Object({
+  threshold: Type.Integer({ minimum: 0, description: 'a whole number of bytes, 0 or more' }),
+  encodings: Type.Array(Type.Union(ENCODINGS.map((name) => Type.Literal(name))), {
+    uniqueItems: true,
+    minItems: 1,
+    description: `a non-empty array of encodings from ${ENCODINGS.map((name) => `'${name}'`).join(', ')}, each once`
+  }),
+  brotliQuality: Type.Integer({ minimum: 0, maximum: 11, description: 'a whole number from 0 to 11' }),
+  gzipLevel: Type.Integer({ minimum: 1, maximum: 9, description: 'a whole number from 1 to 9' })
+})
+const compressOption = Type.Union([Type.Literal(false), Type.Object({})], { description: 'false or an object { threshold, encodings, brotliQuality, gzipLevel }' })
+
 const tagList = Type.Array(Type.String({ minLength: 1 }), { maxItems: 1000 })
 
 const optionsSchema = Type.Object({
@@ -216,7 +266,8 @@ const optionsSchema = Type.Object({
   statsRoute: Type.Union([
     Type.Boolean(),
     Type.Object({}, { description: 'an object { path, onRequest }' })
-  ], { description: 'true, false or an object { path, onRequest }' })
+  ], { description: 'true, false or an object { path, onRequest }' }),
+  compress: compressOption
 })
 
 const statsRouteSchema = Type.Object({
@@ -240,7 +291,8 @@ const routeSchema = Type.Object({
     minItems: 1,
     description: 'a non-empty array of statuses from 200 to 499 (5xx is never stored)'
   }),
-  ignoreCookies: Type.Boolean({ description: 'a boolean' })
+  ignoreCookies: Type.Boolean({ description: 'a boolean' }),
+  compress: compressOption
 })
 
 type Fail = (path: string, problem: string) => never
@@ -302,6 +354,8 @@ export interface ResolvedOptions {
   honorClientNoCache: boolean
   registry: Registry | undefined
   statsRoute: false | { path: string, onRequest: onRequestHookHandler[] }
+  /** Undefined when off. */
+  compress: CompressionSettings | undefined
 }
 
 /** Validates the plugin options and fills in defaults; throws FST_RESPONSE_CACHE_INVALID_OPTION. */
@@ -353,7 +407,29 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     coalesceTimeoutMs: o.coalesceTimeout ?? DEFAULT_COALESCE_TIMEOUT_MS,
     honorClientNoCache: o.honorClientNoCache ?? false,
     registry: o.registry,
-    statsRoute
+    statsRoute,
+    compress: compressionSettings(o.compress, PLUGIN_COMPRESS_DEFAULTS, fail)
+  }
+}
+
+const PLUGIN_COMPRESS_DEFAULTS: CompressionSettings = {
+  threshold: DEFAULT_COMPRESS_THRESHOLD,
+  encodings: ENCODINGS.filter((name) => name !== 'zstd' || HAS_ZSTD),
+  brotliQuality: DEFAULT_BROTLI_QUALITY,
+  gzipLevel: DEFAULT_GZIP_LEVEL
+}
+
+/** `compress` checked (one error per option, `compress.threshold`...) and laid over `base`. */
+function compressionSettings (value: false | CompressOptions | undefined, base: CompressionSettings, fail: Fail): CompressionSettings | undefined {
+  if (value === false) return undefined
+  if (value === undefined) return base
+  checkObject(compressSchema, value as Record<string, unknown>, 'compress.', fail)
+  const encodings = value.encodings?.filter((name) => name !== 'zstd' || HAS_ZSTD) ?? base.encodings
+  return {
+    threshold: value.threshold ?? base.threshold,
+    encodings,
+    brotliQuality: value.brotliQuality ?? base.brotliQuality,
+    gzipLevel: value.gzipLevel ?? base.gzipLevel
   }
 }
 
@@ -371,6 +447,8 @@ export interface ResolvedRouteOptions {
   invalidate: FromRequest<string[]> | undefined
   statusCodes: Set<number>
   ignoreCookies: boolean
+  /** Undefined when off. */
+  compress: CompressionSettings | undefined
 }
 
 /**
@@ -412,6 +490,9 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
     key: c.key,
     invalidate: c.invalidate,
     statusCodes: new Set(c.statusCodes ?? (ttl === 'origin' ? ORIGIN_STATUS_CODES : DEFAULT_STATUS_CODES)),
-    ignoreCookies: c.ignoreCookies ?? false
+    ignoreCookies: c.ignoreCookies ?? false,
+    compress: c.compress === undefined
+      ? defaults.compress
+      : compressionSettings(c.compress, defaults.compress ?? PLUGIN_COMPRESS_DEFAULTS, fail)
   }
 }

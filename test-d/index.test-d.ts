@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import responseCache, { type CacheHealth, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type WarmReport } from '../dist/esm/index.js'
+import responseCache, { type CacheHealth, type CompressOptions, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type WarmReport } from '../dist/esm/index.js'
 
 const app = Fastify()
 await app.register(responseCache, { ttl: 30, store: 'memory', statsRoute: { path: '/ops/cache' } })
@@ -18,6 +18,15 @@ expectAssignable<ResponseCacheOptions>({ ttl: 'origin', heuristicFreshness: true
 app.get('/o', { config: { cache: { ttl: 'origin', heuristicFreshness: true, heuristicMaxTtl: 600, keepForRevalidation: 0, statusCodes: [200, 404] } } }, async () => 'o')
 expectError(app.get('/p', { config: { cache: { ttl: 'upstream' } } }, async () => 'p'))
 expectError(app.register(responseCache, { heuristicFreshness: 'yes' }))
+await app.register(responseCache, { compress: false })
+await app.register(responseCache, { compress: { threshold: 2048, encodings: ['br', 'gzip', 'zstd'], brotliQuality: 5, gzipLevel: 9 } })
+expectError(app.register(responseCache, { compress: true }))
+expectError(app.register(responseCache, { compress: { encodings: ['deflate'] } }))
+expectError(app.register(responseCache, { compress: { threshold: '1kb' } }))
+app.get('/z', { config: { cache: { compress: { encodings: ['gzip'] } } } }, async () => 'z')
+app.get('/z2', { config: { cache: { compress: false } } }, async () => 'z')
+expectError(app.get('/z3', { config: { cache: { compress: { encodings: ['deflate'] } } } }, async () => 'z'))
+expectAssignable<CompressOptions>({ threshold: 0 })
 
 // reply.cacheTags
 app.get('/f', { config: { cache: true } }, async (request, reply) => {

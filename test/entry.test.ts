@@ -98,7 +98,7 @@ t.test('each kind of corruption is named in the error (it is logged)', async (t)
   const cases: Array<[string, Buffer, RegExp]> = [
     ['shorter than the fixed fields', good.subarray(0, 21), /^entry truncated at byte 0$/],
     ['truncated in the etag', good.subarray(0, 25), /^entry truncated at byte 24$/],
-    ['future version', withByte(0, 3), /^unknown entry format version 3$/],
+    ['future version', withByte(0, 4), /^unknown entry format version 4$/],
     ['version 0', withByte(0, 0), /^unknown entry format version 0$/],
     ['unknown encoding', withByte(1, 2), /^unknown body encoding 2$/],
     ['lz4 flag on a raw body', withByte(1, BODY_LZ4), /^the lz4 block declares \d+ bytes, the entry 5$/],

@@ -246,7 +246,8 @@ t.test('route options: defaults from the plugin, values passed through, vary low
     key: undefined,
     invalidate: undefined,
     statusCodes: new Set([200]),
-    ignoreCookies: false
+    ignoreCookies: false,
+    compress: defaults.compress
   })
   t.strictSame(resolveRouteOptions({}, defaults, 'GET /r'), plain)
   const tags = (): string[] => ['t']
@@ -265,7 +266,8 @@ t.test('route options: defaults from the plugin, values passed through, vary low
     key,
     invalidate: ['i'],
     statusCodes: new Set([200, 404]),
-    ignoreCookies: true
+    ignoreCookies: true,
+    compress: defaults.compress
   })
 })
 

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { headersSize, type CacheEntry, type HeaderValue } from '../entry.js'
+import { encodedSize, headersSize, type CacheEntry, type EncodedBodies, type HeaderValue } from '../entry.js'
 import { rawPath, sha256, tenantOfKey } from '../key.js'
 import { isPromise } from '../promise.js'
 import type { NotStoredReason } from '../rules/not-stored.js'
@@ -30,16 +30,17 @@ export class EntryWriter {
 
   /**
    * Stores the response if it may be stored; answers the entry, for the requests waiting on it.
-   * `streamed`: the bytes of a streamed payload that has ended (stream-store.ts), already a copy of its own.
+   * `streamed`: the bytes of a streamed payload that has ended (stream-store.ts), already a copy of its
+   * own; `encoded`: their encodings (http/compression.ts), stored and counted with them.
    */
-  save (state: KeyedState, request: FastifyRequest, reply: FastifyReply, payload: unknown, streamed?: Buffer): CacheEntry | undefined {
+  save (state: KeyedState, request: FastifyRequest, reply: FastifyReply, payload: unknown, streamed?: Buffer, encoded?: EncodedBodies): CacheEntry | undefined {
     const { route } = state
     const { options } = this.#ctx
     const body = streamed ?? payloadBytes(payload)
     const now = Date.now()
     const headers = storedHeaders(reply.getHeaders(), route.options.ttl === 'origin')
     // maxEntryBytes bounds the entry, headers included: a huge header is no cheaper to store than a body.
-    const verdict = body === undefined ? 'stream' as const : storableTtl(route.options, reply, body.length + headersSize(headers), options.maxEntryBytes, now)
+    const verdict = body === undefined ? 'stream' as const : storableTtl(route.options, reply, body.length + headersSize(headers) + encodedSize(encoded), options.maxEntryBytes, now)
     // Origin mode: a response that varies on headers the key does not hold is a variant (rules/variants.ts).
     const variant = typeof verdict === 'string' ? undefined : this.#variantOf(state, request, (name) => reply.getHeader(name))
     const tags = typeof verdict === 'string' || typeof variant === 'string' ? [] : this.#userTags(state, request, reply)
@@ -68,6 +69,7 @@ export class EntryWriter {
       etag,
       request: request.method + ' ' + request.url
     }
+    if (encoded !== undefined && encodedSize(encoded) > 0) entry.encoded = encoded
     const storeTtl = origin
       ? applyOriginVerdict(entry, route.options, verdict)
       : verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
@@ -169,7 +171,7 @@ export class EntryWriter {
     const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now())
     if (typeof verdict === 'string') return { entry, reason: verdict }
     // The merged headers may have grown past the bound a new response is held to.
-    if (entry.body.length + headersSize(entry.headers) > this.#ctx.options.maxEntryBytes) return { entry, reason: 'too-large' }
+    if (entry.body.length + headersSize(entry.headers) + encodedSize(entry.encoded) > this.#ctx.options.maxEntryBytes) return { entry, reason: 'too-large' }
     const variant = this.#variantOf(state, request, (name) => entry.headers[name])
     if (typeof variant === 'string') return { entry, reason: variant }
     const tags = this.#userTags(state, request, reply)

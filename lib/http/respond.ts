@@ -1,7 +1,9 @@
 import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ageSeconds, type CacheEntry } from '../entry.js'
+import { encodedEtag } from '../rules/encoding.js'
 import { etagMatches, NOT_MODIFIED_HEADERS } from '../rules/storability.js'
+import { encodingHeaders, hitEncoding } from './compression.js'
 
 /**
  * Answers a request from an entry: 304 when its validator matches, else the stored status, headers and
@@ -11,17 +13,22 @@ import { etagMatches, NOT_MODIFIED_HEADERS } from '../rules/storability.js'
 export function sendEntry (request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, now: number, status: 'HIT' | 'STALE'): Buffer | undefined {
   reply.header('age', ageSeconds(entry, now))
   reply.header('x-cache', status)
-  if (etagMatches(request.headers['if-none-match'], entry.etag)) {
+  // An entry without encodings (rules/encoding.ts) costs its identity hits one property check.
+  const encoding = hitEncoding(request, entry)
+  if (etagMatches(request.headers['if-none-match'], encoding === undefined ? entry.etag : encodedEtag(entry.etag, encoding))) {
     for (const name of NOT_MODIFIED_HEADERS) {
       const value = entry.headers[name]
       if (value !== undefined) reply.header(name, value)
     }
+    if (entry.encoded !== undefined) encodingHeaders(reply, entry, encoding, true)
     reply.code(304).send()
     return undefined
   }
   reply.headers(entry.headers)
-  reply.code(entry.status).send(entry.body)
-  return entry.body
+  const body = encoding === undefined ? entry.body : entry.encoded?.[encoding] as Buffer
+  if (entry.encoded !== undefined) encodingHeaders(reply, entry, encoding)
+  reply.code(entry.status).send(body)
+  return body
 }
 
 /**
@@ -33,12 +40,15 @@ export function replaceWithEntry (request: FastifyRequest, reply: FastifyReply, 
   reply.headers(entry.headers)
   reply.header('age', ageSeconds(entry, Date.now()))
   reply.header('x-cache', status)
-  if (etagMatches(request.headers['if-none-match'], entry.etag)) {
+  const encoding = hitEncoding(request, entry)
+  const notModified = etagMatches(request.headers['if-none-match'], encoding === undefined ? entry.etag : encodedEtag(entry.etag, encoding))
+  if (entry.encoded !== undefined) encodingHeaders(reply, entry, encoding, notModified)
+  if (notModified) {
     reply.code(304)
     return Buffer.alloc(0)
   }
   reply.code(entry.status)
-  return entry.body
+  return encoding === undefined ? entry.body : entry.encoded?.[encoding] as Buffer
 }
 
 /** A stream the cache answers in place of (a 304's empty body from an upstream) is drained, freeing its connection. */

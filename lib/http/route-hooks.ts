@@ -7,6 +7,7 @@ import type { createHooks } from './hooks.js'
 import type { Stage } from './lookup-stage.js'
 import { rawLookup, type RawLookupContext } from './raw-lookup.js'
 import type { RouteState } from './request-state.js'
+import { yieldCompression } from './compression.js'
 
 // What the plugin adds to each route it caches, when the route is added (onRoute): one state per
 // cacheable method, and the lookup and store hooks after the route's own.
@@ -98,5 +99,10 @@ export function cacheRoute (wiring: RouteWiring, routeOptions: RouteOptions, met
   if (resolved.ttl === 'origin') addRouteHook(routeOptions, 'preHandler', hooks.conditions)
   // Last, so that what is stored is the payload the client gets after the route's own onSend hooks.
   addRouteHook(routeOptions, 'onSend', hooks.storeOnSend(stateFor(any)))
+  // First, before @fastify/compress's, whichever was registered first (http/compression.ts).
+  if (resolved.compress !== undefined) {
+    const onSend = (routeOptions as { onSend: unknown[] }).onSend
+    onSend.unshift(yieldCompression)
+  }
   return states
 }

@@ -3,6 +3,7 @@ import type { CacheEntry } from '../entry.js'
 import { isPromise } from '../promise.js'
 import { headAgrees, restoreConditions } from '../rules/revalidation.js'
 import type { GuardedStore } from '../stores/guard.js'
+import { answerEncoded, compressMiss, type Compressed } from './compression.js'
 import { EntryWriter } from './entry-writer.js'
 import { release } from './key-lock.js'
 import { kRequestState, type HookContext, type KeyedState, type StateFor } from './request-state.js'
@@ -64,23 +65,56 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
       }
     }
     reply.header('x-cache', state.status)
-    let entry: CacheEntry | undefined
-    if (!state.route.readOnly) {
-      // A stream is stored once it has ended: stream-store.ts settles the waiters and the lock then.
-      if (isNodeStream(payload)) {
-        done(null, storeStream(state, request, reply, payload))
-        return
-      }
-      try {
-        entry = writer.save(state, request, reply, payload)
-      } catch (error) {
-        request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
-        refresher.report(request, 'error')
-      }
-    } else refresher.report(request, 'head')
+    if (state.route.readOnly) {
+      refresher.report(request, 'head')
+      stored(state, undefined)
+      done(null, payload)
+      return
+    }
+    // A stream is stored once it has ended: stream-store.ts settles the waiters and the lock then.
+    if (isNodeStream(payload)) {
+      done(null, storeStream(state, request, reply, payload))
+      return
+    }
+    let compressed: ReturnType<typeof compressMiss>
+    try {
+      compressed = compressMiss(state.route.options.compress, reply, payload)
+    } catch (error) {
+      request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not compress a response')
+    }
+    if (compressed === undefined) {
+      stored(state, save(state, request, reply, payload, undefined))
+      done(null, payload)
+    } else if (compressed instanceof Promise) {
+      compressed.then((made) => {
+        done(null, saveCompressed(state, request, reply, made))
+      }, (error: unknown) => {
+        request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not compress a response')
+        stored(state, save(state, request, reply, payload, undefined))
+        done(null, payload)
+      })
+    } else done(null, saveCompressed(state, request, reply, compressed))
+  }
+
+  function save (state: KeyedState, request: FastifyRequest, reply: FastifyReply, payload: unknown, compressed: Compressed | undefined): CacheEntry | undefined {
+    try {
+      return compressed === undefined ? writer.save(state, request, reply, payload) : writer.save(state, request, reply, undefined, compressed.body, compressed.encoded)
+    } catch (error) {
+      request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
+      refresher.report(request, 'error')
+      return undefined
+    }
+  }
+
+  /** The waiters get the entry, or run the handler themselves; the lock goes when nothing was stored. */
+  function stored (state: KeyedState, entry: CacheEntry | undefined): void {
     if (state.leader) inFlight.settle(state.key, entry)
     if (entry === undefined) release(store, state)
-    done(null, payload)
+  }
+
+  function saveCompressed (state: KeyedState, request: FastifyRequest, reply: FastifyReply, compressed: Compressed): Buffer {
+    stored(state, save(state, request, reply, undefined, compressed))
+    return answerEncoded(request, reply, compressed)
   }
 }
 

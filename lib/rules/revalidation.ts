@@ -124,6 +124,8 @@ export function updatedEntry (entry: CacheEntry, route: RouteRules, reply: Respo
     etag: typeof etag === 'string' ? etag : entry.etag
   }
   if (entry.request !== undefined) updated.request = entry.request
+  // The same body: its encodings still hold.
+  if (entry.encoded !== undefined) updated.encoded = entry.encoded
   if (typeof verdict === 'object') applyOriginVerdict(updated, route, verdict)
   return { entry: updated, verdict }
 }
