@@ -82,7 +82,7 @@ export interface KeySource {
 }
 
 /**
- * Between a resource's key and the digest of one of its variants (origin mode, rules/variants.ts). No
+ * Between a resource's key and the digest of one of its variants (rules/variants.ts). No
  * key of requestKey or valueKey holds it: every part before the hash is encoded or a fixed name, and
  * the hash is base64url. The Redis store shards a variant by what comes before it.
  */

@@ -39,7 +39,7 @@ export interface ListedEntry {
   /** Its tags, as given (not the plugin's own route, path and tenant records). */
   tags: string[]
   /**
-   * For one of several variants of a response (`ttl: 'origin'`, a response `Vary`): the response's
+   * For one of several variants of a response (a response `Vary` the route does not key): the response's
    * `Vary`, naming the request headers that select it. Their values are not stored.
    */
   vary?: string

@@ -5,6 +5,7 @@ import { isPromise } from '../promise.js'
 import type { NotStoredReason } from '../rules/not-stored.js'
 import { applyOriginVerdict, updatedEntry } from '../rules/revalidation.js'
 import { storableTtl, storedHeaders } from '../rules/storability.js'
+import { setupFix } from '../rules/setup-fix.js'
 import { responseVariant, type Variant } from '../rules/variants.js'
 import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
 import { release } from './key-lock.js'
@@ -21,8 +22,6 @@ const isTagsProblem = (reason: NotStoredReason): reason is TagsProblem => reason
  */
 export class EntryWriter {
   readonly #ctx: HookContext
-  /** Each route warns once per reason when its tags pass a bound: a bug of the app's, not a load. */
-  readonly #warned = new Set<string>()
 
   constructor (ctx: HookContext) {
     this.#ctx = ctx
@@ -41,11 +40,11 @@ export class EntryWriter {
     const headers = storedHeaders(reply.getHeaders(), route.options.ttl === 'origin')
     // maxEntryBytes bounds the entry, headers included: a huge header is no cheaper to store than a body.
     const verdict = body === undefined ? 'stream' as const : storableTtl(route.options, reply, body.length + headersSize(headers) + encodedSize(encoded), options.maxEntryBytes, now)
-    // Origin mode: a response that varies on headers the key does not hold is a variant (rules/variants.ts).
+    // A response that varies on headers the key does not hold is a variant (rules/variants.ts).
     const variant = typeof verdict === 'string' ? undefined : this.#variantOf(state, request, (name) => reply.getHeader(name))
     const tags = typeof verdict === 'string' || typeof variant === 'string' ? [] : this.#userTags(state, request, reply)
     if (typeof verdict === 'string' || typeof variant === 'string' || typeof tags === 'string') {
-      this.#notStored(request, route, typeof verdict === 'string' ? verdict : typeof variant === 'string' ? variant : tags as TagsProblem)
+      this.notStored(request, reply, route, typeof verdict === 'string' ? verdict : typeof variant === 'string' ? variant : tags as TagsProblem)
       return undefined
     }
     const bytes = body as Buffer
@@ -76,12 +75,24 @@ export class EntryWriter {
     return this.write(state, request, reply, entry, storeTtl, variant, tags)
   }
 
-  #notStored (request: FastifyRequest, route: RouteState, reason: NotStoredReason): void {
+  /**
+   * A response not stored: at debug each time; at warn once per route and reason when the reason is
+   * how the route is set up (its tags, its statuses, what its handler sends), naming the fix.
+   */
+  notStored (request: FastifyRequest, reply: FastifyReply, route: RouteState, reason: NotStoredReason): void {
     request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
     this.#ctx.refresher.report(request, reason)
-    if (!isTagsProblem(reason) || this.#warned.has(route.id + ' ' + reason)) return
-    this.#warned.add(route.id + ' ' + reason)
-    request.log.warn({ responseCache: { route: route.id, reason, expected: TAGS_EXPECTED[reason] } }, 'response cache: not stored, its tags are past their bound')
+    if (route.warned.has(reason)) return
+    if (isTagsProblem(reason)) {
+      route.warned.add(reason)
+      request.log.warn({ responseCache: { route: route.id, reason, expected: TAGS_EXPECTED[reason] } }, 'response cache: not stored, its tags are past their bound')
+      return
+    }
+    const fix = setupFix(reason, reply.statusCode, route.options.ttl === 'origin', this.#ctx.options.maxEntryBytes)
+    if (fix === undefined) return
+    route.warned.add(reason)
+    const what = reason === 'status' ? `status ${reply.statusCode}` : reason
+    request.log.warn({ responseCache: { route: route.id, reason } }, `response cache: not stored (${what}), said once for this route: ${fix}`)
   }
 
   /** The route's tags and the handler's (reply.cacheTags), each once; or why one entry may not carry them. */
@@ -92,7 +103,7 @@ export class EntryWriter {
     return tagsProblem(tags) ?? tags
   }
 
-  /** The variant of its resource a response is (origin mode, rules/variants.ts), or why it may not be stored. */
+  /** The variant of its resource a response is (rules/variants.ts), or why it may not be stored. */
   #variantOf (state: KeyedState, request: FastifyRequest, header: (name: string) => HeaderValue | number | undefined): Variant | NotStoredReason | undefined {
     return responseVariant(state.route.options, request, header, state.variantOf ?? state.key)
   }

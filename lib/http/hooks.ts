@@ -132,7 +132,7 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
   const { inFlight, rawKeys, refresher } = ctx
   const { route, request, reply } = state
   const now = Date.now()
-  // A varying resource's key holds a marker (origin mode): the request reads its own variant instead,
+  // A varying resource's key holds a marker: the request reads its own variant instead,
   // unless this process has a newer answer for the key on its way to the store (miss(ctx, ) takes it).
   if (entry !== undefined && isMarker(entry)) {
     if (inFlight.unwritten(state.key) === undefined && throughVariants(ctx, state, entry) === 'followed') return

@@ -118,6 +118,8 @@ export interface RouteState {
   lookups: readonly Stage[]
   /** Where the route is looked up: worked out from its first request (lookup-stage.ts). */
   plan: LookupPlan | undefined
+  /** The not-stored reasons this route has warned about: once each, a setup to fix, not a load. */
+  warned: Set<string>
 }
 
 /** The route state for a request's method, or undefined when the hook does not apply to it. */

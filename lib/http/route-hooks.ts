@@ -63,7 +63,8 @@ function routeState (wiring: RouteWiring, routeOptions: RouteOptions, method: st
     // Within Fastify's limit for the route, which then answers 413 for longer bodies as it would.
     rawBodyLimit: Math.min(routeOptions.bodyLimit ?? wiring.bodyLimit ?? DEFAULT_BODY_LIMIT, options.maxEntryBytes),
     lookups: keyedByBody ? BODY_LOOKUPS : BODYLESS_LOOKUPS,
-    plan: undefined
+    plan: undefined,
+    warned: new Set()
   }
 }
 

@@ -18,7 +18,14 @@ import { isNodeStream, streamStore } from './stream-store.js'
 export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSendHookHandler {
   const { store, inFlight, refresher } = ctx
   const writer = new EntryWriter(ctx)
-  const storeStream = streamStore({ options: ctx.options, inFlight, refresher, release: (state) => { release(store, state) }, save: (state, request, reply, body) => writer.save(state, request, reply, undefined, body) })
+  const storeStream = streamStore({
+    options: ctx.options,
+    inFlight,
+    refresher,
+    release: (state) => { release(store, state) },
+    save: (state, request, reply, body) => writer.save(state, request, reply, undefined, body),
+    notStored: (request, reply, state, reason) => { writer.notStored(request, reply, state.route, reason) }
+  })
 
   return (stateFor: StateFor): onSendHookHandler => function responseCacheStore (request, reply, payload, done) {
     const state = request[kRequestState]

@@ -19,6 +19,8 @@ export interface StreamStoreContext {
   save: (state: KeyedState, request: FastifyRequest, reply: FastifyReply, body: Buffer) => CacheEntry | undefined
   /** Lets go of the cross-process lock the request holds, if any. */
   release: (state: KeyedState) => void
+  /** Says why a response is not stored (the debug line, a warm-up's outcome, a setup's one warn). */
+  notStored: (request: FastifyRequest, reply: FastifyReply, state: KeyedState, reason: NotStoredReason) => void
 }
 
 /** The `content-length` the response declares, or 0 when it declares none (or nothing valid). */
@@ -48,9 +50,8 @@ export function streamStore (ctx: StreamStoreContext): (state: KeyedState, reque
   const maxBytes = options.maxEntryBytes
 
   /** Nothing is stored for this request: its waiters run the handler themselves. */
-  function notStored (state: KeyedState, request: FastifyRequest, reason: NotStoredReason): void {
-    request.log.debug({ responseCache: { route: state.route.id, reason } }, 'response cache: not stored')
-    refresher.report(request, reason)
+  function notStored (state: KeyedState, request: FastifyRequest, reply: FastifyReply, reason: NotStoredReason): void {
+    ctx.notStored(request, reply, state, reason)
     if (state.leader) inFlight.settle(state.key, undefined)
     release(state)
   }
@@ -82,7 +83,7 @@ export function streamStore (ctx: StreamStoreContext): (state: KeyedState, reque
       verdict = 'error'
     } /* c8 ignore stop */
     if (typeof verdict === 'string') {
-      notStored(state, request, verdict)
+      notStored(state, request, reply, verdict)
       return source
     }
     // Origin mode stores `date` as sent: a response without one gets it now, before the headers go out,
@@ -96,7 +97,7 @@ export function streamStore (ctx: StreamStoreContext): (state: KeyedState, reque
       if (decided) return
       decided = true
       chunks = undefined
-      notStored(state, request, reason)
+      notStored(state, request, reply, reason)
     }
     const copy = new Transform({
       transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {

@@ -5,7 +5,7 @@ import { isMarker, markerListing, markerNames, variantKey, type Variant } from '
 import type { GuardedStore } from '../stores/guard.js'
 import type { MaybePromise, StoreSetOptions } from '../stores/store.js'
 
-// Storing the variants of a resource (origin mode, RFC 9111 section 4.1): what they are and how they
+// Storing the variants of a resource (RFC 9111 section 4.1): what they are and how they
 // are named is rules/variants.ts.
 
 /** Variants this process produced, so that a request handed one by another request can tell whether it is its own. */

@@ -6,7 +6,7 @@ import type { TagsProblem } from '../tags.js'
  */
 export type NotStoredReason =
   // What the response is (storability.ts).
-  | 'status' | 'status-request-error' | 'set-cookie' | 'too-large' | 'vary-star' | 'vary-unkeyed'
+  | 'status' | 'status-request-error' | 'set-cookie' | 'too-large' | 'vary-star'
   | 'no-store' | 'private' | 'no-cache' | 'max-age' | 'request-no-store'
   // Its freshness in origin mode (freshness.ts).
   | 'invalid-freshness' | 'no-freshness' | 'stale'

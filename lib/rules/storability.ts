@@ -58,12 +58,10 @@ function unstorable (route: RouteRules, reply: ResponseView, bodyBytes: number, 
   if (!route.statusCodes.has(reply.statusCode)) return route.ttl === 'origin' && REQUEST_ERROR_STATUSES.has(reply.statusCode) ? 'status-request-error' : 'status'
   if (reply.hasHeader('set-cookie')) return 'set-cookie'
   if (bodyBytes > maxEntryBytes) return 'too-large'
+  // A Vary naming request headers the key does not hold makes the response one variant of its
+  // resource (variants.ts, http/variant-store.ts); `*` can select none.
   for (const member of listMembers(reply.getHeader('vary'), false)) {
-    const name = member.toLowerCase()
-    if (name === '*') return 'vary-star'
-    // The response depends on a request header the key does not hold: sharing it would be wrong.
-    // Origin mode stores it as one variant of the resource instead (variants.ts, http/variant-store.ts).
-    if (!route.vary.includes(name) && route.ttl !== 'origin') return 'vary-unkeyed'
+    if (member === '*') return 'vary-star'
   }
   return undefined
 }

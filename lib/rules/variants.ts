@@ -4,7 +4,7 @@ import { sha256, VARIANT_MARK } from '../key.js'
 import { listMembers } from './lists.js'
 import type { RequestView, RouteRules } from './views.js'
 
-// Vary from the response, in origin mode (RFC 9111 section 4.1, secondary keys).
+// Vary from the response, in either mode (RFC 9111 section 4.1, secondary keys).
 //
 // A resource whose response varies on request headers the route's key does not hold keeps, under its
 // own key (the primary key), a marker: an entry whose headers hold only VARIANTS_HEADER, naming those
@@ -112,14 +112,13 @@ export function markerNames (marker: CacheEntry): string[] | undefined {
 }
 
 /**
- * Origin mode: the variant a response is (its headers read through `header`), when it varies on
+ * The variant a response is (its headers read through `header`), when it varies on
  * request headers the key does not hold; undefined when it does not (a plain entry); or why it may
  * not be stored.
  */
 export function responseVariant (route: RouteRules, request: RequestView, header: (name: string) => HeaderValue | number | undefined, primary: string): Variant | NotStoredReason | undefined {
   // The marker's header name cannot come from an HTTP response; it must not come from a handler either.
   if (header(VARIANTS_HEADER) !== undefined) return 'reserved-header'
-  if (route.ttl !== 'origin') return undefined
   const names = varyNames(header('vary'), route.vary)
   if (typeof names === 'string') return names
   if (names.length === 0) return undefined
