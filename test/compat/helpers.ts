@@ -101,14 +101,34 @@ export async function servePair (t: Test, build: (withCache: boolean) => Promise
 /** Headers that differ between any two answers, or that the cache adds (its etag on what it stores). */
 const UNSTABLE = new Set(['date', 'age', 'x-cache', 'etag', 'keep-alive', 'connection'])
 
-/** The headers to compare with the app without the cache: all but those in UNSTABLE and `also`. */
+/**
+ * What the cache's own compression changes (docs/API.md, Compression): the coding of the bytes, their
+ * length and `accept-encoding` in `Vary`. The bodies are compared decoded.
+ */
+const CODING = new Set(['content-encoding', 'content-length'])
+
+/** `Vary` without the `accept-encoding` member the cache's compression adds; undefined when nothing is left. */
+function varyBesidesCoding (vary: string): string | undefined {
+  const members = vary.split(',').map((member) => member.trim()).filter((member) => member !== '' && member.toLowerCase() !== 'accept-encoding')
+  return members.length === 0 ? undefined : members.join(', ')
+}
+
+/**
+ * The headers to compare with the app without the cache: all but those in UNSTABLE and `also`, and
+ * with what the cache's compression changes left out.
+ */
 export function stableHeaders (answer: Answer, ...also: string[]): Record<string, string> {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(answer.headers)) {
-    if (value !== undefined && !UNSTABLE.has(name) && !also.includes(name)) headers[name] = value
+    if (value === undefined || UNSTABLE.has(name) || CODING.has(name) || also.includes(name)) continue
+    const kept = name === 'vary' ? varyBesidesCoding(value) : value
+    if (kept !== undefined) headers[name] = kept
   }
   return headers
 }
+
+/** An answer's `Vary` as the app without the cache would send it (see stableHeaders). */
+export const varyOf = (answer: Answer): string | undefined => answer.headers.vary === undefined ? undefined : varyBesidesCoding(answer.headers.vary)
 
 /** A value of a few kilobytes, above @fastify/compress's 1 KiB threshold. */
 export const CATALOGUE = {
