@@ -13,7 +13,9 @@ if (!LEVELS.includes(level)) {
 // As the plugin's docs recommend: fail fast while Redis is away instead of queueing.
 const url = process.env.REDIS_URL
 const redis = url === undefined || url === '' ? undefined : new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })
-const app = await build({ redis, logger: { level } })
+// The log goes through process.stdout, like console.log (pino's own writer is asynchronous): the
+// "Try:" lines that listen() prints come after the listen line, as written.
+const app = await build({ redis, logger: { level, stream: process.stdout } })
 // ioredis reports each failed reconnect; the plugin already logs store trouble, rate-limited.
 redis?.on('error', (error) => { app.log.debug({ err: error }, 'redis client error') })
 app.addHook('onClose', () => { redis?.disconnect() })

@@ -16,7 +16,9 @@ try {
 }
 const { port } = listenOptions()
 const publicHost = process.env.PUBLIC_HOST ?? `127.0.0.1:${port}`
-const app = await build({ ...config, publicHost, logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+// The log goes through process.stdout, like console.log (pino's own writer is asynchronous): the
+// "Try:" lines that listen() prints come after the listen line, as written.
+const app = await build({ ...config, publicHost, logger: { level: process.env.LOG_LEVEL ?? 'info', stream: process.stdout } })
 await listen(app, [
   `curl -i {address}/reference/demographics   # x-cache: HIT, warmed before the app took traffic (for ${publicHost})`,
   'curl -i {address}/patients?count=3         # new patients every time; server-timing: cache;desc=hit',
