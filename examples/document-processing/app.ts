@@ -4,12 +4,12 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
 import responseCache from '../../lib/index.js'
-import { adminGuard } from './admin.js'
+import { adminGuard } from '../admin.js'
 import { Backoffice } from './backoffice.js'
 import { ENVIRONMENTS, type Environment } from './config.js'
 import { DocumentPipeline, EXTRACTION_FIELDS } from './pipeline.js'
-import { validateWithTypeBox } from './validation.js'
-import { lookup, tellLookups } from './value-lookup.js'
+import { validateWithTypeBox } from '../validation.js'
+import { lookup, tellLookups } from '../value-lookup.js'
 
 /** What `POST /documents` takes: the document's bytes under one of these types. */
 export const DOCUMENT_TYPES = ['application/pdf', 'application/octet-stream', 'image/png', 'image/jpeg', 'image/tiff', 'text/plain']

@@ -2,11 +2,11 @@ import { Type } from '@sinclair/typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
 import responseCache from '../../lib/index.js'
-import { adminGuard } from './admin.js'
+import { adminGuard } from '../admin.js'
 import { createBackends, type Backends, type Food, type Message, type UserMemory } from './backends.js'
 import { expire, inspect, keyTag } from './operations.js'
-import { validateWithTypeBox } from './validation.js'
-import { lookup, tellLookups, type Lookup } from './value-lookup.js'
+import { validateWithTypeBox } from '../validation.js'
+import { lookup, tellLookups, type Lookup } from '../value-lookup.js'
 
 /** Seconds each kind of data is fresh: the write-up's table. */
 export const DEFAULT_TTLS = { memory: 3600, history: 1800, nutrition: 86_400 }

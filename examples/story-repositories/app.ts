@@ -2,11 +2,11 @@ import { Type, type TObject, type TProperties } from '@sinclair/typebox'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
 import responseCache from '../../lib/index.js'
-import { adminGuard } from './admin.js'
+import { adminGuard } from '../admin.js'
 import { CachedRepository, type CachePolicy } from './cached-repository.js'
 import { createDatabase, type Child as ChildRow, type Database, type Table } from './database.js'
-import { validateWithTypeBox } from './validation.js'
-import { tellLookups, type Lookup } from './value-lookup.js'
+import { validateWithTypeBox } from '../validation.js'
+import { tellLookups, type Lookup } from '../value-lookup.js'
 
 export interface StoryAppOptions {
   /** A client from `new Redis(url)`: the cache lives there, shared by every instance. Memory without it. */

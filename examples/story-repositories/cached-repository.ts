@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { ResponseCacheClient } from '../../lib/index.js'
 import type { Table } from './database.js'
-import { lookup, type Lookup } from './value-lookup.js'
+import { lookup, type Lookup } from '../value-lookup.js'
 
 /** A lookup by fields other than the id: `hero:name:{name}`, `child:exact:{name}:{age}:{gender}`. */
 export interface FieldLookup<T> {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
-import type { ResponseCacheClient, WrapOptions } from '../../lib/index.js'
+import type { ResponseCacheClient, WrapOptions } from '../lib/index.js'
 
 /** What a value lookup did: answered from the cache, ran the function, or answered an old value when it failed. */
 export type Outcome = 'hit' | 'miss' | 'stale'
