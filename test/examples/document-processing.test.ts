@@ -99,7 +99,8 @@ t.test('large results are stored compressed in Redis', async (t) => {
   const [key, ...others] = await client.keys('docs:*:POST:*')
   t.equal(others.length, 0)
   const stored = await client.strlen(key)
-  t.ok(stored < first.bytes / 2, `stored in ${stored} bytes`)
+  // lz4-packed, with the br and gzip codings the cache serves browsers: together still less than the answer.
+  t.ok(stored < first.bytes, `stored in ${stored} bytes, the answer ${first.bytes}`)
   t.same((await upload(app, 'acme', document)).answer, first.answer, 'and answered whole')
 })
 
