@@ -10,6 +10,9 @@ const SET_ASIDE = new Set(['x-cache', 'age', 'etag', 'date'])
 function comparable (response: LightMyRequestResponse): { status: number, body: string, headers: Record<string, unknown> } {
   const headers: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(response.headers)) if (!SET_ASIDE.has(name)) headers[name] = value
+  // A compressible answer the cache looked up says it varies on Accept-Encoding (the cache would
+  // compress it for a client that asks: docs/API.md, Compression), whatever this request sent.
+  if (response.headers.vary === 'accept-encoding' && response.statusCode < 400) delete headers.vary
   return { status: response.statusCode, body: response.body, headers }
 }
 

@@ -356,17 +356,27 @@ for (const order of ['before', 'after'] as const) {
   })
 }
 
-t.test('@fastify/compress and a route with compress: false: compressed by it, so not stored (it varies on Accept-Encoding)', async (t) => {
+t.test('@fastify/compress and a route with compress: false: compressed by it, stored as one variant per Accept-Encoding value', async (t) => {
   const app = Fastify()
   t.teardown(async () => { await app.close() })
   await app.register((await import('@fastify/compress')).default)
   await app.register(responseCache)
-  app.get('/data', { config: { cache: { compress: false } } }, async () => bigJson(100))
+  const runs = counter()
+  app.get('/data', { config: { cache: { compress: false } } }, async () => {
+    runs.next()
+    return bigJson(100)
+  })
   const get = await listen(app)
-  await get('/data', { 'accept-encoding': 'gzip' })
+  const first = await get('/data', { 'accept-encoding': 'gzip' })
+  t.equal(first.headers['x-cache'], 'MISS')
+  t.equal(first.headers['content-encoding'], 'gzip', 'compressed by @fastify/compress')
   const again = await get('/data', { 'accept-encoding': 'gzip' })
-  t.equal(again.headers['x-cache'], 'MISS')
+  t.equal(again.headers['x-cache'], 'HIT', 'its gzip answer, stored as the variant of accept-encoding: gzip')
   t.equal(again.headers['content-encoding'], 'gzip')
+  const other = await get('/data', { 'accept-encoding': 'br' })
+  t.equal(other.headers['x-cache'], 'MISS', 'another Accept-Encoding value: another variant')
+  t.equal(other.headers['content-encoding'], 'br')
+  t.equal(runs.runs, 2)
 })
 
 t.test('origin mode: a 304 to the cache\'s revalidation keeps the encodings, and the answer is negotiated', async (t) => {
