@@ -7,6 +7,7 @@ import { checkEncryptionOption, type EncryptionOptions } from './stores/encrypti
 import type { CacheStore } from './stores/store.js'
 import { TAGS_EXPECTED, tagsProblem, tagTooLong } from './tags.js'
 import { REQUEST_ERROR_STATUSES } from './rules/storability.js'
+import { RESPONSE_HEADERS } from './rules/per-request.js'
 
 export const DEFAULT_NAMESPACE = 'rc'
 export const DEFAULT_TTL = 60
@@ -131,6 +132,16 @@ export interface ResponseCacheOptions {
   registry?: Registry
   /** Expose counters over HTTP: `true`, or `{ path, onRequest }`. @defaultValue `false` */
   statsRoute?: boolean | { path?: string, onRequest?: onRequestHookHandler | onRequestHookHandler[] }
+  /**
+   * Response headers that belong to the request, not to the response, on every cached route (with the
+   * route's own): never stored, and a hit keeps the value the request's hooks set, if any. For headers
+   * the handler or an `onSend` hook sets; those set before the cache's lookup are found out alone (see
+   * "Per-request headers" in docs/API.md). Names are matched in any case; those describing the stored
+   * response (`etag`, `content-type`, `cache-control`, `vary`…) may not be listed.
+   * @defaultValue `[]`
+   * @example `['x-request-id', 'server-timing']`
+   */
+  perRequestHeaders?: string[]
 }
 
 /** A function of the request, or a fixed list. */
@@ -169,6 +180,13 @@ export interface RouteCacheOptions {
   statusCodes?: number[]
   /** Serve and store requests that carry cookies, because the response never depends on them. @defaultValue `false` */
   ignoreCookies?: boolean
+  /**
+   * Response headers this route sets for one request (with the plugin's `perRequestHeaders`): never
+   * stored, and a hit keeps the request's own value, if any.
+   * @defaultValue `[]`
+   * @example `['x-request-id']`
+   */
+  perRequestHeaders?: string[]
 }
 
 const seconds = (what: string) => Type.Number({ minimum: 0, description: `${what}: a number of seconds, 0 or more` })
@@ -182,6 +200,10 @@ const originSchema = {
   keepForRevalidation: seconds('keepForRevalidation')
 }
 const fn = (what: string) => Type.Function([Type.Any()], Type.Any(), { description: `a function ${what}` })
+const headerNames = (what: string) => Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), {
+  maxItems: 32,
+  description: `an array of ${what} header names`
+})
 // Their bounds (MAX_TAGS_PER_ENTRY, MAX_TAG_BYTES, counted in UTF-8) are checked after the schema, with messages that name them.
 const tagList = Type.Array(Type.String({ minLength: 1 }), { maxItems: 1000 })
 
@@ -216,7 +238,8 @@ const optionsSchema = Type.Object({
   statsRoute: Type.Union([
     Type.Boolean(),
     Type.Object({}, { description: 'an object { path, onRequest }' })
-  ], { description: 'true, false or an object { path, onRequest }' })
+  ], { description: 'true, false or an object { path, onRequest }' }),
+  perRequestHeaders: headerNames('response')
 })
 
 const statsRouteSchema = Type.Object({
@@ -229,10 +252,7 @@ const routeSchema = Type.Object({
   ...originSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
   staleIfError: seconds('staleIfError'),
-  vary: Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), {
-    maxItems: 32,
-    description: 'an array of request header names'
-  }),
+  vary: headerNames('request'),
   tags: Type.Union([tagList, fn('of the request')], { description: 'an array of non-empty strings or a function of the request' }),
   key: fn('of the request'),
   invalidate: Type.Union([tagList, fn('of the request')], { description: 'an array of non-empty strings or a function of the request' }),
@@ -240,7 +260,8 @@ const routeSchema = Type.Object({
     minItems: 1,
     description: 'a non-empty array of statuses from 200 to 499 (5xx is never stored)'
   }),
-  ignoreCookies: Type.Boolean({ description: 'a boolean' })
+  ignoreCookies: Type.Boolean({ description: 'a boolean' }),
+  perRequestHeaders: headerNames('response')
 })
 
 type Fail = (path: string, problem: string) => never
@@ -274,6 +295,15 @@ function checkObject (schema: TObject, value: Record<string, unknown>, prefix: s
   }
 }
 
+/** `perRequestHeaders` lower-cased, each once; none that the stored response needs. */
+function perRequestNames (names: string[] | undefined, fail: Fail): string[] {
+  const lower = [...new Set((names ?? []).map((name) => name.toLowerCase()))]
+  for (const name of lower) {
+    if (RESPONSE_HEADERS.has(name)) fail('perRequestHeaders', `may not list "${name}": it describes the stored response (${[...RESPONSE_HEADERS].join(', ')} are stored with it)`)
+  }
+  return lower
+}
+
 function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
@@ -302,6 +332,8 @@ export interface ResolvedOptions {
   honorClientNoCache: boolean
   registry: Registry | undefined
   statsRoute: false | { path: string, onRequest: onRequestHookHandler[] }
+  /** Lower case, each once. */
+  perRequestHeaders: string[]
 }
 
 /** Validates the plugin options and fills in defaults; throws FST_RESPONSE_CACHE_INVALID_OPTION. */
@@ -353,7 +385,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     coalesceTimeoutMs: o.coalesceTimeout ?? DEFAULT_COALESCE_TIMEOUT_MS,
     honorClientNoCache: o.honorClientNoCache ?? false,
     registry: o.registry,
-    statsRoute
+    statsRoute,
+    perRequestHeaders: perRequestNames(o.perRequestHeaders, fail)
   }
 }
 
@@ -371,6 +404,8 @@ export interface ResolvedRouteOptions {
   invalidate: FromRequest<string[]> | undefined
   statusCodes: Set<number>
   ignoreCookies: boolean
+  /** The plugin's and the route's, lower case, each once: never stored, never taken from an entry. */
+  perRequestHeaders: readonly string[]
 }
 
 /**
@@ -412,6 +447,7 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
     key: c.key,
     invalidate: c.invalidate,
     statusCodes: new Set(c.statusCodes ?? (ttl === 'origin' ? ORIGIN_STATUS_CODES : DEFAULT_STATUS_CODES)),
-    ignoreCookies: c.ignoreCookies ?? false
+    ignoreCookies: c.ignoreCookies ?? false,
+    perRequestHeaders: c.perRequestHeaders === undefined ? defaults.perRequestHeaders : [...new Set([...defaults.perRequestHeaders, ...perRequestNames(c.perRequestHeaders, fail)])]
   }
 }
