@@ -9,6 +9,7 @@ import { TAGS_EXPECTED, tagsProblem, tagTooLong } from './tags.js'
 import { REQUEST_ERROR_STATUSES } from './rules/storability.js'
 import { HAS_ZSTD, type CompressionSettings } from './compression/encode.js'
 import { ENCODINGS, type Encoding } from './entry.js'
+import { RESPONSE_HEADERS } from './rules/per-request.js'
 
 export const DEFAULT_NAMESPACE = 'rc'
 export const DEFAULT_TTL = 60
@@ -167,6 +168,16 @@ export interface ResponseCacheOptions {
    * @example `{ threshold: 2048, encodings: ['gzip'] }`
    */
   compress?: false | CompressOptions
+  /**
+   * Response headers that belong to the request, not to the response, on every cached route (with the
+   * route's own): never stored, and a hit keeps the value the request's hooks set, if any. For headers
+   * the handler or an `onSend` hook sets; those set before the cache's lookup are found out alone (see
+   * "Per-request headers" in docs/API.md). Names are matched in any case; those describing the stored
+   * response (`etag`, `content-type`, `cache-control`, `vary`…) may not be listed.
+   * @defaultValue `[]`
+   * @example `['x-request-id', 'server-timing']`
+   */
+  perRequestHeaders?: string[]
 }
 
 /** A function of the request, or a fixed list. */
@@ -207,6 +218,13 @@ export interface RouteCacheOptions {
   ignoreCookies?: boolean
   /** `false`, or settings over the plugin's `compress`. @defaultValue the plugin's `compress` */
   compress?: false | CompressOptions
+  /**
+   * Response headers this route sets for one request (with the plugin's `perRequestHeaders`): never
+   * stored, and a hit keeps the request's own value, if any.
+   * @defaultValue `[]`
+   * @example `['x-request-id']`
+   */
+  perRequestHeaders?: string[]
 }
 
 const seconds = (what: string) => Type.Number({ minimum: 0, description: `${what}: a number of seconds, 0 or more` })
@@ -220,6 +238,10 @@ const originSchema = {
   keepForRevalidation: seconds('keepForRevalidation')
 }
 const fn = (what: string) => Type.Function([Type.Any()], Type.Any(), { description: `a function ${what}` })
+const headerNames = (what: string) => Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), {
+  maxItems: 32,
+  description: `an array of ${what} header names`
+})
 // Their bounds (MAX_TAGS_PER_ENTRY, MAX_TAG_BYTES, counted in UTF-8) are checked after the schema, with messages that name them.
 const compressSchema = Type.Object({
   threshold: Type.Integer({ minimum: 0, description: 'a whole number of bytes, 0 or more' }),
@@ -267,7 +289,8 @@ const optionsSchema = Type.Object({
     Type.Boolean(),
     Type.Object({}, { description: 'an object { path, onRequest }' })
   ], { description: 'true, false or an object { path, onRequest }' }),
-  compress: compressOption
+  compress: compressOption,
+  perRequestHeaders: headerNames('response')
 })
 
 const statsRouteSchema = Type.Object({
@@ -280,10 +303,7 @@ const routeSchema = Type.Object({
   ...originSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
   staleIfError: seconds('staleIfError'),
-  vary: Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), {
-    maxItems: 32,
-    description: 'an array of request header names'
-  }),
+  vary: headerNames('request'),
   tags: Type.Union([tagList, fn('of the request')], { description: 'an array of non-empty strings or a function of the request' }),
   key: fn('of the request'),
   invalidate: Type.Union([tagList, fn('of the request')], { description: 'an array of non-empty strings or a function of the request' }),
@@ -292,7 +312,8 @@ const routeSchema = Type.Object({
     description: 'a non-empty array of statuses from 200 to 499 (5xx is never stored)'
   }),
   ignoreCookies: Type.Boolean({ description: 'a boolean' }),
-  compress: compressOption
+  compress: compressOption,
+  perRequestHeaders: headerNames('response')
 })
 
 type Fail = (path: string, problem: string) => never
@@ -326,6 +347,15 @@ function checkObject (schema: TObject, value: Record<string, unknown>, prefix: s
   }
 }
 
+/** `perRequestHeaders` lower-cased, each once; none that the stored response needs. */
+function perRequestNames (names: string[] | undefined, fail: Fail): string[] {
+  const lower = [...new Set((names ?? []).map((name) => name.toLowerCase()))]
+  for (const name of lower) {
+    if (RESPONSE_HEADERS.has(name)) fail('perRequestHeaders', `may not list "${name}": it describes the stored response (${[...RESPONSE_HEADERS].join(', ')} are stored with it)`)
+  }
+  return lower
+}
+
 function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
@@ -356,6 +386,8 @@ export interface ResolvedOptions {
   statsRoute: false | { path: string, onRequest: onRequestHookHandler[] }
   /** Undefined when off. */
   compress: CompressionSettings | undefined
+  /** Lower case, each once. */
+  perRequestHeaders: string[]
 }
 
 /** Validates the plugin options and fills in defaults; throws FST_RESPONSE_CACHE_INVALID_OPTION. */
@@ -408,7 +440,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     honorClientNoCache: o.honorClientNoCache ?? false,
     registry: o.registry,
     statsRoute,
-    compress: compressionSettings(o.compress, PLUGIN_COMPRESS_DEFAULTS, fail)
+    compress: compressionSettings(o.compress, PLUGIN_COMPRESS_DEFAULTS, fail),
+    perRequestHeaders: perRequestNames(o.perRequestHeaders, fail)
   }
 }
 
@@ -449,6 +482,8 @@ export interface ResolvedRouteOptions {
   ignoreCookies: boolean
   /** Undefined when off. */
   compress: CompressionSettings | undefined
+  /** The plugin's and the route's, lower case, each once: never stored, never taken from an entry. */
+  perRequestHeaders: readonly string[]
 }
 
 /**
@@ -493,6 +528,7 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
     ignoreCookies: c.ignoreCookies ?? false,
     compress: c.compress === undefined
       ? defaults.compress
-      : compressionSettings(c.compress, defaults.compress ?? PLUGIN_COMPRESS_DEFAULTS, fail)
+      : compressionSettings(c.compress, defaults.compress ?? PLUGIN_COMPRESS_DEFAULTS, fail),
+    perRequestHeaders: c.perRequestHeaders === undefined ? defaults.perRequestHeaders : [...new Set([...defaults.perRequestHeaders, ...perRequestNames(c.perRequestHeaders, fail)])]
   }
 }

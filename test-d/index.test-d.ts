@@ -94,3 +94,9 @@ expectType<EncryptionOptions | undefined>(({} as ResponseCacheOptions).encryptio
 expectAssignable<ResponseCacheOptions>({ tenant: (request) => Number(request.headers['x-org']) })
 expectAssignable<ResponseCacheOptions>({ tenant: (request) => request.headers['x-org'] as string | undefined })
 expectError<ResponseCacheOptions>({ tenant: () => ({ id: 7 }) })
+
+// perRequestHeaders: response header names, on the plugin and on a route
+expectAssignable<ResponseCacheOptions>({ perRequestHeaders: ['x-request-id', 'server-timing'] })
+app.get('/q', { config: { cache: { perRequestHeaders: ['x-request-id'] } } }, async () => 'q')
+expectError<ResponseCacheOptions>({ perRequestHeaders: 'x-request-id' })
+expectError(app.get('/s', { config: { cache: { perRequestHeaders: [1] } } }, async () => 's'))

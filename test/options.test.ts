@@ -52,6 +52,8 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['statsRoute.path', { statsRoute: { path: 'stats' } }, /"statsRoute.path": expected a path starting with "\/"/],
   ['statsRoute.onRequest', { statsRoute: { onRequest: [1] } }, /"statsRoute.onRequest"/],
   ['redis', { redis: 'redis://:secret@localhost' }, /"redis": expected an ioredis/],
+  ['perRequestHeaders', { perRequestHeaders: ['x-request-id', 'ETag'] }, /"perRequestHeaders": may not list "etag": it describes the stored response/],
+  ['perRequestHeaders', { perRequestHeaders: ['x:id'] }, /"perRequestHeaders": expected an array of response header names, got an array/],
   ['typo', { tll: 5 }, /"tll": is not a known option/],
   ['options', 'memory', /"options": expected an object/]
 ]
@@ -230,8 +232,8 @@ t.test('statsRoute: false, true, a hook alone or a list; the default path', asyn
   t.strictSame(resolveOptions({ statsRoute: { onRequest: [hook, hook] } }).statsRoute, { path: '/cache/stats', onRequest: [hook, hook] })
 })
 
-t.test('route options: defaults from the plugin, values passed through, vary lower-cased once each', async (t) => {
-  const defaults = resolveOptions({ ttl: 9, staleWhileRevalidate: 2, staleIfError: 3 })
+t.test('route options: defaults from the plugin, values passed through, vary and perRequestHeaders lower-cased once each', async (t) => {
+  const defaults = resolveOptions({ ttl: 9, staleWhileRevalidate: 2, staleIfError: 3, perRequestHeaders: ['X-Request-Id', 'x-request-id'] })
   t.equal(resolveRouteOptions(undefined, defaults, 'GET /r'), undefined)
   t.equal(resolveRouteOptions(false, defaults, 'GET /r'), undefined)
   const plain = resolveRouteOptions(true, defaults, 'GET /r')
@@ -247,13 +249,14 @@ t.test('route options: defaults from the plugin, values passed through, vary low
     invalidate: undefined,
     statusCodes: new Set([200]),
     ignoreCookies: false,
-    compress: defaults.compress
+    compress: defaults.compress,
+    perRequestHeaders: ['x-request-id']
   })
   t.strictSame(resolveRouteOptions({}, defaults, 'GET /r'), plain)
   const tags = (): string[] => ['t']
   const key = (): string => 'k'
   const given = resolveRouteOptions({
-    ttl: 1, staleWhileRevalidate: 0, staleIfError: 0, vary: ['Accept-Language', 'accept-language', 'X-A'], tags, key, invalidate: ['i'], statusCodes: [200, 404], ignoreCookies: true
+    ttl: 1, staleWhileRevalidate: 0, staleIfError: 0, vary: ['Accept-Language', 'accept-language', 'X-A'], tags, key, invalidate: ['i'], statusCodes: [200, 404], ignoreCookies: true, perRequestHeaders: ['Server-Timing', 'X-REQUEST-ID']
   }, defaults, 'GET /r')
   t.strictSame(given, {
     ttl: 1,
@@ -267,7 +270,8 @@ t.test('route options: defaults from the plugin, values passed through, vary low
     invalidate: ['i'],
     statusCodes: new Set([200, 404]),
     ignoreCookies: true,
-    compress: defaults.compress
+    compress: defaults.compress,
+    perRequestHeaders: ['x-request-id', 'server-timing']
   })
 })
 
@@ -299,6 +303,7 @@ t.test('route options: each bound, and the message names the route and the field
   invalidRoute({ key: 'k' }, '"key" expected a function of the request, got "k"')
   invalidRoute({ staleWhileRevalidate: -1 }, '"staleWhileRevalidate" expected staleWhileRevalidate: a number of seconds, 0 or more, got -1')
   invalidRoute({ ttl: null }, '"ttl" expected a number of seconds greater than 0, or \'origin\', got null')
+  invalidRoute({ perRequestHeaders: ['Vary'] }, '"perRequestHeaders" may not list "vary": it describes the stored response (etag, last-modified, vary, date, age, x-cache, cache-control, cdn-cache-control, expires, content-type, content-encoding, content-length, content-range are stored with it)')
 })
 
 t.test('keepForRevalidation: 600 by default for routes in origin mode, a route may set its own; 0 in the default mode', async (t) => {

@@ -10,7 +10,7 @@ import { responseVariant, type Variant } from '../rules/variants.js'
 import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
 import { release } from './key-lock.js'
 import { payloadBytes } from './payload.js'
-import { kReplyTags, type HookContext, type KeyedState, type RouteState, tagsOf } from './request-state.js'
+import { kReplyTags, type HookContext, type KeyedState, responseHeaders, type RouteState, tagsOf } from './request-state.js'
 import { rememberVariant, storeVariant } from './variant-store.js'
 
 const isTagsProblem = (reason: NotStoredReason): reason is TagsProblem => reason in TAGS_EXPECTED
@@ -37,7 +37,7 @@ export class EntryWriter {
     const { options } = this.#ctx
     const body = streamed ?? payloadBytes(payload)
     const now = Date.now()
-    const headers = storedHeaders(reply.getHeaders(), route.options.ttl === 'origin')
+    const headers = storedHeaders(responseHeaders(state, reply), route.options.ttl === 'origin')
     // maxEntryBytes bounds the entry, headers included: a huge header is no cheaper to store than a body.
     const verdict = body === undefined ? 'stream' as const : storableTtl(route.options, reply, body.length + headersSize(headers) + encodedSize(encoded), options.maxEntryBytes, now)
     // A response that varies on headers the key does not hold is a variant (rules/variants.ts).
@@ -179,7 +179,7 @@ export class EntryWriter {
    * the entry alone, why it may not be stored again.
    */
   storeUpdated (state: KeyedState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): { entry: CacheEntry, stored?: CacheEntry, reason?: NotStoredReason } {
-    const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now())
+    const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now(), responseHeaders(state, reply))
     if (typeof verdict === 'string') return { entry, reason: verdict }
     // The merged headers may have grown past the bound a new response is held to.
     if (entry.body.length + headersSize(entry.headers) + encodedSize(entry.encoded) > this.#ctx.options.maxEntryBytes) return { entry, reason: 'too-large' }

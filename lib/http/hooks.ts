@@ -7,7 +7,7 @@ import { isPromise } from '../promise.js'
 import type { MaybePromise } from '../stores/store.js'
 import { lockOrWait } from './key-lock.js'
 import { clientAsksNoCache, requestBypassReason } from '../rules/storability.js'
-import { bypassed, type HookContext, kRawBodyKey, kRequestState, type KeyedState, type RouteState, type StateFor } from './request-state.js'
+import { bypassed, type HookContext, kRawBodyKey, kRequestState, type KeyedState, type RouteState, type StateFor, toHandler } from './request-state.js'
 import { sendEntry } from './respond.js'
 import { canRevalidate, conditionalHeaders, staleWindowsOf } from '../rules/revalidation.js'
 import { createStoreHook } from './store-hook.js'
@@ -109,7 +109,7 @@ function lookupKey (ctx: HookContext, state: KeyedState): void {
     // A refresh in origin mode asks the handler whether the entry it replaces still holds.
     const stale = refresher.staleOf(request)
     if (stale !== undefined && canRevalidate(stale)) state.revalidating = stale
-    state.done()
+    toHandler(state)
     return
   }
   let result: MaybePromise<CacheEntry | undefined>
@@ -144,7 +144,7 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
     if (age < fresh) {
       route.counters.hits++
       state.status = 'HIT'
-      state.served = sendEntry(request, reply, entry, now, 'HIT')
+      state.served = sendEntry(request, reply, entry, now, 'HIT', route.options.perRequestHeaders)
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
       return
     }
@@ -152,7 +152,7 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
     if (age < fresh + windows.whileRevalidate * 1000) {
       route.counters.stale++
       state.status = 'STALE'
-      state.served = sendEntry(request, reply, entry, now, 'STALE')
+      state.served = sendEntry(request, reply, entry, now, 'STALE', route.options.perRequestHeaders)
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
       refresher.start(state.key, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
       return
@@ -201,12 +201,12 @@ function miss (ctx: HookContext, state: KeyedState): void {
   shared.then((entry) => {
     if (entry === undefined) runHandler(state)
     else handOver(ctx, state, entry)
-  }, /* c8 ignore next */ () => { state.done() })
+  }, /* c8 ignore next */ () => { toHandler(state) })
 }
 
 function runHandler (state: KeyedState): void {
   state.route.counters.misses++
-  state.done()
+  toHandler(state)
 }
 
 /**
@@ -234,7 +234,7 @@ function handOver (ctx: HookContext, state: KeyedState, entry: CacheEntry): void
   }
   state.route.counters.hits++
   state.status = 'HIT'
-  state.served = sendEntry(state.request, state.reply, entry, Date.now(), 'HIT')
+  state.served = sendEntry(state.request, state.reply, entry, Date.now(), 'HIT', state.route.options.perRequestHeaders)
 }
 
 /** The store failed the lookup: the request goes past the cache. */

@@ -10,6 +10,8 @@ import type { LookupPlan, Stage } from './lookup-stage.js'
 import type { RawKeyMemo } from './raw-body.js'
 import type { Refresher } from '../coalescing/refresh.js'
 import type { ClientConditions } from '../rules/revalidation.js'
+import type { FieldValue } from '../rules/lists.js'
+import { withoutRequestHeaders } from '../rules/per-request.js'
 
 // What the lookup hooks (hooks.ts) and the store hook (store-hook.ts) share about a request and its route.
 
@@ -60,6 +62,22 @@ export interface KeyedState {
   rawBody?: readonly Buffer[]
   /** Set once the request looks up its own variant (rules/variants.ts): the resource's key, `key` being the variant's. */
   variantOf?: string
+  /** The reply's headers when the request went on to the handler: set by its own hooks (rules/per-request.ts). */
+  before?: Readonly<Record<string, FieldValue>>
+}
+
+/**
+ * The request goes on to the handler. What its hooks have set on the reply by now is its own: taken
+ * here, not at the lookup, so that a hit allocates nothing for it.
+ */
+export function toHandler (state: KeyedState): void {
+  state.before = state.reply.getHeaders()
+  state.done()
+}
+
+/** The reply's headers an entry may keep: less the request's own. */
+export function responseHeaders (state: KeyedState, reply: FastifyReply): Record<string, FieldValue> {
+  return withoutRequestHeaders(reply.getHeaders(), state.before, state.route.options.perRequestHeaders)
 }
 
 /** The state of a request that bypasses the cache, with the reason at debug. */

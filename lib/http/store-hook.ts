@@ -61,7 +61,7 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
       if (state.leader) inFlight.settle(state.key, undefined)
       release(store, state)
       discard(payload)
-      done(null, replaceWithEntry(request, reply, state.stale, 'STALE'))
+      done(null, replaceWithEntry(request, reply, state.stale, 'STALE', state.before, state.route.options.perRequestHeaders))
       return
     }
     if (revalidating !== undefined && state.route.readOnly && reply.statusCode === 200) {
@@ -139,7 +139,7 @@ function revalidated ({ store, inFlight, refresher }: HookContext, writer: Entry
     release(store, state)
   }
   if (state.leader) inFlight.settle(state.key, stored)
-  return replaceWithEntry(request, reply, entry, 'REVALIDATED')
+  return replaceWithEntry(request, reply, entry, 'REVALIDATED', state.before, state.route.options.perRequestHeaders)
 }
 
 /**

@@ -4,7 +4,7 @@ import { headersSize, type CacheEntry } from '../entry.js'
 import type { ResolvedOptions } from '../options.js'
 import type { InFlight } from '../coalescing/coalesce.js'
 import type { NotStoredReason } from '../rules/not-stored.js'
-import type { KeyedState } from './request-state.js'
+import { responseHeaders, type KeyedState } from './request-state.js'
 import { storableTtl, storedHeaders } from '../rules/storability.js'
 import type { Refresher } from '../coalescing/refresh.js'
 
@@ -71,7 +71,7 @@ export function streamStore (ctx: StreamStoreContext): (state: KeyedState, reque
   return function storeStream (state, request, reply, source) {
     const now = Date.now()
     // maxEntryBytes counts the headers with the body: they leave that much less room for the copy.
-    const headerBytes = headersSize(storedHeaders(reply.getHeaders(), state.route.options.ttl === 'origin'))
+    const headerBytes = headersSize(storedHeaders(responseHeaders(state, reply), state.route.options.ttl === 'origin'))
     let verdict: ReturnType<typeof storableTtl>
     try {
       // Everything the buffered path checks, with the declared length for the size: a body announced

@@ -99,10 +99,11 @@ function setOrDelete (headers: IncomingHttpHeaders, name: 'if-none-match' | 'if-
  * out again from the result, with the answer's own `Age` and `Date`. Each key holds one response (one
  * per variant), which is the one the conditional request named: it is the one selected. Answers the
  * updated entry with its verdict, or the updated entry alone and why it may not be stored again.
+ * `answered`: the answer's headers, less those of the request alone (rules/per-request.ts).
  */
-export function updatedEntry (entry: CacheEntry, route: RouteRules, reply: ResponseView, now: number): { entry: CacheEntry, verdict: OriginFreshness | NotStoredReason } {
+export function updatedEntry (entry: CacheEntry, route: RouteRules, reply: ResponseView, now: number, answered = reply.getHeaders()): { entry: CacheEntry, verdict: OriginFreshness | NotStoredReason } {
   const headers: Record<string, HeaderValue> = { ...entry.headers }
-  const received = storedHeaders(reply.getHeaders(), true)
+  const received = storedHeaders(answered, true)
   for (const name in received) {
     if (!NOT_UPDATED.has(name)) headers[name] = received[name]
   }
