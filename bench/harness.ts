@@ -3,6 +3,7 @@
 import autocannon from 'autocannon'
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { Agent, request } from 'node:http'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
@@ -72,6 +73,8 @@ export interface Load {
   unique?: boolean
   /** Request bodies sent in turn (instead of `body`). */
   bodies?: string[]
+  /** Header sets sent in turn, each laid over `headers` (one browser, then another). */
+  headerSets?: Array<Record<string, string>>
 }
 
 let uniqueCounter = 0
@@ -88,8 +91,46 @@ export async function load (url: string, options: Load): Promise<autocannon.Resu
     headers: options.headers,
     requests: options.unique === true
       ? [{ setupRequest: (request) => ({ ...request, path: `${path}?u=${++uniqueCounter}` }) }]
-      : options.bodies?.map((body) => ({ body }))
+      : options.bodies?.map((body) => ({ body })) ?? options.headerSets?.map((headers) => ({ headers }))
   })
+}
+
+/** One answer as it crossed the socket: its status line and headers, its body as sent (never decoded). */
+export interface Probe {
+  status: number
+  /** The status line and header block, CRLFs included (as Node parsed them: exact for these servers). */
+  headerBytes: number
+  bodyBytes: number
+  encoding: string
+  xCache: string | undefined
+}
+
+/**
+ * One GET with the given headers over a keep-alive connection of its own (as autocannon's, so the
+ * answer carries the same connection headers), closed after; the body is counted, not decompressed.
+ */
+export async function probe (url: string, headers: Record<string, string> = {}): Promise<Probe> {
+  const agent = new Agent({ keepAlive: true })
+  return await new Promise<Probe>((resolve, reject) => {
+    request(url, { headers, agent }, (response) => {
+      let bodyBytes = 0
+      response.on('data', (chunk: Buffer) => { bodyBytes += chunk.length })
+      response.on('end', () => {
+        const raw = response.rawHeaders
+        let headerBytes = `HTTP/1.1 ${response.statusCode ?? 0} ${response.statusMessage ?? ''}\r\n`.length + 2
+        for (let i = 0; i < raw.length; i += 2) headerBytes += raw[i].length + 2 + raw[i + 1].length + 2
+        const xCache = response.headers['x-cache']
+        resolve({
+          status: response.statusCode ?? 0,
+          headerBytes,
+          bodyBytes,
+          encoding: response.headers['content-encoding'] ?? 'identity',
+          xCache: Array.isArray(xCache) ? xCache[0] : xCache
+        })
+      })
+      response.on('error', reject)
+    }).on('error', reject).end()
+  }).finally(() => { agent.destroy() })
 }
 
 export interface Answer {

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { ENTRY_OVERHEAD_BYTES } from '../lib/entry.js'
+import type { Probe } from './harness.js'
 import type { ProfileSummary } from './profile.js'
 import { IN_PROCESS_PEERS, type Scenario } from './scenarios.js'
 import { failoverSection, type Failover } from './failover.js'
@@ -24,12 +25,34 @@ export interface Measured {
   rounds?: number[]
   /** Every round's requests per second, in the same order. */
   roundRps?: number[]
+  /** Bytes read per answer (autocannon's total bytes over its requests: status line, headers and body). */
+  bytes: number
+  /** Every round's bytes per answer. */
+  roundBytes?: number[]
+  /** One answer read after the load (scenarios with `probe`). */
+  answer?: Probe
+  /** Share of the plugin's lookups during the measured load that were hits (scenarios with `statsPath`). */
+  hitShare?: HitShare
+  /** Every round's hit share. */
+  roundHitShare?: HitShare[]
+}
+
+/** The plugin's counters (`app.cache.stats().total`) around the measured load, which comes after the warm-up. */
+export interface HitShare {
+  /** hits / (hits + stale + misses + bypasses) during the measured load. */
+  share: number
+  hits: number
+  lookups: number
+  /** Misses from the server's start (the warm-up's first request of each variant included). */
+  missesSinceStart: number
+  lookupsSinceStart: number
 }
 
 export interface Stampede { store: string, requests: number, runs: number, statuses: Record<string, number>, ms: number }
 
 export interface Target {
-  id: 'memory-hit' | 'redis-hit' | 'tiered-hit' | 'memory-miss' | 'redis-miss' | 'peers' | 'nginx' | 'sealed-hit' | 'post-hit' | 'post-bare' | 'reverse-proxy'
+  id: 'memory-hit' | 'redis-hit' | 'tiered-hit' | 'memory-miss' | 'redis-miss' | 'peers' | 'nginx' | 'sealed-hit' | 'post-hit' | 'post-bare' | 'reverse-proxy' |
+  'compressed-identity' | 'compressed-alone' | 'compressed-bytes' | 'hit-share'
   text: string
   met: boolean | undefined
   /** Why it was missed, when it was. */
@@ -43,6 +66,12 @@ export interface Summary {
    * req/s to req/s within each round: the median of the rounds, and each round's.
    */
   costOf: (name: string, baseline?: string) => { median: number, rounds: number[] } | undefined
+  /** One scenario's req/s over another's, through the bare runs around each, within each round: the median and each round's. */
+  relative: (name: string, baseline: string) => { median: number, rounds: number[] } | undefined
+  /** Median of the rounds' bytes per answer. */
+  bytesOf: (name: string) => number | undefined
+  /** Median of the rounds' hit shares (scenarios with `statsPath`). */
+  hitShareOf: (name: string) => HitShare | undefined
   targets: Target[]
   targetLines: string[]
   /** Ratio lines for the chart: where the hit scenarios have to be. */
@@ -51,6 +80,8 @@ export interface Summary {
 
 const x = (ratio: number): string => ratio.toFixed(2) + 'x'
 const pct = (share: number): string => (100 * share).toFixed(1) + '%'
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
+const bytes = (n: number): string => Math.round(n).toLocaleString('en')
 const verdict = (met: boolean | undefined): string => met === undefined ? 'not measured in this run' : met ? 'met' : 'missed'
 
 /** The targets of issue #6, worked out from whichever scenarios ran. */
@@ -157,12 +188,77 @@ export function summarise (results: Measured[]): Summary {
       missedBy: `${x(0.8 - share)} short`
     })
   }
+  // Issue 26: compressed hits with a browser's headers, against identity hits of the same route and
+  // against @fastify/compress with no cache, in the same run; bytes per answer; hit share with @fastify/cors.
+  const relative = (name: string, baselineName: string): { median: number, rounds: number[] } | undefined => {
+    const measured = results.find((m) => m.scenario.name === name)?.rounds
+    const baseline = results.find((m) => m.scenario.name === baselineName)?.rounds
+    if (measured === undefined || baseline === undefined) return undefined
+    const rounds = measured.map((ratio, i) => ratio / baseline[i])
+    return { median: median(rounds), rounds }
+  }
+  const bytesOf = (name: string): number | undefined => {
+    const measured = results.find((m) => m.scenario.name === name)
+    return measured === undefined ? undefined : median(measured.roundBytes ?? [measured.bytes])
+  }
+  const hitShareOf = (name: string): HitShare | undefined => {
+    const shares = results.find((m) => m.scenario.name === name)?.roundHitShare
+    return shares === undefined ? undefined : [...shares].sort((a, b) => a.share - b.share)[Math.floor(shares.length / 2)]
+  }
+  const roundsOf = (r: { rounds: number[] }): string => `rounds ${r.rounds.map((n) => n.toFixed(2)).join(', ')}`
+  for (const coding of ['br', 'gzip']) {
+    const name = `compressed-hit-${coding}`
+    const toIdentity = relative(name, 'compressed-hit-identity')
+    if (toIdentity !== undefined) {
+      targets.push({
+        id: 'compressed-identity',
+        text: `${coding} hits (${name}) at 0.8x or more of identity hits of the same route: **${x(toIdentity.median)}** (${roundsOf(toIdentity)})`,
+        met: toIdentity.median >= 0.8,
+        missedBy: `${x(0.8 - toIdentity.median)} short`
+      })
+    }
+    const toAlone = relative(name, 'compress-alone')
+    if (toAlone !== undefined) {
+      targets.push({
+        id: 'compressed-alone',
+        text: `${coding} hits at 5x or more of the same app with @fastify/compress and no cache: **${toAlone.median.toFixed(1)}x** (${roundsOf(toAlone)})`,
+        met: toAlone.median >= 5,
+        missedBy: `${(5 - toAlone.median).toFixed(1)}x short`
+      })
+    }
+    const answer = results.find((m) => m.scenario.name === name)?.answer
+    const perAnswer = bytesOf(name)
+    if (answer !== undefined && perAnswer !== undefined) {
+      const identity = results.find((m) => m.scenario.name === 'compressed-hit-identity')?.answer
+      const one = answer.bodyBytes + answer.headerBytes
+      targets.push({
+        id: 'compressed-bytes',
+        text: `Bytes on the wire per ${coding} hit the compressed size: **${bytes(perAnswer)} B** per answer (autocannon), one answer being ` +
+          `${answer.encoding} ${bytes(answer.bodyBytes)} B + ${bytes(answer.headerBytes)} B of status line and headers` +
+          (identity === undefined ? '' : `; identity ${bytes(identity.bodyBytes)} B`),
+        met: answer.encoding === coding && perAnswer <= one * 1.01,
+        missedBy: answer.encoding === coding ? `${bytes(perAnswer - one)} B over one answer` : `answered ${answer.encoding}`
+      })
+    }
+  }
+  const share = hitShareOf('compressed-hit-cors')
+  if (share !== undefined) {
+    const shares = results.find((m) => m.scenario.name === 'compressed-hit-cors')?.roundHitShare ?? []
+    targets.push({
+      id: 'hit-share',
+      text: 'Hit share with @fastify/compress and @fastify/cors (origin: true), a browser\'s headers from two origins, after each variant\'s first request: ' +
+        `**${(100 * share.share).toFixed(2)}%** of ${share.lookups.toLocaleString('en')} lookups in the measured load (rounds ${shares.map((h) => (100 * h.share).toFixed(2) + '%').join(', ')}; ` +
+        `${share.missesSinceStart} misses since the server started, of ${share.lookupsSinceStart.toLocaleString('en')} lookups)`,
+      met: share.share >= 0.99,
+      missedBy: `${pct(0.99 - share.share)} short`
+    })
+  }
   const targetLines = targets.map((t) => `- ${t.text} (${verdict(t.met)}${t.met === false && t.missedBy !== undefined ? ', ' + t.missedBy : ''}).`)
   const lines = [{ at: 0.9, label: 'memory-hit target 0.9x' }, { at: 0.6, label: 'Redis-hit target 0.6x' }]
   if (nginx !== undefined) lines.push({ at: 0.8 * nginx, label: `0.8x of nginx (${x(0.8 * nginx)})` })
   if (postHit !== undefined) lines.push({ at: 0.7, label: 'POST-hit target 0.7x' })
   if (tieredHit !== undefined && hit !== undefined) lines.push({ at: 0.95 * hit, label: `tiered-hit target: 0.95x of memory hits (${x(0.95 * hit)})` })
-  return { ratioOf, costOf, targets, targetLines, lines }
+  return { ratioOf, costOf, relative, bytesOf, hitShareOf, targets, targetLines, lines }
 }
 
 function versionOf (pkg: string): string {
@@ -296,11 +392,60 @@ function why (target: Target, summary: Summary, profile: ProfileSummary | undefi
         `Node does not use; the bare Fastify route, with no work at all, runs at ${x(bare)} of it in this run` +
         (bare < 0.8 ? ', so no Fastify route can reach 0.8x of nginx on this machine.' : '.')
     }
+    case 'compressed-identity':
+    case 'compressed-alone':
+    case 'compressed-bytes':
+    case 'hit-share':
+      return `${name}: ${target.missedBy ?? ''}. See "Compression with a browser's headers".`
     case 'post-hit':
     case 'post-bare':
       return `${name}: ${target.missedBy ?? ''}. A POST hit reads the whole body and hashes it (SHA-256) with the other key parts ` +
         'before its lookup; a bare POST route reads it too, and parses it.'
   }
+}
+
+/** Issue 26: the compression rows, sent a browser's headers, side by side with their bytes. */
+function compressionSection (results: Measured[], summary: Summary, skipped: string[]): string[] {
+  const names = ['compressed-hit-br', 'compressed-hit-gzip', 'compressed-hit-identity', 'compressed-hit-cors', 'compressed-miss-before', 'compress-alone', 'nginx-gzip']
+  const rows = names.flatMap((name) => {
+    const m = results.find((r) => r.scenario.name === name)
+    if (m === undefined) return skipped.includes(name) ? [`| ${name} | skipped: not installed on this machine | | | | | |`] : []
+    const toIdentity = summary.relative(name, 'compressed-hit-identity')
+    const toAlone = summary.relative(name, 'compress-alone')
+    const answer = m.answer === undefined ? '' : `${m.answer.encoding}, ${bytes(m.answer.bodyBytes)} B + ${bytes(m.answer.headerBytes)} B`
+    return [`| ${name} | ${Math.round(m.rps)} | ${x(m.ratio)} | ${toIdentity === undefined ? '' : x(toIdentity.median)} | ` +
+      `${toAlone === undefined ? '' : toAlone.median.toFixed(1) + 'x'} | ${bytes(summary.bytesOf(name) ?? m.bytes)} | ${answer} |`]
+  })
+  const share = summary.hitShareOf('compressed-hit-cors')
+  const nginxBr = summary.relative('compressed-hit-br', 'nginx-gzip')
+  const nginxGzip = summary.relative('compressed-hit-gzip', 'nginx-gzip')
+  return [
+    '## Compression with a browser\'s headers',
+    '',
+    'bench/servers/compressed-hit.ts: 60 KB of JSON (61,169 bytes) from the 20 ms handler, @fastify/compress registered as its README',
+    'shows, memory store; the requests carry what Chrome 131 sends with a fetch() (accept, accept-language, user-agent, sec-ch-ua,',
+    'sec-fetch-*, referer; no cookies) with the Accept-Encoding of the client each row stands for: `gzip, deflate, br, zstd` (br on',
+    'Node 20), `gzip, deflate` (gzip), none (identity). compressed-hit-cors adds @fastify/cors with `origin: true` and sends in turn',
+    'a br and a gzip browser on https://app.example and a br browser on https://admin.example. nginx-gzip is nginx proxy_cache with',
+    '`gzip on` in front of the same route with neither the plugin nor @fastify/compress. Ratios to identity hits and to',
+    '@fastify/compress alone are taken within each round (through the bare runs around each row), the median of the rounds;',
+    'bytes per answer are autocannon\'s bytes read over its answers (status line, headers and body), the median of the rounds,',
+    'next to one answer read after the load.',
+    '',
+    '| scenario | req/s | vs bare | vs identity hits | vs @fastify/compress alone | bytes per answer | one answer: coding, body + headers |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...rows,
+    ...(share === undefined
+      ? []
+      : ['', `Hit share with @fastify/cors: **${(100 * share.share).toFixed(2)}%** of the plugin's lookups during the measured load were hits ` +
+        '(`app.cache.stats().total` read before and after it, the warm-up having made each variant\'s first request; ' +
+        `${share.missesSinceStart} misses since the server started, of ${share.lookupsSinceStart.toLocaleString('en')} lookups, for two variants).`]),
+    ...(nginxBr === undefined || nginxGzip === undefined
+      ? []
+      : ['', `Against nginx gzip (one worker, C, compressing every answer at its default level 1): br hits at **${x(nginxBr.median)}**, ` +
+        `gzip hits at **${x(nginxGzip.median)}** of its req/s; nginx's answers are ${bytes(summary.bytesOf('nginx-gzip') ?? NaN)} B ` +
+        `against ${bytes(summary.bytesOf('compressed-hit-br') ?? NaN)} B for br hits and ${bytes(summary.bytesOf('compressed-hit-gzip') ?? NaN)} B for gzip hits (level 6).`])
+  ]
 }
 
 export function renderReport (input: ReportInput): string {
@@ -331,10 +476,10 @@ export function renderReport (input: ReportInput): string {
     '',
     '![Requests per second as a ratio to the bare route, per scenario, with the target lines](results.svg)',
     '',
-    '| scenario | what | req/s | p50 ms | p99 ms | vs bare | rounds |',
-    '| --- | --- | ---: | ---: | ---: | ---: | --- |',
-    ...results.map((m) => `| ${m.scenario.name} | ${m.scenario.what} | ${Math.round(m.rps)} | ${m.p50} | ${m.p99} | ${x(m.ratio)} | ${(m.rounds ?? []).map((r) => r.toFixed(2)).join(' ')} |`),
-    ...input.skipped.map((name) => `| ${name} | skipped: not installed on this machine | | | | | |`),
+    '| scenario | what | req/s | p50 ms | p99 ms | bytes per answer | vs bare | rounds |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...results.map((m) => `| ${m.scenario.name} | ${m.scenario.what} | ${Math.round(m.rps)} | ${m.p50} | ${m.p99} | ${bytes(summary.bytesOf(m.scenario.name) ?? m.bytes)} | ${x(m.ratio)} | ${(m.rounds ?? []).map((r) => r.toFixed(2)).join(' ')} |`),
+    ...input.skipped.map((name) => `| ${name} | skipped: not installed on this machine | | | | | | |`),
     '',
     '## Targets',
     '',
@@ -366,6 +511,8 @@ export function renderReport (input: ReportInput): string {
       : '- examples/reverse-proxy (Fastify, @fastify/reply-from, the plugin with `ttl: \'origin\'`) and nginx proxy_cache, each in front of the same origin ' +
         `(a plain node:http server sending \`max-age\`, whose freshness both follow): proxy hits **${x(ratioOf('reverse-proxy-hit'))}** of bare, ` +
         `nginx **${x(ratioOf('nginx-origin'))}**: the proxy at **${x(ratioOf('reverse-proxy-hit') / ratioOf('nginx-origin'))}** of nginx.`,
+    '',
+    ...compressionSection(results, summary, input.skipped),
     '',
     '## Other paths',
     '',

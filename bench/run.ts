@@ -9,11 +9,11 @@ import { renderChart } from './chart.js'
 import { measureCodecs } from './codecs.js'
 import { measureEncryption } from './encryption.js'
 import { measureFailover, type Failover } from './failover.js'
-import { CONNECTIONS, load, startRedis, startServer, which, type Server } from './harness.js'
+import { CONNECTIONS, load, probe, startRedis, startServer, which, type Server } from './harness.js'
 import { profileMemoryHit, type ProfileSummary } from './profile.js'
 import { measureRecovery, type Recovery } from './recovery.js'
 import { measureTiered, tieredLines, type TieredFigures } from './tiered.js'
-import { renderReport, summarise, type Measured, type Stampede } from './report.js'
+import { renderReport, summarise, type HitShare, type Measured, type Stampede } from './report.js'
 import { SCENARIOS, type Scenario } from './scenarios.js'
 import { measureMemoryBound, measureStores, type MemoryBound } from './store.js'
 
@@ -43,14 +43,32 @@ const scenarios = SCENARIOS.filter((s) => {
 const redis = await startRedis()
 const env = { BENCH_REDIS_PORT: String(redis.port) }
 
+interface Counters { hits: number, misses: number, stale: number, bypasses: number }
+
+async function counters (url: string): Promise<Counters> {
+  return await (await fetch(url)).json() as Counters
+}
+
 async function measure (scenario: Scenario, running?: Server): Promise<Measured> {
   const server = running ?? await startServer(scenario.server, { ...env, ...scenario.env })
   try {
     const url = server.address + scenario.path
+    const lookups = (c: Counters): number => c.hits + c.stale + c.misses + c.bypasses
     process.stdout.write(`  ${scenario.name.padEnd(18)} warm-up ${WARMUP_SECONDS}s, `)
     await load(url, { ...scenario.request, seconds: WARMUP_SECONDS })
     process.stdout.write(`measuring ${DURATION_SECONDS}s ... `)
+    // The plugin's counters around the measured load: every variant has had its first request in the warm-up.
+    const before = scenario.statsPath === undefined ? undefined : await counters(server.address + scenario.statsPath)
     const result = await load(url, { ...scenario.request, seconds: DURATION_SECONDS })
+    let hitShare: HitShare | undefined
+    if (before !== undefined && scenario.statsPath !== undefined) {
+      const after = await counters(server.address + scenario.statsPath)
+      const window = lookups(after) - lookups(before)
+      hitShare = { share: (after.hits - before.hits) / window, hits: after.hits - before.hits, lookups: window, missesSinceStart: after.misses, lookupsSinceStart: lookups(after) }
+    }
+    const answer = scenario.probe === true
+      ? await probe(url, { ...scenario.request?.headers, ...scenario.request?.headerSets?.[0] })
+      : undefined
     const measured = {
       scenario,
       rps: result.requests.average,
@@ -58,9 +76,14 @@ async function measure (scenario: Scenario, running?: Server): Promise<Measured>
       p99: result.latency.p99,
       errors: result.errors + result.timeouts,
       non2xx: result.non2xx,
-      ratio: 1
+      ratio: 1,
+      bytes: result.throughput.total / Math.max(1, result.requests.total),
+      answer,
+      hitShare
     }
-    console.log(`${Math.round(measured.rps)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms`)
+    console.log(`${Math.round(measured.rps)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms, ${Math.round(measured.bytes)} B/answer` +
+      (answer === undefined ? '' : ` (${answer.encoding} ${answer.bodyBytes} B + ${answer.headerBytes} B of headers, ${answer.xCache ?? 'no x-cache'})`) +
+      (hitShare === undefined ? '' : `, hits ${(100 * hitShare.share).toFixed(2)}% of ${hitShare.lookups} lookups (misses since start ${hitShare.missesSinceStart} of ${hitShare.lookupsSinceStart})`))
     return measured
   } finally {
     if (running === undefined) await server.stop()
@@ -123,8 +146,18 @@ try {
   }
   for (const [scenario, measured] of rounds) {
     const sorted = [...measured].sort((a, b) => a.ratio - b.ratio)
-    results.push({ ...sorted[Math.floor(sorted.length / 2)], rounds: measured.map((m) => m.ratio), roundRps: measured.map((m) => m.rps) })
-    if (ROUNDS > 1) console.log(`  ${scenario.name.padEnd(18)} ratios ${sorted.map((m) => m.ratio.toFixed(2)).join(' ')}`)
+    const hitShares = measured.flatMap((m) => m.hitShare === undefined ? [] : [m.hitShare])
+    results.push({
+      ...sorted[Math.floor(sorted.length / 2)],
+      rounds: measured.map((m) => m.ratio),
+      roundRps: measured.map((m) => m.rps),
+      roundBytes: measured.map((m) => m.bytes),
+      roundHitShare: hitShares.length > 0 ? hitShares : undefined
+    })
+    if (ROUNDS > 1) {
+      console.log(`  ${scenario.name.padEnd(18)} ratios ${sorted.map((m) => m.ratio.toFixed(2)).join(' ')}; B/answer ${measured.map((m) => Math.round(m.bytes)).join(' ')}` +
+        (hitShares.length > 0 ? `; hit share ${hitShares.map((h) => (100 * h.share).toFixed(2) + '%').join(' ')}` : ''))
+    }
   }
   // The tiered store across three instances: a short round in --quick, and alone with BENCH_ONLY=tiered.
   if (full || quick || only?.includes('tiered') === true) {

@@ -27,6 +27,15 @@ export async function loadProduct (): Promise<typeof PRODUCT> {
   return PRODUCT
 }
 
+/** The compression rows' 60 KB JSON list (issue 26): 700 short records, compressible as API lists are. */
+export const LIST = Array.from({ length: 700 }, (_, id) => ({ id, sku: `SKU-${100000 + id}`, name: `Product number ${id}`, price: (id * 7) % 1000 / 10, tags: ['a', 'b'] }))
+
+/** The list's data function: the same 20 ms round trip. */
+export async function loadList (): Promise<typeof LIST> {
+  await sleep(20)
+  return LIST
+}
+
 /** About 1 MB of JSON (records like PRODUCT), under the plugin's default maxEntryBytes of 1 MiB. */
 export function catalogue (): Array<typeof PRODUCT> {
   const count = Math.floor(1_000_000 / (PRODUCT_JSON.length + 1))

@@ -1,7 +1,11 @@
 // Peer: nginx proxy_cache (one worker, config generated into a temp dir) in front of the uncached
 // no-plugin app, which runs in this process; with BENCH_ORIGIN=http, in front of the origin of the
 // reverse-proxy rows (origin.ts), whose own Cache-Control then decides what nginx keeps, as it does
-// for examples/reverse-proxy. The runner skips this peer when nginx is not on PATH.
+// for examples/reverse-proxy. With BENCH_NGINX_GZIP=1, nginx also compresses (`gzip on` for JSON,
+// `gzip_proxied any`, `gzip_vary on`, its default level 1) the answers it serves from proxy_cache, as a
+// front proxy usually does: the app behind it (GET /list, the 60 KB route of compressed-hit.ts) has
+// neither the plugin nor @fastify/compress, and gzip runs on every answer (nginx caches what the app
+// sent, uncompressed). The runner skips this peer when nginx is not on PATH.
 import { spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -9,10 +13,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { startOrigin } from './origin.js'
-import { loadProduct } from './payload.js'
+import { loadList, loadProduct } from './payload.js'
 
+const gzip = process.env.BENCH_NGINX_GZIP === '1'
 const app = Fastify()
 app.get('/product', async () => await loadProduct())
+app.get('/list', async () => await loadList())
 const origin = process.env.BENCH_ORIGIN === 'http' ? await startOrigin() : undefined
 if (origin !== undefined) app.addHook('onClose', () => { origin.close() })
 const upstream = origin?.url ?? await app.listen({ port: 0, host: '127.0.0.1' })
@@ -41,6 +47,7 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   proxy_cache_path ${dir}/cache keys_zone=bench:10m;
+  ${gzip ? 'gzip on; gzip_types application/json; gzip_proxied any; gzip_vary on;' : '# gzip off (the default)'}
   upstream app { server ${upstream.replace('http://', '')}; keepalive 32; }
   server {
     listen 127.0.0.1:${port};
