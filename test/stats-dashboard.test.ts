@@ -107,7 +107,8 @@ t.test('the page, its script and style, entries and invalidation: each behind th
   const routes = [
     ['GET', '/ops/cache/dashboard', 'text/html; charset=utf-8', /<script src="dashboard.js" defer><\/script>/],
     ['GET', '/ops/cache/dashboard.js', 'text/javascript; charset=utf-8', /textContent/],
-    ['GET', '/ops/cache/dashboard.css', 'text/css; charset=utf-8', /table/]
+    ['GET', '/ops/cache/dashboard.css', 'text/css; charset=utf-8', /table/],
+    ['GET', '/ops/cache/dashboard.svg', 'image/svg+xml', /<svg/]
   ] as const
   for (const [method, url, type, body] of routes) {
     t.equal((await app.inject({ method, url })).statusCode, 401, `${url} is guarded`)

@@ -8,6 +8,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Response cache</title>
+<link rel="icon" href="dashboard.svg">
 <link rel="stylesheet" href="dashboard.css">
 <script src="dashboard.js" defer></script>
 </head>
@@ -221,3 +222,6 @@ export const DASHBOARD_JS = `'use strict'
   })
 })()
 `
+
+/** The page's icon, served like its script (a browser asks for /favicon.ico otherwise). */
+export const DASHBOARD_ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7" fill="#2a7"/></svg>\n'

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply, onRequestHookHandler } from 'fastify'
-import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_JS } from './dashboard-assets.js'
+import { DASHBOARD_CSS, DASHBOARD_HTML, DASHBOARD_ICON, DASHBOARD_JS } from './dashboard-assets.js'
 
 const listQuery = Type.Object({
   route: Type.Optional(Type.String({ minLength: 1 })),
@@ -32,7 +32,7 @@ async function storeAway (reply: FastifyReply): Promise<FastifyReply> {
 
 /**
  * The dashboard's routes under the stats path, each behind the stats route's guard: the page, its
- * script and style (separate, for a strict Content-Security-Policy), a page of entries through
+ * script, style and icon (separate, for a strict Content-Security-Policy), a page of entries through
  * app.cache.list, and invalidation through app.cache.invalidate (POST, JSON only: a cross-site form
  * cannot send it).
  */
@@ -45,6 +45,7 @@ export function addDashboard (app: FastifyInstance, path: string, onRequest: onR
   asset('dashboard', 'text/html; charset=utf-8', DASHBOARD_HTML)
   asset('dashboard.js', 'text/javascript; charset=utf-8', DASHBOARD_JS)
   asset('dashboard.css', 'text/css; charset=utf-8', DASHBOARD_CSS)
+  asset('dashboard.svg', 'image/svg+xml', DASHBOARD_ICON)
 
   app.get<{ Querystring: Static<typeof listQuery> }>(`${path}/entries`, { onRequest, schema: { querystring: listQuery } }, async (request, reply) => {
     try {
