@@ -188,3 +188,15 @@ t.test('the store cannot be asked: 503 from entries and invalidation', async (t)
   const invalidate = await app.inject({ method: 'POST', url: '/cache/stats/invalidate', headers: auth, payload: { tags: ['items'] } })
   t.equal(invalidate.statusCode, 503)
 })
+
+t.test('a custom store without list: 501; a tag too long in bytes: 400 from app.cache.invalidate', async (t) => {
+  const store = { name: 'plain', get: async () => undefined, set: async () => {}, delete: async () => true, invalidateTags: async () => 0, clear: async () => {} }
+  const app = await cachedApp(t, { store, statsRoute: { onRequest: guard, dashboard: true } })
+  await app.ready()
+  const list = await app.inject({ url: '/cache/stats/entries?tag=items', headers: auth })
+  t.equal(list.statusCode, 501)
+  t.match(list.json(), { message: /no list\(\) method/ })
+  const long = await app.inject({ method: 'POST', url: '/cache/stats/invalidate', headers: auth, payload: { tags: ['é'.repeat(200)] } })
+  t.equal(long.statusCode, 400)
+  t.match(long.json(), { message: /invalid argument "tags"/ })
+})
