@@ -17,7 +17,7 @@ import { GuardedStore } from './stores/guard.js'
 import { createStore } from './stores/index.js'
 import { createWarm } from './client/warm.js'
 
-export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions } from './options.js'
+export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions, StatsRouteOptions } from './options.js'
 export type {
   ResponseCacheClient, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapOptions,
   WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector

@@ -29,6 +29,7 @@ declare namespace fastifyResponseCache {
   export type CacheEntry = lib.CacheEntry
   export type HeaderValue = lib.HeaderValue
   export type CompressOptions = lib.CompressOptions
+  export type StatsRouteOptions = lib.StatsRouteOptions
   export type Encoding = lib.Encoding
   export type EncodedBodies = lib.EncodedBodies
   export type CacheStore = lib.CacheStore

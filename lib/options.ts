@@ -65,6 +65,27 @@ export interface CompressOptions {
   gzipLevel?: number
 }
 
+/** `statsRoute` as an object. */
+export interface StatsRouteOptions {
+  /** Where the JSON and Prometheus text answer. @defaultValue `'/cache/stats'` */
+  path?: string
+  /** Runs before the route and the dashboard's routes: reply 401 from it to protect them. */
+  onRequest?: onRequestHookHandler | onRequestHookHandler[]
+  /**
+   * An HTML page at `<path>/dashboard` (its script and style at `<path>/dashboard.js` and `.css`):
+   * counters, hit ratio over the last 5 minutes, store health, entries listed by route, tag or
+   * tenant, invalidation by tag or route. `true`, or `{ interval }`: seconds between the samples of
+   * the counters the recent hit ratio is worked out from (1 to 60, default 10). It lists URLs and
+   * drops entries, so it needs `onRequest`, or `public: true`. @defaultValue `false`
+   */
+  dashboard?: boolean | { interval?: number }
+  /**
+   * Says the route is meant to be open (a guard elsewhere, such as the network, protects it): no
+   * warning at `ready()` for a missing `onRequest`, and `dashboard` allowed without one. @defaultValue `false`
+   */
+  public?: boolean
+}
+
 /** Options given to `app.register(responseCache, options)`. */
 export interface ResponseCacheOptions {
   /**
@@ -158,8 +179,12 @@ export interface ResponseCacheOptions {
    * `namespace`), for the app's own `/metrics`.
    */
   registry?: Registry
-  /** Expose counters over HTTP: `true`, or `{ path, onRequest }`. @defaultValue `false` */
-  statsRoute?: boolean | { path?: string, onRequest?: onRequestHookHandler | onRequestHookHandler[] }
+  /**
+   * Expose counters over HTTP: `true`, or `{ path, onRequest, dashboard, public }`. `onRequest`
+   * guards the route (and the dashboard's); `dashboard` adds an HTML page at `<path>/dashboard` (see
+   * "Dashboard" in docs/API.md), which needs `onRequest` or `public: true`. @defaultValue `false`
+   */
+  statsRoute?: boolean | StatsRouteOptions
   /**
    * Compression the cache owns: a compressible response (JSON, text, JavaScript, CSS, SVG, XML) of
    * `threshold` bytes or more is stored with its br and gzip encodings, and each request gets the one
@@ -287,15 +312,22 @@ const optionsSchema = Type.Object({
   registry: Type.Object({}, { description: 'a prom-client Registry' }),
   statsRoute: Type.Union([
     Type.Boolean(),
-    Type.Object({}, { description: 'an object { path, onRequest }' })
-  ], { description: 'true, false or an object { path, onRequest }' }),
+    Type.Object({}, { description: 'an object { path, onRequest, dashboard, public }' })
+  ], { description: 'true, false or an object { path, onRequest, dashboard, public }' }),
   compress: compressOption,
   perRequestHeaders: headerNames('response')
 })
 
 const statsRouteSchema = Type.Object({
   path: Type.String({ pattern: '^/', description: 'a path starting with "/"' }),
-  onRequest: Type.Union([fn('hook'), Type.Array(fn('hook'))], { description: 'a hook function or an array of them' })
+  onRequest: Type.Union([fn('hook'), Type.Array(fn('hook'))], { description: 'a hook function or an array of them' }),
+  dashboard: Type.Union([
+    Type.Boolean(),
+    Type.Object({
+      interval: Type.Optional(Type.Integer({ minimum: 1, maximum: 60, description: 'a whole number of seconds from 1 to 60' }))
+    }, { additionalProperties: false })
+  ], { description: 'true, false or an object { interval }' }),
+  public: Type.Boolean({ description: 'a boolean' })
 })
 
 const routeSchema = Type.Object({
@@ -360,6 +392,16 @@ function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
+export interface ResolvedStatsRoute {
+  path: string
+  onRequest: onRequestHookHandler[]
+  /** Seconds between samples of the counters; false without the page. */
+  dashboard: false | { interval: number }
+  public: boolean
+}
+
+export const DEFAULT_DASHBOARD_INTERVAL = 10
+
 export interface ResolvedOptions {
   store: 'memory' | 'redis' | 'tiered' | CacheStore
   redis: unknown
@@ -383,7 +425,7 @@ export interface ResolvedOptions {
   coalesceTimeoutMs: number
   honorClientNoCache: boolean
   registry: Registry | undefined
-  statsRoute: false | { path: string, onRequest: onRequestHookHandler[] }
+  statsRoute: false | ResolvedStatsRoute
   /** Undefined when off. */
   compress: CompressionSettings | undefined
   /** Lower case, each once. */
@@ -410,13 +452,20 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   }
   const ttl = o.ttl ?? DEFAULT_TTL
   let statsRoute: ResolvedOptions['statsRoute'] = false
-  if (o.statsRoute === true) statsRoute = { path: DEFAULT_STATS_PATH, onRequest: [] }
+  if (o.statsRoute === true) statsRoute = { path: DEFAULT_STATS_PATH, onRequest: [], dashboard: false, public: false }
   if (isRecord(o.statsRoute)) {
-    const hooks = o.statsRoute.onRequest
-    statsRoute = {
-      path: o.statsRoute.path ?? DEFAULT_STATS_PATH,
-      onRequest: hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
+    const { path, onRequest: hooks, dashboard, public: open } = o.statsRoute as StatsRouteOptions
+    const resolved: ResolvedStatsRoute = {
+      path: path ?? DEFAULT_STATS_PATH,
+      onRequest: hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks],
+      dashboard: dashboard === undefined || dashboard === false ? false : { interval: (dashboard === true ? undefined : dashboard.interval) ?? DEFAULT_DASHBOARD_INTERVAL },
+      public: open ?? false
     }
+    // The page lists URLs and drops entries: open to anyone only when the app says so.
+    if (resolved.dashboard !== false && resolved.onRequest.length === 0 && !resolved.public) {
+      fail('statsRoute.dashboard', 'lists cached URLs and invalidates entries: give statsRoute.onRequest a guard, or set statsRoute.public: true if something else protects the path')
+    }
+    statsRoute = resolved
   }
   return {
     store: o.store ?? 'memory',

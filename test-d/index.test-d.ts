@@ -1,10 +1,17 @@
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import responseCache, { type CacheHealth, type CompressOptions, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type WarmReport } from '../dist/esm/index.js'
+import responseCache, { type CacheHealth, type CompressOptions, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type StatsRouteOptions, type WarmReport } from '../dist/esm/index.js'
 
 const app = Fastify()
 await app.register(responseCache, { ttl: 30, store: 'memory', statsRoute: { path: '/ops/cache' } })
+// statsRoute.dashboard: true or { interval }, with a guard or public
+await app.register(responseCache, { statsRoute: { path: '/ops/cache', onRequest: async () => {}, dashboard: true } })
+await app.register(responseCache, { statsRoute: { onRequest: [async () => {}], dashboard: { interval: 5 } } })
+expectAssignable<StatsRouteOptions>({ dashboard: true, public: true })
+expectError(app.register(responseCache, { statsRoute: { dashboard: 'yes' } }))
+expectError(app.register(responseCache, { statsRoute: { dashboard: { interval: '5s' } } }))
+expectError(app.register(responseCache, { statsRoute: { public: 1 } }))
 expectError(app.register(responseCache, { ttl: '30' }))
 
 // config.cache on routes

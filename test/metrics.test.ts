@@ -85,3 +85,68 @@ t.test('a registry that is not a prom-client Registry fails ready() naming the o
     message: /"registry": expected a prom-client Registry/
   })
 })
+
+t.test('response_cache_store_ping_seconds: the latency of the ping store_up takes, one ping per scrape; absent while the store does not answer', async (t) => {
+  let pings = 0
+  let down = false
+  const store = {
+    name: 'pinged',
+    get: async () => undefined,
+    set: async () => {},
+    delete: async () => true,
+    invalidateTags: async () => 0,
+    clear: async () => {},
+    ping: async () => {
+      pings++
+      if (down) throw new Error('gone')
+    }
+  }
+  const app = await cachedApp(t, { store, statsRoute: true })
+  const scrape = async (): Promise<string> => (await app.inject({ url: '/cache/stats', headers: { accept: 'text/plain' } })).body
+  let text = await scrape()
+  t.equal(pings, 1, 'store_up and the latency share one ping')
+  t.equal(sample(text, 'response_cache_store_up{namespace="rc",store="pinged"}'), 1)
+  const seconds = sample(text, 'response_cache_store_ping_seconds{namespace="rc",store="pinged"}')
+  t.ok(seconds !== undefined && seconds >= 0 && seconds < 5, `${String(seconds)} s`)
+  t.match(text, /# TYPE response_cache_store_ping_seconds gauge/)
+  down = true
+  text = await scrape()
+  t.equal(pings, 2)
+  t.equal(sample(text, 'response_cache_store_up{namespace="rc",store="pinged"}'), 0)
+  t.notMatch(text, /response_cache_store_ping_seconds\{/, 'no latency without an answer')
+})
+
+t.test('docs/grafana-dashboard.json queries only metrics the plugin registers', async (t) => {
+  const { readFile } = await import('node:fs/promises')
+  const dashboard = JSON.parse(await readFile(new URL('../docs/grafana-dashboard.json', import.meta.url), 'utf8')) as {
+    panels: Array<{ title: string, targets?: Array<{ expr: string }> }>
+  }
+  const exprs = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel: panel.title, expr: target.expr })))
+  t.ok(exprs.length >= 5, `${exprs.length} queries`)
+
+  const app = await cachedApp(t, { statsRoute: true })
+  app.get('/items/:id', { config: { cache: true } }, async () => 'item')
+  await app.inject('/items/1')
+  await app.inject('/items/1')
+  await app.inject({ url: '/items/2', headers: { authorization: 'x' } })
+  const text = (await app.inject({ url: '/cache/stats', headers: { accept: 'text/plain' } })).body
+  // Metric names as the plugin's text declares them (a histogram's would add _bucket, _sum, _count).
+  const declared = new Set([...text.matchAll(/^# TYPE (\S+) \S+$/gm)].map((match) => match[1]))
+  const labels = new Set([...text.matchAll(/[{,](\w+)="/g)].map((match) => match[1]))
+  for (const { panel, expr } of exprs) {
+    // A metric is a name not followed by "(" (a function) and not inside {...} or by/without (...).
+    const stripped = expr.replace(/\{[^}]*\}/g, '').replace(/\b(by|without)\s*\([^)]*\)/g, '').replace(/\[[^\]]*\]/g, '')
+    const names = [...stripped.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)]
+      .filter((match) => !/^\s*\(/.test(stripped.slice((match.index ?? 0) + match[0].length)))
+      .map((match) => match[0])
+      .filter((name) => !['or', 'and', 'unless', 'on', 'ignoring', 'bool'].includes(name))
+    const metrics = names.filter((name) => name.startsWith('response_cache_'))
+    t.ok(metrics.length > 0, `${panel}: queries a metric of the plugin`)
+    t.same(names.filter((name) => !name.startsWith('response_cache_') && !/^\d/.test(name)), [], `${panel}: no other name in ${expr}`)
+    for (const name of metrics) t.ok(declared.has(name), `${panel}: ${name} is registered`)
+    for (const [, name] of expr.matchAll(/(\w+)\s*(?:=~|!~|!=|=)\s*"/g)) t.ok(labels.has(name), `${panel}: label ${name} exists`)
+    for (const group of expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) {
+      for (const name of group[1].split(',').map((label) => label.trim())) t.ok(labels.has(name), `${panel}: label ${name} exists`)
+    }
+  }
+})

@@ -26,11 +26,31 @@ t.test('defaults', async (t) => {
   t.equal(o.statsRoute, false)
 })
 
+const plainRoute = { dashboard: false, public: false }
+
 t.test('statsRoute forms', async (t) => {
-  t.same(resolveOptions({ statsRoute: true }).statsRoute, { path: '/cache/stats', onRequest: [] })
+  t.same(resolveOptions({ statsRoute: true }).statsRoute, { path: '/cache/stats', onRequest: [], ...plainRoute })
   const hook = (): void => {}
-  t.same(resolveOptions({ statsRoute: { onRequest: hook } }).statsRoute, { path: '/cache/stats', onRequest: [hook] })
-  t.same(resolveOptions({ statsRoute: { path: '/s', onRequest: [hook] } }).statsRoute, { path: '/s', onRequest: [hook] })
+  t.same(resolveOptions({ statsRoute: { onRequest: hook } }).statsRoute, { path: '/cache/stats', onRequest: [hook], ...plainRoute })
+  t.same(resolveOptions({ statsRoute: { path: '/s', onRequest: [hook] } }).statsRoute, { path: '/s', onRequest: [hook], ...plainRoute })
+})
+
+t.test('statsRoute.dashboard: true or { interval }, with a guard or public', async (t) => {
+  const hook = (): void => {}
+  t.strictSame(resolveOptions({ statsRoute: { onRequest: hook, dashboard: true } }).statsRoute,
+    { path: '/cache/stats', onRequest: [hook], dashboard: { interval: 10 }, public: false })
+  t.strictSame(resolveOptions({ statsRoute: { onRequest: hook, dashboard: { interval: 2 } } }).statsRoute,
+    { path: '/cache/stats', onRequest: [hook], dashboard: { interval: 2 }, public: false })
+  t.strictSame(resolveOptions({ statsRoute: { onRequest: hook, dashboard: {} } }).statsRoute,
+    { path: '/cache/stats', onRequest: [hook], dashboard: { interval: 10 }, public: false })
+  t.strictSame(resolveOptions({ statsRoute: { dashboard: true, public: true } }).statsRoute,
+    { path: '/cache/stats', onRequest: [], dashboard: { interval: 10 }, public: true })
+  t.strictSame(resolveOptions({ statsRoute: { dashboard: false } }).statsRoute,
+    { path: '/cache/stats', onRequest: [], dashboard: false, public: false })
+  const refused = /"statsRoute.dashboard": lists cached URLs and invalidates entries: give statsRoute.onRequest a guard, or set statsRoute.public: true/
+  t.throws(() => resolveOptions({ statsRoute: { dashboard: true } }), refused)
+  t.throws(() => resolveOptions({ statsRoute: { dashboard: true, onRequest: [] } }), refused)
+  t.throws(() => resolveOptions({ statsRoute: { dashboard: true, public: false } }), refused)
 })
 
 const bad: Array<[string, unknown, RegExp]> = [
@@ -51,6 +71,7 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['statsRoute', { statsRoute: 'yes' }, /"statsRoute"/],
   ['statsRoute.path', { statsRoute: { path: 'stats' } }, /"statsRoute.path": expected a path starting with "\/"/],
   ['statsRoute.onRequest', { statsRoute: { onRequest: [1] } }, /"statsRoute.onRequest"/],
+  ['statsRoute.dashboard', { statsRoute: { dashboard: true } }, /"statsRoute.dashboard": .*statsRoute.onRequest/],
   ['redis', { redis: 'redis://:secret@localhost' }, /"redis": expected an ioredis/],
   ['perRequestHeaders', { perRequestHeaders: ['x-request-id', 'ETag'] }, /"perRequestHeaders": may not list "etag": it describes the stored response/],
   ['perRequestHeaders', { perRequestHeaders: ['x:id'] }, /"perRequestHeaders": expected an array of response header names, got an array/],
@@ -212,8 +233,13 @@ t.test('each bound is checked on both sides', async (t) => {
   invalid(t, { registry: 'default' }, '"registry": expected a prom-client Registry, got "default"')
   invalid(t, { registry: {} }, '"registry": expected a prom-client Registry, got an object')
   invalid(t, { registry: { registerMetric: true } }, '"registry": expected a prom-client Registry, got an object')
-  invalid(t, { statsRoute: 1 }, '"statsRoute": expected true, false or an object { path, onRequest }, got 1')
-  invalid(t, { statsRoute: [] }, '"statsRoute": expected true, false or an object { path, onRequest }, got an array')
+  invalid(t, { statsRoute: 1 }, '"statsRoute": expected true, false or an object { path, onRequest, dashboard, public }, got 1')
+  invalid(t, { statsRoute: [] }, '"statsRoute": expected true, false or an object { path, onRequest, dashboard, public }, got an array')
+  invalid(t, { statsRoute: { dashboard: 'yes' } }, '"statsRoute.dashboard": expected true, false or an object { interval }, got "yes"')
+  invalid(t, { statsRoute: { dashboard: { interval: 0 } } }, '"statsRoute.dashboard": expected true, false or an object { interval }, got an object')
+  invalid(t, { statsRoute: { dashboard: { interval: 61 } } }, '"statsRoute.dashboard": expected true, false or an object { interval }, got an object')
+  invalid(t, { statsRoute: { dashboard: { every: 5 } } }, '"statsRoute.dashboard": expected true, false or an object { interval }, got an object')
+  invalid(t, { statsRoute: { public: 'yes' } }, '"statsRoute.public": expected a boolean, got "yes"')
   invalid(t, { statsRoute: { path: 5 } }, '"statsRoute.path": expected a path starting with "/", got 5')
   invalid(t, { statsRoute: { onRequest: 'hook' } }, '"statsRoute.onRequest": expected a hook function or an array of them, got "hook"')
   invalid(t, { statsRoute: { open: true } }, '"statsRoute.open": is not a known option')
@@ -227,9 +253,9 @@ t.test('each bound is checked on both sides', async (t) => {
 t.test('statsRoute: false, true, a hook alone or a list; the default path', async (t) => {
   const hook = (): void => {}
   t.equal(resolveOptions({ statsRoute: false }).statsRoute, false)
-  t.strictSame(resolveOptions({ statsRoute: {} }).statsRoute, { path: '/cache/stats', onRequest: [] })
-  t.strictSame(resolveOptions({ statsRoute: { path: '/x' } }).statsRoute, { path: '/x', onRequest: [] })
-  t.strictSame(resolveOptions({ statsRoute: { onRequest: [hook, hook] } }).statsRoute, { path: '/cache/stats', onRequest: [hook, hook] })
+  t.strictSame(resolveOptions({ statsRoute: {} }).statsRoute, { path: '/cache/stats', onRequest: [], ...plainRoute })
+  t.strictSame(resolveOptions({ statsRoute: { path: '/x' } }).statsRoute, { path: '/x', onRequest: [], ...plainRoute })
+  t.strictSame(resolveOptions({ statsRoute: { onRequest: [hook, hook] } }).statsRoute, { path: '/cache/stats', onRequest: [hook, hook], ...plainRoute })
 })
 
 t.test('route options: defaults from the plugin, values passed through, vary and perRequestHeaders lower-cased once each', async (t) => {

@@ -69,17 +69,41 @@ class CacheMetrics {
     perStore('response_cache_bytes', 'Bytes the store accounts for its entries', (s) => s.bytes, 'gauge')
     perStore('response_cache_evictions_total', 'Entries evicted to stay within the byte bound', (s) => s.evictions, 'counter')
 
+    // One ping per source and scrape: both gauges below are collected at once, and share it.
+    const pinging = new Map<MetricsSource, Promise<CacheHealth>>()
+    const health = async (source: MetricsSource): Promise<CacheHealth> => {
+      let pending = pinging.get(source)
+      if (pending === undefined) {
+        pinging.set(source, pending = source.health())
+        pending.finally(() => { pinging.delete(source) }).catch(/* c8 ignore next */ () => {})
+      }
+      return await pending
+    }
     // eslint-disable-next-line no-new
     new Gauge({
       name: 'response_cache_store_up',
-      help: 'Whether the store answered a ping when scraped (1) or not (0)',
+      help: 'Whether the store answered a ping when scraped (1) or not (0: down, or paused by the circuit breaker)',
       labelNames: ['namespace', 'store'],
       registers: [registry],
       async collect () {
         this.reset()
         for (const source of sources) {
-          const health = await source.health()
-          this.set({ namespace: source.namespace, store: health.store }, health.ok ? 1 : 0)
+          const answer = await health(source)
+          this.set({ namespace: source.namespace, store: answer.store }, answer.ok ? 1 : 0)
+        }
+      }
+    })
+    // eslint-disable-next-line no-new
+    new Gauge({
+      name: 'response_cache_store_ping_seconds',
+      help: 'How long the store took to answer that ping (absent while it does not answer)',
+      labelNames: ['namespace', 'store'],
+      registers: [registry],
+      async collect () {
+        this.reset()
+        for (const source of sources) {
+          const answer = await health(source)
+          if (answer.latencyMs !== undefined) this.set({ namespace: source.namespace, store: answer.store }, answer.latencyMs / 1000)
         }
       }
     })
