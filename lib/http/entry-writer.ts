@@ -10,7 +10,7 @@ import { responseVariant, type Variant } from '../rules/variants.js'
 import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
 import { release } from './key-lock.js'
 import { payloadBytes } from './payload.js'
-import { kReplyTags, type HookContext, type KeyedState, responseHeaders, type RouteState, tagsOf } from './request-state.js'
+import { kReplyTags, type HookContext, type KeyedState, responseHeaders, tagsOf } from './request-state.js'
 import { rememberVariant, storeVariant } from './variant-store.js'
 
 const isTagsProblem = (reason: NotStoredReason): reason is TagsProblem => reason in TAGS_EXPECTED
@@ -44,7 +44,7 @@ export class EntryWriter {
     const variant = typeof verdict === 'string' ? undefined : this.#variantOf(state, request, (name) => reply.getHeader(name))
     const tags = typeof verdict === 'string' || typeof variant === 'string' ? [] : this.#userTags(state, request, reply)
     if (typeof verdict === 'string' || typeof variant === 'string' || typeof tags === 'string') {
-      this.notStored(request, reply, route, typeof verdict === 'string' ? verdict : typeof variant === 'string' ? variant : tags as TagsProblem)
+      this.notStored(request, reply, state, typeof verdict === 'string' ? verdict : typeof variant === 'string' ? variant : tags as TagsProblem)
       return undefined
     }
     const bytes = body as Buffer
@@ -79,7 +79,9 @@ export class EntryWriter {
    * A response not stored: at debug each time; at warn once per route and reason when the reason is
    * how the route is set up (its tags, its statuses, what its handler sends), naming the fix.
    */
-  notStored (request: FastifyRequest, reply: FastifyReply, route: RouteState, reason: NotStoredReason): void {
+  notStored (request: FastifyRequest, reply: FastifyReply, state: KeyedState, reason: NotStoredReason): void {
+    const { route } = state
+    state.notStored = reason
     request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
     this.#ctx.refresher.report(request, reason)
     if (route.warned.has(reason)) return
@@ -137,6 +139,7 @@ export class EntryWriter {
       if (kept === false) {
         // The resource has as many variants as it may keep (rules/variants.ts): this one is not stored.
         request.log.debug({ responseCache: { route: route.id, reason: 'vary-variants' } }, 'response cache: not stored')
+        state.notStored = 'vary-variants'
         release(store, state)
         refresher.report(request, 'vary-variants')
         return

@@ -105,6 +105,7 @@ function lookupKey (ctx: HookContext, state: KeyedState): void {
   // A background refresh, or a client allowed to ask for a fresh copy, goes straight to the handler.
   if (refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
     route.counters.misses++
+    state.fwd = 'request'
     state.leader = inFlight.lead(key)
     // A refresh in origin mode asks the handler whether the entry it replaces still holds.
     const stale = refresher.staleOf(request)
@@ -130,13 +131,16 @@ function lookupKey (ctx: HookContext, state: KeyedState): void {
 /** What the store answered for the request's key: served fresh or stale, else a miss. */
 function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefined): void {
   const { inFlight, rawKeys, refresher } = ctx
-  const { route, request, reply } = state
+  const { route, request } = state
   const now = Date.now()
   // A varying resource's key holds a marker: the request reads its own variant instead,
   // unless this process has a newer answer for the key on its way to the store (miss(ctx, ) takes it).
   if (entry !== undefined && isMarker(entry)) {
     if (inFlight.unwritten(state.key) === undefined && throughVariants(ctx, state, entry) === 'followed') return
     entry = undefined
+  } else if (entry === undefined && state.variantOf !== undefined) {
+    // A marker was found, but not this request's variant.
+    state.fwd = 'vary-miss'
   }
   if (entry !== undefined) {
     const age = now - entry.storedAt
@@ -144,7 +148,7 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
     if (age < fresh) {
       route.counters.hits++
       state.status = 'HIT'
-      state.served = sendEntry(request, reply, entry, now, 'HIT', route.options.perRequestHeaders)
+      state.served = sendEntry(state, entry, now, 'HIT')
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
       return
     }
@@ -152,11 +156,12 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
     if (age < fresh + windows.whileRevalidate * 1000) {
       route.counters.stale++
       state.status = 'STALE'
-      state.served = sendEntry(request, reply, entry, now, 'STALE', route.options.perRequestHeaders)
+      state.served = sendEntry(state, entry, now, 'STALE')
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
       refresher.start(state.key, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
       return
     }
+    state.fwd = 'stale'
     if (age < fresh + windows.ifError * 1000) state.stale = entry
     // Kept past what the store was told to keep it (a store's expiry lags the plugin's clock by the
     // write's round trip): gone, as it would be a moment later.
@@ -177,7 +182,10 @@ function miss (ctx: HookContext, state: KeyedState): void {
   // An answer on its way to the store is used as the store would answer it: a `no-cache` one (origin
   // mode) is never fresh, so the request revalidates it instead.
   if (landing !== undefined && !isMarker(landing) && Date.now() - landing.storedAt >= freshMs(landing)) {
-    if (state.revalidating === undefined && canRevalidate(landing)) state.revalidating = landing
+    if (state.revalidating === undefined && canRevalidate(landing)) {
+      state.revalidating = landing
+      state.fwd = 'stale'
+    }
   } else if (landing !== undefined) {
     const token = store.takeToken(key)
     if (token !== undefined) store.unlock(key, token)
@@ -217,7 +225,10 @@ function runHandler (state: KeyedState): void {
 function throughVariants (ctx: HookContext, state: KeyedState, entry: CacheEntry): 'serve' | 'followed' | 'miss' {
   const own = ownVariant(entry, state.variantOf ?? state.key, state.request)
   if (own === undefined) return 'serve'
-  if (own === null || state.variantOf !== undefined) return 'miss'
+  if (own === null || state.variantOf !== undefined) {
+    state.fwd = 'vary-miss'
+    return 'miss'
+  }
   state.variantOf = state.key
   state.key = own
   lookupKey(ctx, state)
@@ -234,7 +245,8 @@ function handOver (ctx: HookContext, state: KeyedState, entry: CacheEntry): void
   }
   state.route.counters.hits++
   state.status = 'HIT'
-  state.served = sendEntry(state.request, state.reply, entry, Date.now(), 'HIT', state.route.options.perRequestHeaders)
+  state.collapsed = true
+  state.served = sendEntry(state, entry, Date.now(), 'HIT')
 }
 
 /** The store failed the lookup: the request goes past the cache. */
