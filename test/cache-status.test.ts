@@ -114,9 +114,11 @@ t.test('STALE is a hit with a negative ttl; stale-if-error goes forward as stale
     if (fail) return await reply.code(500).send({ failed: true })
     return { ok: true }
   })
+  app.get('/expired', { config: { cache: { ttl: 1, staleIfError: 60 } } }, async () => ({ ok: true }))
   const get = await serve(t, app)
   await get('/swr')
   await get('/sie')
+  await get('/expired')
   const since = Date.now()
   await until(since, 2000)
   const stale = await get('/swr')
@@ -124,6 +126,7 @@ t.test('STALE is a hit with a negative ttl; stale-if-error goes forward as stale
   const params = ours(stale)
   t.equal(params.hit, true)
   t.ok(typeof params.ttl === 'number' && params.ttl < 0, `negative ttl: ${String(params.ttl)}`)
+  t.same(ours(await get('/expired')), { fwd: 'stale', 'fwd-status': 200, stored: true }, 'a stale entry, not served, makes the request go forward')
   fail = true
   const saved = await get('/sie')
   t.equal(saved.status, 200)
@@ -214,7 +217,15 @@ t.test('a streamed response with an upstream member: ours is sent, never stored'
     reply.header('content-type', 'text/plain')
     return Readable.from(['a', 'b'])
   })
+  app.get('/plain', { config: { cache: true } }, async (_request, reply) => {
+    reply.header('content-type', 'text/plain')
+    return Readable.from(['a', 'b'])
+  })
   const get = await serve(t, app)
+  await get('/plain')
+  let plain: Answer | undefined
+  t.ok(await eventually(async () => (plain = await get('/plain')).headers['x-cache'] === 'HIT'))
+  t.same(members(plain as Answer).map((member) => member.name), ['fastify-response-cache'], 'a stream with no member of its own stores none')
   const miss = await get('/s')
   t.same(members(miss).map((member) => member.name), ['Upstream', 'fastify-response-cache'])
   t.same(ours(miss), { fwd: 'uri-miss', 'fwd-status': 200 }, 'stored or not is known at the end of the stream')
