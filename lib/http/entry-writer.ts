@@ -12,6 +12,7 @@ import { release } from './key-lock.js'
 import { payloadBytes } from './payload.js'
 import { kReplyTags, type HookContext, type KeyedState, responseHeaders, tagsOf } from './request-state.js'
 import { rememberVariant, storeVariant } from './variant-store.js'
+import { traceEnd, traceReturned, traceStart, type CacheTraceContext } from '../observability/tracing.js'
 
 const isTagsProblem = (reason: NotStoredReason): reason is TagsProblem => reason in TAGS_EXPECTED
 
@@ -82,6 +83,7 @@ export class EntryWriter {
   notStored (request: FastifyRequest, reply: FastifyReply, state: KeyedState, reason: NotStoredReason): void {
     const { route } = state
     state.notStored = reason
+    traceEnd(traceStart('store', route.storeKind, route.id), 'not-stored', { reason })
     request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
     this.#ctx.refresher.report(request, reason)
     if (route.warned.has(reason)) return
@@ -134,36 +136,43 @@ export class EntryWriter {
     // The lock is released once the entry can be read by the other processes, or will not be.
     // A store that can releases the lock in the write itself: one round trip fewer per miss.
     const lockToken = store.unlocksOnSet && target === key ? state.lockToken : undefined
+    let trace: CacheTraceContext | undefined
     const stored = (kept: unknown): void => {
       for (const landed of landing) inFlight.written(landed, entry)
       if (kept === false) {
         // The resource has as many variants as it may keep (rules/variants.ts): this one is not stored.
         request.log.debug({ responseCache: { route: route.id, reason: 'vary-variants' } }, 'response cache: not stored')
         state.notStored = 'vary-variants'
+        traceEnd(trace, 'not-stored', { reason: 'vary-variants' })
         release(store, state)
         refresher.report(request, 'vary-variants')
         return
       }
       if (lockToken !== undefined) state.lockToken = undefined
       route.counters.stores++
+      traceEnd(trace, 'stored', { bytes: entry.body.length })
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, primary)
       release(store, state)
       refresher.report(request, 'stored')
     }
-    const failed = (): void => {
+    const failed = (error?: unknown): void => {
+      traceEnd(trace, 'not-stored', { reason: 'store-error', error })
       route.counters.errors++
       for (const landed of landing) inFlight.written(landed, entry)
       release(store, state)
       refresher.report(request, 'store-error')
     }
     const set = (): void => {
+      trace = traceStart('store', route.storeKind, route.id)
       try {
         const setOptions = { ttl: storeTtl, tags, lockToken }
         const result = variant === undefined ? store.set(target, entry, setOptions) : storeVariant(store, variant, entry, setOptions)
-        if (isPromise<unknown>(result)) result.then(stored, failed)
-        else stored(result)
-      } catch {
-        failed()
+        if (isPromise<unknown>(result)) {
+          traceReturned(trace)
+          result.then(stored, failed)
+        } else stored(result)
+      } catch (error) {
+        failed(error)
       }
     }
     // A remote store is written after the response has gone out: the client does not wait for it.

@@ -13,6 +13,7 @@ import type { ClientConditions } from '../rules/revalidation.js'
 import type { FieldValue } from '../rules/lists.js'
 import { withoutRequestHeaders } from '../rules/per-request.js'
 import type { Forward } from '../rules/cache-status.js'
+import { traceEnd, traceStart, type CacheTraceContext } from '../observability/tracing.js'
 
 // What the lookup hooks (hooks.ts) and the store hook (store-hook.ts) share about a request and its route.
 
@@ -78,6 +79,8 @@ export interface KeyedState {
    * an entry keeps of it (the origin's members), never the cache's own.
    */
   upstream?: FieldValue | null
+  /** The lookup being traced, when someone subscribes (observability/tracing.ts). */
+  trace?: CacheTraceContext
 }
 
 /**
@@ -101,6 +104,7 @@ export function responseHeaders (state: KeyedState, reply: FastifyReply): Record
 /** The state of a request that bypasses the cache, with the reason at debug. */
 export function bypassed (request: FastifyRequest, route: RouteState, reason: string): BypassState {
   route.counters.bypasses++
+  traceEnd(traceStart('lookup', route.storeKind, route.id), 'bypass', { reason })
   request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
   return (request[kRequestState] = { route, status: 'BYPASS', key: undefined, reason })
 }
@@ -156,6 +160,8 @@ export interface RouteState {
   plan: LookupPlan | undefined
   /** The not-stored reasons this route has warned about: once each, a setup to fix, not a load. */
   warned: Set<string>
+  /** The store's kind, for the tracing channels (observability/tracing.ts). */
+  storeKind: string
 }
 
 /** The route state for a request's method, or undefined when the hook does not apply to it. */
