@@ -47,7 +47,8 @@ const finish = (message: unknown): void => {
     ...(ctx.route === undefined ? {} : { 'cache.route': ctx.route }),
     ...(ctx.result === undefined ? {} : { 'cache.result': ctx.result }),
     ...(ctx.reason === undefined ? {} : { 'cache.reason': ctx.reason }),
-    ...(ctx.bytes === undefined ? {} : { 'cache.bytes': ctx.bytes })
+    ...(ctx.bytes === undefined ? {} : { 'cache.bytes': ctx.bytes }),
+    ...(ctx.tags === undefined ? {} : { 'cache.tags': ctx.tags })
   })
   span.end()
 }
@@ -93,6 +94,12 @@ for (const [kind, options] of [['memory', {}], ['redis', { store: 'redis', redis
       await response.body.text()
       return response.headers['x-cache'] as string | undefined
     }
+    const SECRET_KEY = 'value-key-3318'
+    const SECRET_TAG = 'tag-8812'
+    await app.cache.wrap(SECRET_KEY, () => SECRET_BODY, { tags: [SECRET_TAG] })
+    await Promise.all([app.cache.wrap(`${SECRET_KEY}-2`, async () => SECRET_BODY), app.cache.wrap(`${SECRET_KEY}-2`, async () => SECRET_BODY)])
+    await app.cache.wrap(SECRET_KEY, () => SECRET_BODY)
+    await app.cache.invalidate({ tags: [SECRET_TAG] })
     t.equal(await get(`/items/${SECRET_ID}`), 'MISS')
     t.ok(await eventually(async () => await get(`/items/${SECRET_ID}`) === 'HIT'))
     await get('/cookie')
@@ -103,17 +110,23 @@ for (const [kind, options] of [['memory', {}], ['redis', { store: 'redis', redis
     const requests = new Map(finished.filter((span) => span.name === 'request').map((span) => [span.spanContext().spanId, span]))
     const cache = finished.filter((span) => span.name.startsWith('cache '))
     for (const span of cache) {
-      t.ok(requests.has(span.parentSpanContext?.spanId ?? ''), `${span.name} (${String(span.attributes['cache.result'])}) is a child of a request span`)
+      // app.cache is called outside any request here.
+      if (span.name === 'cache lookup' || span.name === 'cache store') t.ok(requests.has(span.parentSpanContext?.spanId ?? ''), `${span.name} (${String(span.attributes['cache.result'])}) is a child of a request span`)
       const values = Object.values(span.attributes).map(String).join(' ')
-      t.notOk([SECRET_ID, SECRET_TENANT, SECRET_BODY].some((secret) => values.includes(secret)), `${span.name}: no key part, tenant or body in ${values}`)
+      t.notOk([SECRET_ID, SECRET_TENANT, SECRET_BODY, SECRET_KEY, SECRET_TAG].some((secret) => values.includes(secret)), `${span.name}: no key part, tenant or body in ${values}`)
     }
-    const seen = cache.map((span) => [span.name, span.attributes['cache.result'], span.attributes['cache.reason'] ?? null, span.attributes['cache.route']])
+    const seen = cache.map((span) => [span.name, span.attributes['cache.result'], span.attributes['cache.reason'] ?? null, span.attributes['cache.route'] ?? null])
     t.ok(seen.some((one) => JSON.stringify(one) === JSON.stringify(['cache lookup', 'miss', null, 'GET /items/:id'])), JSON.stringify(['cache lookup', 'miss', null, 'GET /items/:id']))
     t.ok(seen.some((one) => JSON.stringify(one) === JSON.stringify(['cache store', 'stored', null, 'GET /items/:id'])), JSON.stringify(['cache store', 'stored', null, 'GET /items/:id']))
     t.ok(seen.some((one) => JSON.stringify(one) === JSON.stringify(['cache lookup', 'hit', null, 'GET /items/:id'])), JSON.stringify(['cache lookup', 'hit', null, 'GET /items/:id']))
     t.ok(seen.some((one) => JSON.stringify(one) === JSON.stringify(['cache store', 'not-stored', 'set-cookie', 'GET /cookie'])), JSON.stringify(['cache store', 'not-stored', 'set-cookie', 'GET /cookie']))
     t.ok(seen.some((one) => JSON.stringify(one) === JSON.stringify(['cache lookup', 'bypass', 'authorization', 'GET /items/:id'])), JSON.stringify(['cache lookup', 'bypass', 'authorization', 'GET /items/:id']))
-    const hit = cache.find((span) => span.attributes['cache.result'] === 'hit')
+    t.ok(seen.some((one) => JSON.stringify(one) === JSON.stringify(['cache wrap', 'miss', null, null])), 'wrap miss')
+    t.ok(seen.some((one) => JSON.stringify(one) === JSON.stringify(['cache wrap', 'collapsed', null, null])), 'wrap collapsed')
+    t.ok(seen.some((one) => JSON.stringify(one) === JSON.stringify(['cache wrap', 'hit', null, null])), 'wrap hit')
+    const invalidation = cache.find((span) => span.name === 'cache invalidate')
+    t.same([invalidation?.attributes['cache.result'], invalidation?.attributes['cache.tags'], invalidation?.attributes['cache.store']], ['done', 1, kind])
+    const hit = cache.find((span) => span.name === 'cache lookup' && span.attributes['cache.result'] === 'hit')
     t.equal(hit?.attributes['cache.store'], kind)
     t.ok(Number(hit?.attributes['cache.bytes']) > 0, 'a hit carries its bytes')
     const stored = cache.find((span) => span.attributes['cache.result'] === 'stored')

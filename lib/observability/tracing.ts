@@ -10,9 +10,12 @@ export interface CacheTraceContext {
   operation: 'lookup' | 'store' | 'invalidate' | 'wrap'
   /** The route (`"GET /items/:id"`) of a lookup or store. */
   route?: string
-  /** `memory`, `redis`, `tiered` or `custom`. */
+  /** `memory`, `redis`, `tiered`, or a custom store's `name`. */
   store: string
-  /** lookup: `hit`, `stale`, `miss`, `bypass`; store: `stored`, `not-stored`; wrap: `hit`, `miss`; invalidate: `done`, `error`. */
+  /**
+   * lookup: `hit`, `stale`, `miss`, `bypass`; store: `stored`, `not-stored`; wrap: `hit`, `stale`,
+   * `miss`, `collapsed` (joined a run of the same key), `error`; invalidate: `done`, `error`.
+   */
   result?: string
   /** Why not stored, or bypassed (the reasons of docs/API.md "Never stored"). */
   reason?: string
@@ -76,7 +79,7 @@ export function traceReturned (context: CacheTraceContext | undefined): void {
   channels[context.operation].end.publish(context)
 }
 
-/** A store's kind, as the contexts name it. */
+/** A store's kind, as the contexts name it: `memory`, `redis`, `tiered`, or a custom store's `name`. */
 export function storeKind (store: unknown): string {
-  return typeof store === 'string' ? store : 'custom'
+  return typeof store === 'string' ? store : String((store as { name?: unknown }).name ?? 'custom')
 }
