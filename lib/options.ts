@@ -10,6 +10,7 @@ import { REQUEST_ERROR_STATUSES } from './rules/storability.js'
 import { HAS_ZSTD, type CompressionSettings } from './compression/encode.js'
 import { ENCODINGS, type Encoding } from './entry.js'
 import { RESPONSE_HEADERS } from './rules/per-request.js'
+import { cacheStatusNameProblem, DEFAULT_CACHE_STATUS_NAME, serializeCacheStatusName } from './rules/cache-status.js'
 
 export const DEFAULT_NAMESPACE = 'rc'
 export const DEFAULT_TTL = 60
@@ -203,6 +204,21 @@ export interface ResponseCacheOptions {
    * @example `['x-request-id', 'server-timing']`
    */
   perRequestHeaders?: string[]
+  /**
+   * The `Cache-Status` header (RFC 9211) on every answer of a cached route: a member named `name` that
+   * says what the cache did (`hit` and `ttl`, or why the request went forward, `fwd-status`, `stored`,
+   * `collapsed`, and in `detail` why a response was not stored or a request bypassed the cache), after
+   * the members of the caches before it (an origin's, in origin mode). `false` leaves it out. See
+   * "Cache-Status" in docs/API.md.
+   * @defaultValue `{ name: 'fastify-response-cache' }`
+   * @example `{ name: 'edge-1' }`
+   */
+  cacheStatus?: false | { name?: string }
+  /**
+   * The `x-cache` header (`HIT`, `MISS`, `STALE`, `BYPASS`, `REVALIDATED`) on every answer of a cached
+   * route. `false` leaves it out, `Cache-Status` saying as much and more. @defaultValue `true`
+   */
+  xCache?: boolean
 }
 
 /** A function of the request, or a fixed list. */
@@ -315,7 +331,13 @@ const optionsSchema = Type.Object({
     Type.Object({}, { description: 'an object { path, onRequest, dashboard, public }' })
   ], { description: 'true, false or an object { path, onRequest, dashboard, public }' }),
   compress: compressOption,
-  perRequestHeaders: headerNames('response')
+  perRequestHeaders: headerNames('response'),
+  cacheStatus: Type.Union([Type.Literal(false), Type.Object({})], { description: 'false or an object { name }' }),
+  xCache: Type.Boolean({ description: 'a boolean' })
+})
+
+const cacheStatusSchema = Type.Object({
+  name: Type.String({ description: 'a string' })
 })
 
 const statsRouteSchema = Type.Object({
@@ -430,6 +452,9 @@ export interface ResolvedOptions {
   compress: CompressionSettings | undefined
   /** Lower case, each once. */
   perRequestHeaders: string[]
+  /** The name of the plugin's Cache-Status member as sent (rules/cache-status.ts); undefined when off. */
+  cacheStatus: string | undefined
+  xCache: boolean
 }
 
 /** Validates the plugin options and fills in defaults; throws FST_RESPONSE_CACHE_INVALID_OPTION. */
@@ -490,8 +515,20 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     registry: o.registry,
     statsRoute,
     compress: compressionSettings(o.compress, PLUGIN_COMPRESS_DEFAULTS, fail),
-    perRequestHeaders: perRequestNames(o.perRequestHeaders, fail)
+    perRequestHeaders: perRequestNames(o.perRequestHeaders, fail),
+    cacheStatus: cacheStatusName(o.cacheStatus, fail),
+    xCache: o.xCache ?? true
   }
+}
+
+/** `cacheStatus` checked, its name serialized once. */
+function cacheStatusName (value: ResponseCacheOptions['cacheStatus'], fail: Fail): string | undefined {
+  if (value === false) return undefined
+  if (value !== undefined) checkObject(cacheStatusSchema, value as Record<string, unknown>, 'cacheStatus.', fail)
+  const name = value?.name ?? DEFAULT_CACHE_STATUS_NAME
+  const problem = cacheStatusNameProblem(name)
+  if (problem !== undefined) fail('cacheStatus.name', `expected ${problem}, ${describe(name)}`)
+  return serializeCacheStatusName(name)
 }
 
 const PLUGIN_COMPRESS_DEFAULTS: CompressionSettings = {
@@ -533,6 +570,9 @@ export interface ResolvedRouteOptions {
   compress: CompressionSettings | undefined
   /** The plugin's and the route's, lower case, each once: never stored, never taken from an entry. */
   perRequestHeaders: readonly string[]
+  /** The plugin's: its Cache-Status member's name as sent, undefined when off; whether `x-cache` is sent. */
+  cacheStatus: string | undefined
+  xCache: boolean
 }
 
 /**
@@ -578,6 +618,8 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
     compress: c.compress === undefined
       ? defaults.compress
       : compressionSettings(c.compress, defaults.compress ?? PLUGIN_COMPRESS_DEFAULTS, fail),
-    perRequestHeaders: c.perRequestHeaders === undefined ? defaults.perRequestHeaders : [...new Set([...defaults.perRequestHeaders, ...perRequestNames(c.perRequestHeaders, fail)])]
+    perRequestHeaders: c.perRequestHeaders === undefined ? defaults.perRequestHeaders : [...new Set([...defaults.perRequestHeaders, ...perRequestNames(c.perRequestHeaders, fail)])],
+    cacheStatus: defaults.cacheStatus,
+    xCache: defaults.xCache
   }
 }

@@ -107,3 +107,11 @@ expectAssignable<ResponseCacheOptions>({ perRequestHeaders: ['x-request-id', 'se
 app.get('/q', { config: { cache: { perRequestHeaders: ['x-request-id'] } } }, async () => 'q')
 expectError<ResponseCacheOptions>({ perRequestHeaders: 'x-request-id' })
 expectError(app.get('/s', { config: { cache: { perRequestHeaders: [1] } } }, async () => 's'))
+
+// cacheStatus: an object with an optional name, or false; xCache: a boolean
+expectAssignable<ResponseCacheOptions>({ cacheStatus: { name: 'edge-1' } })
+expectAssignable<ResponseCacheOptions>({ cacheStatus: {} })
+expectAssignable<ResponseCacheOptions>({ cacheStatus: false, xCache: false })
+expectError<ResponseCacheOptions>({ cacheStatus: true })
+expectError<ResponseCacheOptions>({ cacheStatus: { name: 1 } })
+expectError<ResponseCacheOptions>({ xCache: 'no' })

@@ -5,7 +5,7 @@ import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { counter } from './helpers/app.js'
 import { storeKinds } from './helpers/stores.js'
 
-const SET_ASIDE = new Set(['x-cache', 'age', 'etag', 'date'])
+const SET_ASIDE = new Set(['x-cache', 'cache-status', 'age', 'etag', 'date'])
 
 function comparable (response: LightMyRequestResponse): { status: number, body: string, headers: Record<string, unknown> } {
   const headers: Record<string, unknown> = {}

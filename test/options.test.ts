@@ -276,7 +276,9 @@ t.test('route options: defaults from the plugin, values passed through, vary and
     statusCodes: new Set([200]),
     ignoreCookies: false,
     compress: defaults.compress,
-    perRequestHeaders: ['x-request-id']
+    perRequestHeaders: ['x-request-id'],
+    cacheStatus: 'fastify-response-cache',
+    xCache: true
   })
   t.strictSame(resolveRouteOptions({}, defaults, 'GET /r'), plain)
   const tags = (): string[] => ['t']
@@ -297,7 +299,9 @@ t.test('route options: defaults from the plugin, values passed through, vary and
     statusCodes: new Set([200, 404]),
     ignoreCookies: true,
     compress: defaults.compress,
-    perRequestHeaders: ['x-request-id', 'server-timing']
+    perRequestHeaders: ['x-request-id', 'server-timing'],
+    cacheStatus: 'fastify-response-cache',
+    xCache: true
   })
 })
 
@@ -329,7 +333,7 @@ t.test('route options: each bound, and the message names the route and the field
   invalidRoute({ key: 'k' }, '"key" expected a function of the request, got "k"')
   invalidRoute({ staleWhileRevalidate: -1 }, '"staleWhileRevalidate" expected staleWhileRevalidate: a number of seconds, 0 or more, got -1')
   invalidRoute({ ttl: null }, '"ttl" expected a number of seconds greater than 0, or \'origin\', got null')
-  invalidRoute({ perRequestHeaders: ['Vary'] }, '"perRequestHeaders" may not list "vary": it describes the stored response (etag, last-modified, vary, date, age, x-cache, cache-control, cdn-cache-control, expires, content-type, content-encoding, content-length, content-range are stored with it)')
+  invalidRoute({ perRequestHeaders: ['Vary'] }, '"perRequestHeaders" may not list "vary": it describes the stored response (etag, last-modified, vary, date, age, x-cache, cache-status, cache-control, cdn-cache-control, expires, content-type, content-encoding, content-length, content-range are stored with it)')
 })
 
 t.test('keepForRevalidation: 600 by default for routes in origin mode, a route may set its own; 0 in the default mode', async (t) => {

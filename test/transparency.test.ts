@@ -1,12 +1,12 @@
 // A transparent cache: random requests against a deterministic app, with and without the plugin,
-// get the same status, body and headers once x-cache, age, etag and date are set aside.
+// get the same status, body and headers once x-cache, cache-status, age, etag and date are set aside.
 import Fastify, { type FastifyInstance, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import fc from 'fast-check'
 import t from 'tap'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { storeKinds } from './helpers/stores.js'
 
-const SET_ASIDE = new Set(['x-cache', 'age', 'etag', 'date'])
+const SET_ASIDE = new Set(['x-cache', 'cache-status', 'age', 'etag', 'date'])
 
 function deterministicApp (app: FastifyInstance, cache: boolean): void {
   const on = <T>(config: T): { cache: T | false } => ({ cache: cache ? config : false })

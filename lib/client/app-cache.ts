@@ -12,6 +12,7 @@ import type { CacheHealth, StoreListPage, StoreStats } from '../stores/store.js'
 import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong } from '../tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
+import { traceEnd, traceReturned, traceStart } from '../observability/tracing.js'
 
 export type { GetValueOptions, SetValueOptions, ValueOptions, WrapOptions } from './value-cache.js'
 export type { EntryPage, ListedEntry, ListSelector } from './listing.js'
@@ -150,9 +151,15 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
       const { tags, route, tenant } = checkSelector(what)
       const selected = selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(tenant) })
       if (selected.length === 0) return 0
+      const trace = traceStart('invalidate', guarded.name)
+      if (trace !== undefined) trace.tags = selected.length
+      traceReturned(trace)
       try {
-        return await dropTags(guarded, flush, selected)
+        const dropped = await dropTags(guarded, flush, selected)
+        traceEnd(trace, 'done')
+        return dropped
       } catch (error) {
+        traceEnd(trace, 'error', { error })
         stats.other.errors++
         notDone('invalidate', error)
         return undefined

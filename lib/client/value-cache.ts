@@ -8,6 +8,7 @@ import type { RouteCounters } from '../observability/stats.js'
 import { logNotDone, WarnGate } from '../observability/trouble.js'
 import type { GuardedStore } from '../stores/guard.js'
 import { entryTags, TAGS_EXPECTED, tagsProblem } from '../tags.js'
+import { traceEnd, traceReturned, traceStart } from '../observability/tracing.js'
 import { decodeValue, matches, VALUE_STATUS, valueEntry, valueKey } from './values.js'
 
 export interface ValueOptions {
@@ -65,7 +66,7 @@ function checkOptions (options: WrapOptions | undefined): void {
 interface Found { value: unknown, staleMs: number }
 
 /** What a call of `wrap` resolved to, beside the caller's options: the stale-if-error window in seconds. */
-interface WrapCall { options: WrapOptions | undefined, staleIfError: number }
+interface WrapCall { options: WrapOptions | undefined, staleIfError: number, result?: 'hit' | 'stale' | 'miss' }
 
 /**
  * `get`, `set`, `del` and `wrap` of `app.cache`: values stored beside the responses, in the same
@@ -176,15 +177,28 @@ export class ValueCache {
     if (typeof fn !== 'function') invalid('fn', 'expected a function')
     checkOptions(options)
     const storeKey = this.#key(key, options)
+    const trace = traceStart('wrap', this.store.name)
+    traceReturned(trace)
     let flight = this.#flights.get(storeKey)
+    // A call that joins another's run of the same key is `collapsed`.
+    let call: WrapCall | undefined
     if (flight === undefined) {
-      flight = this.#lookupOrRun(storeKey, fn, { options, staleIfError: options?.staleIfError ?? this.defaults.staleIfError })
+      call = { options, staleIfError: options?.staleIfError ?? this.defaults.staleIfError }
+      flight = this.#lookupOrRun(storeKey, fn, call)
       this.#flights.set(storeKey, flight)
       // Settled either way: after a throw the next call runs fn again.
       const forget = (): void => { this.#flights.delete(storeKey) }
       flight.then(forget, forget)
     }
-    return await (flight as Promise<T>)
+    if (trace === undefined) return await (flight as Promise<T>)
+    try {
+      const value = await (flight as Promise<T>)
+      traceEnd(trace, call === undefined ? 'collapsed' : call.result ?? 'miss')
+      return value
+    } catch (error) {
+      traceEnd(trace, 'error', { error })
+      throw error
+    }
   }
 
   async #lookupOrRun<T> (key: string, fn: () => T | Promise<T>, call: WrapCall): Promise<T> {
@@ -192,16 +206,19 @@ export class ValueCache {
     const found = await this.#read(key, options?.schema)
     if (found !== undefined && found.staleMs < 0) {
       this.counters.hits++
+      call.result = 'hit'
       return found.value as T
     }
     if (found !== undefined && found.staleMs < (options?.staleWhileRevalidate ?? 0) * 1000) {
       this.counters.stale++
+      call.result = 'stale'
       this.#refresh(key, fn, call)
       return found.value as T
     }
     const { token, fresh } = await this.#lockOrWait(key, options?.schema)
     if (fresh !== undefined) {
       this.counters.hits++
+      call.result = 'hit'
       return fresh.value as T
     }
     this.counters.misses++

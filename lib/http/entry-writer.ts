@@ -10,8 +10,9 @@ import { responseVariant, type Variant } from '../rules/variants.js'
 import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
 import { release } from './key-lock.js'
 import { payloadBytes } from './payload.js'
-import { kReplyTags, type HookContext, type KeyedState, responseHeaders, type RouteState, tagsOf } from './request-state.js'
+import { kReplyTags, type HookContext, type KeyedState, responseHeaders, tagsOf } from './request-state.js'
 import { rememberVariant, storeVariant } from './variant-store.js'
+import { traceEnd, traceReturned, traceStart, type CacheTraceContext } from '../observability/tracing.js'
 
 const isTagsProblem = (reason: NotStoredReason): reason is TagsProblem => reason in TAGS_EXPECTED
 
@@ -44,7 +45,7 @@ export class EntryWriter {
     const variant = typeof verdict === 'string' ? undefined : this.#variantOf(state, request, (name) => reply.getHeader(name))
     const tags = typeof verdict === 'string' || typeof variant === 'string' ? [] : this.#userTags(state, request, reply)
     if (typeof verdict === 'string' || typeof variant === 'string' || typeof tags === 'string') {
-      this.notStored(request, reply, route, typeof verdict === 'string' ? verdict : typeof variant === 'string' ? variant : tags as TagsProblem)
+      this.notStored(request, reply, state, typeof verdict === 'string' ? verdict : typeof variant === 'string' ? variant : tags as TagsProblem)
       return undefined
     }
     const bytes = body as Buffer
@@ -79,7 +80,10 @@ export class EntryWriter {
    * A response not stored: at debug each time; at warn once per route and reason when the reason is
    * how the route is set up (its tags, its statuses, what its handler sends), naming the fix.
    */
-  notStored (request: FastifyRequest, reply: FastifyReply, route: RouteState, reason: NotStoredReason): void {
+  notStored (request: FastifyRequest, reply: FastifyReply, state: KeyedState, reason: NotStoredReason): void {
+    const { route } = state
+    state.notStored = reason
+    traceEnd(traceStart('store', route.storeKind, route.id), 'not-stored', { reason })
     request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache: not stored')
     this.#ctx.refresher.report(request, reason)
     if (route.warned.has(reason)) return
@@ -132,35 +136,43 @@ export class EntryWriter {
     // The lock is released once the entry can be read by the other processes, or will not be.
     // A store that can releases the lock in the write itself: one round trip fewer per miss.
     const lockToken = store.unlocksOnSet && target === key ? state.lockToken : undefined
+    let trace: CacheTraceContext | undefined
     const stored = (kept: unknown): void => {
       for (const landed of landing) inFlight.written(landed, entry)
       if (kept === false) {
         // The resource has as many variants as it may keep (rules/variants.ts): this one is not stored.
         request.log.debug({ responseCache: { route: route.id, reason: 'vary-variants' } }, 'response cache: not stored')
+        state.notStored = 'vary-variants'
+        traceEnd(trace, 'not-stored', { reason: 'vary-variants' })
         release(store, state)
         refresher.report(request, 'vary-variants')
         return
       }
       if (lockToken !== undefined) state.lockToken = undefined
       route.counters.stores++
+      traceEnd(trace, 'stored', { bytes: entry.body.length })
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, primary)
       release(store, state)
       refresher.report(request, 'stored')
     }
-    const failed = (): void => {
+    const failed = (error?: unknown): void => {
+      traceEnd(trace, 'not-stored', { reason: 'store-error', error })
       route.counters.errors++
       for (const landed of landing) inFlight.written(landed, entry)
       release(store, state)
       refresher.report(request, 'store-error')
     }
     const set = (): void => {
+      trace = traceStart('store', route.storeKind, route.id)
       try {
         const setOptions = { ttl: storeTtl, tags, lockToken }
         const result = variant === undefined ? store.set(target, entry, setOptions) : storeVariant(store, variant, entry, setOptions)
-        if (isPromise<unknown>(result)) result.then(stored, failed)
-        else stored(result)
-      } catch {
-        failed()
+        if (isPromise<unknown>(result)) {
+          traceReturned(trace)
+          result.then(stored, failed)
+        } else stored(result)
+      } catch (error) {
+        failed(error)
       }
     }
     // A remote store is written after the response has gone out: the client does not wait for it.

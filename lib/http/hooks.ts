@@ -14,6 +14,7 @@ import { createStoreHook } from './store-hook.js'
 import { isMarker } from '../rules/variants.js'
 import { ownVariant } from './variant-store.js'
 import { lookupPlan, ownHook, type LookupPlan, type Stage } from './lookup-stage.js'
+import { traceEnd, traceReturned, traceStart } from '../observability/tracing.js'
 
 // The lookup hooks of a cached route: a hit is answered here, before the handler, but after every
 // hook that could refuse the request (lookup-stage.ts picks the stage); a miss goes on to the
@@ -102,9 +103,12 @@ function lookup (ctx: HookContext, route: RouteState, request: FastifyRequest, r
 function lookupKey (ctx: HookContext, state: KeyedState): void {
   const { store, options, inFlight, refresher } = ctx
   const { route, key, request } = state
+  const trace = traceStart('lookup', route.storeKind, route.id)
   // A background refresh, or a client allowed to ask for a fresh copy, goes straight to the handler.
   if (refresher.isRefresh(request) || (options.honorClientNoCache && clientAsksNoCache(request))) {
     route.counters.misses++
+    state.fwd = 'request'
+    traceEnd(trace, 'miss', { reason: 'request' })
     state.leader = inFlight.lead(key)
     // A refresh in origin mode asks the handler whether the entry it replaces still holds.
     const stale = refresher.staleOf(request)
@@ -115,28 +119,50 @@ function lookupKey (ctx: HookContext, state: KeyedState): void {
   let result: MaybePromise<CacheEntry | undefined>
   try {
     result = store.lookup(key, options.coalesceTimeoutMs)
-  } catch {
+  } catch (error) {
+    traceEnd(trace, 'bypass', { reason: 'store-error', error })
     storeFailed(state)
     return
   }
   // The memory store answers in place: no closures, no promise on the hot path.
   if (!isPromise(result)) {
+    if (trace !== undefined) state.trace = trace
     answer(ctx, state, result)
     return
   }
-  result.then((entry) => { answer(ctx, state, entry) }, () => { storeFailed(state) })
+  traceReturned(trace)
+  result.then((entry) => {
+    if (trace !== undefined) state.trace = trace
+    answer(ctx, state, entry)
+  }, (error: unknown) => {
+    traceEnd(trace, 'bypass', { reason: 'store-error', error })
+    storeFailed(state)
+  })
+}
+
+/** The traced lookup (if any) is over: ended in the call that started it when the store answered in place. */
+function looked (state: KeyedState, result: string, details: { reason?: string, bytes?: number }): void {
+  const trace = state.trace
+  if (trace === undefined) return
+  state.trace = undefined
+  traceEnd(trace, result, details)
 }
 
 /** What the store answered for the request's key: served fresh or stale, else a miss. */
 function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefined): void {
   const { inFlight, rawKeys, refresher } = ctx
-  const { route, request, reply } = state
+  const { route, request } = state
   const now = Date.now()
   // A varying resource's key holds a marker: the request reads its own variant instead,
   // unless this process has a newer answer for the key on its way to the store (miss(ctx, ) takes it).
   if (entry !== undefined && isMarker(entry)) {
+    // The variant's own lookup, if any, is traced on its own.
+    looked(state, 'miss', { reason: 'vary-marker' })
     if (inFlight.unwritten(state.key) === undefined && throughVariants(ctx, state, entry) === 'followed') return
     entry = undefined
+  } else if (entry === undefined && state.variantOf !== undefined) {
+    // A marker was found, but not this request's variant.
+    state.fwd = 'vary-miss'
   }
   if (entry !== undefined) {
     const age = now - entry.storedAt
@@ -144,7 +170,8 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
     if (age < fresh) {
       route.counters.hits++
       state.status = 'HIT'
-      state.served = sendEntry(request, reply, entry, now, 'HIT', route.options.perRequestHeaders)
+      looked(state, 'hit', { bytes: entry.body.length })
+      state.served = sendEntry(state, entry, now, 'HIT')
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
       return
     }
@@ -152,17 +179,20 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
     if (age < fresh + windows.whileRevalidate * 1000) {
       route.counters.stale++
       state.status = 'STALE'
-      state.served = sendEntry(request, reply, entry, now, 'STALE', route.options.perRequestHeaders)
+      looked(state, 'stale', { bytes: entry.body.length })
+      state.served = sendEntry(state, entry, now, 'STALE')
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
       refresher.start(state.key, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
       return
     }
+    state.fwd = 'stale'
     if (age < fresh + windows.ifError * 1000) state.stale = entry
     // Kept past what the store was told to keep it (a store's expiry lags the plugin's clock by the
     // write's round trip): gone, as it would be a moment later.
     const kept = fresh + Math.max(route.options.keepForRevalidation, windows.whileRevalidate, windows.ifError) * 1000
     if (canRevalidate(entry) && age < kept) state.revalidating = entry
   }
+  looked(state, 'miss', { reason: state.fwd })
   miss(ctx, state)
 }
 
@@ -177,7 +207,10 @@ function miss (ctx: HookContext, state: KeyedState): void {
   // An answer on its way to the store is used as the store would answer it: a `no-cache` one (origin
   // mode) is never fresh, so the request revalidates it instead.
   if (landing !== undefined && !isMarker(landing) && Date.now() - landing.storedAt >= freshMs(landing)) {
-    if (state.revalidating === undefined && canRevalidate(landing)) state.revalidating = landing
+    if (state.revalidating === undefined && canRevalidate(landing)) {
+      state.revalidating = landing
+      state.fwd = 'stale'
+    }
   } else if (landing !== undefined) {
     const token = store.takeToken(key)
     if (token !== undefined) store.unlock(key, token)
@@ -217,7 +250,10 @@ function runHandler (state: KeyedState): void {
 function throughVariants (ctx: HookContext, state: KeyedState, entry: CacheEntry): 'serve' | 'followed' | 'miss' {
   const own = ownVariant(entry, state.variantOf ?? state.key, state.request)
   if (own === undefined) return 'serve'
-  if (own === null || state.variantOf !== undefined) return 'miss'
+  if (own === null || state.variantOf !== undefined) {
+    state.fwd = 'vary-miss'
+    return 'miss'
+  }
   state.variantOf = state.key
   state.key = own
   lookupKey(ctx, state)
@@ -234,7 +270,8 @@ function handOver (ctx: HookContext, state: KeyedState, entry: CacheEntry): void
   }
   state.route.counters.hits++
   state.status = 'HIT'
-  state.served = sendEntry(state.request, state.reply, entry, Date.now(), 'HIT', state.route.options.perRequestHeaders)
+  state.collapsed = true
+  state.served = sendEntry(state, entry, Date.now(), 'HIT')
 }
 
 /** The store failed the lookup: the request goes past the cache. */

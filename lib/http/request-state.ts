@@ -12,6 +12,8 @@ import type { Refresher } from '../coalescing/refresh.js'
 import type { ClientConditions } from '../rules/revalidation.js'
 import type { FieldValue } from '../rules/lists.js'
 import { withoutRequestHeaders } from '../rules/per-request.js'
+import type { Forward } from '../rules/cache-status.js'
+import { traceEnd, traceStart, type CacheTraceContext } from '../observability/tracing.js'
 
 // What the lookup hooks (hooks.ts) and the store hook (store-hook.ts) share about a request and its route.
 
@@ -33,6 +35,8 @@ export interface BypassState {
   key: undefined
   /** The client's own conditional headers, while the handler sees them without the cache's etags. */
   client?: ClientConditions
+  /** Why: the Cache-Status `detail`. */
+  reason: string
 }
 
 /** A request looked up under its key; its answer may be stored under it. */
@@ -64,6 +68,19 @@ export interface KeyedState {
   variantOf?: string
   /** The reply's headers when the request went on to the handler: set by its own hooks (rules/per-request.ts). */
   before?: Readonly<Record<string, FieldValue>>
+  /** Why the request went on to the handler when not for want of an entry (Cache-Status `fwd`). */
+  fwd?: Forward
+  /** Answered with what another request's run stored (Cache-Status `collapsed`). */
+  collapsed?: boolean
+  /** Why its response was not stored (Cache-Status `detail`). */
+  notStored?: string
+  /**
+   * The reply's `cache-status` before the cache added its own member (null: none), once it has: what
+   * an entry keeps of it (the origin's members), never the cache's own.
+   */
+  upstream?: FieldValue | null
+  /** The lookup being traced, when someone subscribes (observability/tracing.ts). */
+  trace?: CacheTraceContext
 }
 
 /**
@@ -77,14 +94,19 @@ export function toHandler (state: KeyedState): void {
 
 /** The reply's headers an entry may keep: less the request's own. */
 export function responseHeaders (state: KeyedState, reply: FastifyReply): Record<string, FieldValue> {
-  return withoutRequestHeaders(reply.getHeaders(), state.before, state.route.options.perRequestHeaders)
+  const headers = withoutRequestHeaders(reply.getHeaders(), state.before, state.route.options.perRequestHeaders)
+  // A streamed response is stored after its headers went out, with the cache's own Cache-Status member.
+  if (state.upstream === null) delete headers['cache-status']
+  else if (state.upstream !== undefined) headers['cache-status'] = state.upstream
+  return headers
 }
 
 /** The state of a request that bypasses the cache, with the reason at debug. */
 export function bypassed (request: FastifyRequest, route: RouteState, reason: string): BypassState {
   route.counters.bypasses++
+  traceEnd(traceStart('lookup', route.storeKind, route.id), 'bypass', { reason })
   request.log.debug({ responseCache: { route: route.id, reason } }, 'response cache bypass')
-  return (request[kRequestState] = { route, status: 'BYPASS', key: undefined })
+  return (request[kRequestState] = { route, status: 'BYPASS', key: undefined, reason })
 }
 
 declare module 'fastify' {
@@ -138,6 +160,8 @@ export interface RouteState {
   plan: LookupPlan | undefined
   /** The not-stored reasons this route has warned about: once each, a setup to fix, not a load. */
   warned: Set<string>
+  /** The store's kind, for the tracing channels (observability/tracing.ts). */
+  storeKind: string
 }
 
 /** The route state for a request's method, or undefined when the hook does not apply to it. */

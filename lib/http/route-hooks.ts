@@ -7,6 +7,7 @@ import type { createHooks } from './hooks.js'
 import type { Stage } from './lookup-stage.js'
 import { rawLookup, type RawLookupContext } from './raw-lookup.js'
 import type { RouteState } from './request-state.js'
+import { storeKind } from '../observability/tracing.js'
 import { yieldCompression } from './compression.js'
 
 // What the plugin adds to each route it caches, when the route is added (onRoute): one state per
@@ -64,7 +65,8 @@ function routeState (wiring: RouteWiring, routeOptions: RouteOptions, method: st
     rawBodyLimit: Math.min(routeOptions.bodyLimit ?? wiring.bodyLimit ?? DEFAULT_BODY_LIMIT, options.maxEntryBytes),
     lookups: keyedByBody ? BODY_LOOKUPS : BODYLESS_LOOKUPS,
     plan: undefined,
-    warned: new Set()
+    warned: new Set(),
+    storeKind: storeKind(options.store)
   }
 }
 

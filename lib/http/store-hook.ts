@@ -7,7 +7,7 @@ import { answerEncoded, compressMiss, type Compressed } from './compression.js'
 import { EntryWriter } from './entry-writer.js'
 import { release } from './key-lock.js'
 import { kRequestState, type HookContext, type KeyedState, type StateFor } from './request-state.js'
-import { discard, replaceWithEntry } from './respond.js'
+import { addCacheStatus, discard, replaceWithEntry } from './respond.js'
 import { isNodeStream, streamStore } from './stream-store.js'
 
 /**
@@ -24,14 +24,18 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
     refresher,
     release: (state) => { release(store, state) },
     save: (state, request, reply, body) => writer.save(state, request, reply, undefined, body),
-    notStored: (request, reply, state, reason) => { writer.notStored(request, reply, state.route, reason) }
+    notStored: (request, reply, state, reason) => { writer.notStored(request, reply, state, reason) }
   })
 
   return (stateFor: StateFor): onSendHookHandler => function responseCacheStore (request, reply, payload, done) {
     const state = request[kRequestState]
     if (state === null) {
       // The request failed before its lookup (a body that did not parse, say): nothing to store.
-      if (stateFor(request) !== undefined) reply.header('x-cache', 'BYPASS')
+      const route = stateFor(request)
+      if (route !== undefined) {
+        if (route.options.xCache || refresher.isRefresh(request)) reply.header('x-cache', 'BYPASS')
+        addCacheStatus(reply, route.options, undefined, { fwd: 'bypass', fwdStatus: reply.statusCode, detail: 'not-looked-up' })
+      }
       done(null, payload)
       return
     }
@@ -44,7 +48,8 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
     // The answers made from the entry below evaluate the client's conditions, not the cache's.
     if (state.client !== undefined) restoreConditions(request.headers, state.client)
     if (state.status === 'BYPASS') {
-      reply.header('x-cache', 'BYPASS')
+      if (state.route.options.xCache || refresher.isRefresh(request)) reply.header('x-cache', 'BYPASS')
+      addCacheStatus(reply, state.route.options, undefined, { fwd: state.reason === 'method-override' ? 'method' : 'bypass', fwdStatus: reply.statusCode, detail: state.reason })
       refresher.report(request, state.route.readOnly ? 'head' : 'bypass')
       done(null, payload)
       return
@@ -61,7 +66,7 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
       if (state.leader) inFlight.settle(state.key, undefined)
       release(store, state)
       discard(payload)
-      done(null, replaceWithEntry(request, reply, state.stale, 'STALE', state.before, state.route.options.perRequestHeaders))
+      done(null, replaceWithEntry(state, state.stale, 'STALE', { fwd: 'stale', fwdStatus: reply.statusCode }))
       return
     }
     if (revalidating !== undefined && state.route.readOnly && reply.statusCode === 200) {
@@ -71,7 +76,7 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
         request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not update an entry from a HEAD answer')
       }
     }
-    reply.header('x-cache', state.status)
+    if (state.route.options.xCache || refresher.isRefresh(request)) reply.header('x-cache', state.status)
     if (state.route.readOnly) {
       refresher.report(request, 'head')
       stored(state, undefined)
@@ -80,7 +85,10 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
     }
     // A stream is stored once it has ended: stream-store.ts settles the waiters and the lock then.
     if (isNodeStream(payload)) {
-      done(null, storeStream(state, request, reply, payload))
+      const stream = storeStream(state, request, reply, payload)
+      // Whether it is stored is known at its end, after the headers: only why not, when known now.
+      missStatus(state, reply, undefined)
+      done(null, stream)
       return
     }
     let compressed: ReturnType<typeof compressMiss>
@@ -109,6 +117,7 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
     } catch (error) {
       request.log.warn({ err: error, responseCache: { route: state.route.id } }, 'response cache could not store a response')
       refresher.report(request, 'error')
+      state.notStored = 'error'
       return undefined
     }
   }
@@ -117,6 +126,7 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
   function stored (state: KeyedState, entry: CacheEntry | undefined): void {
     if (state.leader) inFlight.settle(state.key, entry)
     if (entry === undefined) release(store, state)
+    missStatus(state, state.reply, entry)
   }
 
   function saveCompressed (state: KeyedState, request: FastifyRequest, reply: FastifyReply, compressed: Compressed): Buffer {
@@ -139,7 +149,7 @@ function revalidated ({ store, inFlight, refresher }: HookContext, writer: Entry
     release(store, state)
   }
   if (state.leader) inFlight.settle(state.key, stored)
-  return replaceWithEntry(request, reply, entry, 'REVALIDATED', state.before, state.route.options.perRequestHeaders)
+  return replaceWithEntry(state, entry, 'REVALIDATED', { fwd: state.fwd ?? 'stale', fwdStatus: 304, stored: stored !== undefined, detail: reason })
 }
 
 /**
@@ -155,4 +165,18 @@ function headAnswered (store: GuardedStore, writer: EntryWriter, state: KeyedSta
     return
   }
   writer.storeUpdated(state, request, reply, stale)
+}
+
+/**
+ * A forwarded request's Cache-Status: why it went forward, what the handler answered, and whether its
+ * answer was stored (`entry`) or why not. Set after the entry was made, so that it never holds it.
+ */
+function missStatus (state: KeyedState, reply: FastifyReply, entry: CacheEntry | undefined): void {
+  addCacheStatus(reply, state.route.options, state, {
+    fwd: state.fwd ?? 'uri-miss',
+    fwdStatus: reply.statusCode,
+    // A memory store refuses a variant past the resource's bound in the write itself.
+    stored: entry !== undefined && state.notStored === undefined,
+    detail: state.notStored
+  })
 }

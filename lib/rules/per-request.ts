@@ -9,7 +9,7 @@ import type { FieldValue } from './lists.js'
  * that the cache sets: always the response's, whoever set them, and never a route's per-request header.
  */
 export const RESPONSE_HEADERS: ReadonlySet<string> = new Set([
-  'etag', 'last-modified', 'vary', 'date', 'age', 'x-cache', 'cache-control', 'cdn-cache-control', 'expires',
+  'etag', 'last-modified', 'vary', 'date', 'age', 'x-cache', 'cache-status', 'cache-control', 'cdn-cache-control', 'expires',
   'content-type', 'content-encoding', 'content-length', 'content-range'
 ])
 

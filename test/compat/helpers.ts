@@ -99,7 +99,7 @@ export async function servePair (t: Test, build: (withCache: boolean) => Promise
 }
 
 /** Headers that differ between any two answers, or that the cache adds (its etag on what it stores). */
-const UNSTABLE = new Set(['date', 'age', 'x-cache', 'etag', 'keep-alive', 'connection'])
+const UNSTABLE = new Set(['date', 'age', 'x-cache', 'cache-status', 'etag', 'keep-alive', 'connection'])
 
 /**
  * What the cache's own compression changes (docs/API.md, Compression): the coding of the bytes, their
