@@ -76,6 +76,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     namespace: options.namespace,
     ttl: options.valueTtl,
     staleIfError: options.staleIfError,
+    ttlJitter: options.ttlJitter,
     lockMs: options.coalesceTimeoutMs,
     log: app.log,
     warm: createWarm(refresher, options.timeoutMs + 1000),

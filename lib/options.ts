@@ -132,6 +132,15 @@ export interface ResponseCacheOptions {
    */
   staleIfError?: number
   /**
+   * A fraction from 0 to 1: each TTL written (of a response with a number `ttl`, of a value) is multiplied
+   * by a random factor from `1 - ttlJitter` to 1, so that entries written together do not all expire
+   * together. Shorter, never longer than asked; `0` is off. Does not apply to `ttl: 'origin'`, where
+   * the response's own headers decide.
+   * @defaultValue `0`
+   * @example `0.1` (a `ttl` of 600 is stored for 540 to 600 seconds)
+   */
+  ttlJitter?: number
+  /**
    * The tenant of a request (a string or a finite number; undefined for none); entries of different
    * tenants never mix. Any other answer (null, an object, NaN) makes the request bypass the cache.
    * @example `(request) => request.headers['x-tenant-id'] as string | undefined`
@@ -238,6 +247,8 @@ export interface RouteCacheOptions {
   staleWhileRevalidate?: number
   /** @defaultValue the plugin's `staleIfError` */
   staleIfError?: number
+  /** A fraction from 0 to 1 (see the plugin's `ttlJitter`). @defaultValue the plugin's `ttlJitter` */
+  ttlJitter?: number
   /** Request header names whose values are part of the key. */
   vary?: string[]
   /** Tags stored with the entry, for invalidation: at most 64 (with `reply.cacheTags()`), of at most 256 bytes (UTF-8) each. */
@@ -269,6 +280,7 @@ export interface RouteCacheOptions {
 }
 
 const seconds = (what: string) => Type.Number({ minimum: 0, description: `${what}: a number of seconds, 0 or more` })
+const jitterSchema = Type.Number({ minimum: 0, maximum: 1, description: 'a fraction from 0 to 1' })
 const positiveSeconds = Type.Number({ exclusiveMinimum: 0, description: 'a number of seconds greater than 0' })
 const ttlSchema = Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Literal('origin')], {
   description: "a number of seconds greater than 0, or 'origin'"
@@ -311,6 +323,7 @@ const optionsSchema = Type.Object({
   ...originSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
   staleIfError: seconds('staleIfError'),
+  ttlJitter: jitterSchema,
   tenant: fn('of the request returning a string, a number or undefined'),
   maxEntryBytes: Type.Integer({ minimum: 1, description: 'a whole number of bytes, 1 or more' }),
   memory: Type.Object({
@@ -357,6 +370,7 @@ const routeSchema = Type.Object({
   ...originSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
   staleIfError: seconds('staleIfError'),
+  ttlJitter: jitterSchema,
   vary: headerNames('request'),
   tags: Type.Union([tagList, fn('of the request')], { description: 'an array of non-empty strings or a function of the request' }),
   key: fn('of the request'),
@@ -436,6 +450,7 @@ export interface ResolvedOptions {
   keepForRevalidation: number
   staleWhileRevalidate: number
   staleIfError: number
+  ttlJitter: number
   tenant: ((request: FastifyRequest) => string | number | undefined) | undefined
   maxEntryBytes: number
   memoryMaxBytes: number
@@ -503,6 +518,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     keepForRevalidation: o.keepForRevalidation ?? DEFAULT_KEEP_FOR_REVALIDATION,
     staleWhileRevalidate: o.staleWhileRevalidate ?? 0,
     staleIfError: o.staleIfError ?? 0,
+    ttlJitter: o.ttlJitter ?? 0,
     tenant: o.tenant,
     maxEntryBytes: o.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES,
     memoryMaxBytes: memory?.maxBytes as number | undefined ?? DEFAULT_MEMORY_MAX_BYTES,
@@ -560,6 +576,8 @@ export interface ResolvedRouteOptions {
   keepForRevalidation: number
   staleWhileRevalidate: number
   staleIfError: number
+  /** Applies to a number `ttl` only. */
+  ttlJitter: number
   vary: string[]
   tags: FromRequest<string[]> | undefined
   key: ((request: FastifyRequest) => string | number | undefined) | undefined
@@ -609,6 +627,7 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
     keepForRevalidation: ttl === 'origin' ? c.keepForRevalidation ?? defaults.keepForRevalidation : 0,
     staleWhileRevalidate: c.staleWhileRevalidate ?? defaults.staleWhileRevalidate,
     staleIfError: c.staleIfError ?? defaults.staleIfError,
+    ttlJitter: c.ttlJitter ?? defaults.ttlJitter,
     vary: [...new Set((c.vary ?? []).map((name) => name.toLowerCase()))],
     tags: c.tags,
     key: c.key,

@@ -18,6 +18,9 @@ expectError(app.register(responseCache, { ttl: '30' }))
 app.get('/a', { config: { cache: true } }, async () => 'a')
 app.get('/b', { config: { cache: { ttl: 5, tags: (request) => [request.url], vary: ['accept-language'] } } }, async () => 'b')
 app.put('/c', { config: { cache: { invalidate: ['items'] } } }, async () => 'c')
+app.get('/j', { config: { cache: { ttl: 600, ttlJitter: 0.1 } } }, async () => 'j')
+await app.register(responseCache, { ttlJitter: 0.1 })
+expectError(app.register(responseCache, { ttlJitter: 'some' }))
 expectError(app.get('/d', { config: { cache: { ttl: 'long' } } }, async () => 'd'))
 expectError(app.get('/e', { config: { cache: { tags: 'items' } } }, async () => 'e'))
 // ttl: 'origin' (freshness from the response) and its heuristic options
@@ -51,6 +54,9 @@ expectType<Promise<string>>(app.cache.wrap('k', () => 'sync', { staleWhileRevali
 expectType<Promise<{ kcal: number }>>(app.cache.wrap('usda:apple', async () => ({ kcal: 52 }), { ttl: 86_400, staleIfError: 604_800 }))
 expectError(app.cache.wrap('k', () => 1, { staleIfError: '1h' }))
 expectError(app.cache.set('k', 1, { staleIfError: 60 }))
+expectType<Promise<boolean>>(app.cache.set('k', 1, { ttl: 600, ttlJitter: 0.1 }))
+expectType<Promise<number>>(app.cache.wrap('k', () => 1, { ttlJitter: 0.5 }))
+expectError(app.cache.set('k', 1, { ttlJitter: '10%' }))
 expectError(app.cache.set('k', 1, { ttl: '10' }))
 
 // schema inference in wrap and get

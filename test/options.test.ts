@@ -58,6 +58,9 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['ttl', { ttl: '60' }, /"ttl".*got "60"/],
   ['staleWhileRevalidate', { staleWhileRevalidate: -1 }, /"staleWhileRevalidate"/],
   ['staleIfError', { staleIfError: Number.NaN }, /"staleIfError"/],
+  ['ttlJitter', { ttlJitter: 1.5 }, /"ttlJitter": expected a fraction from 0 to 1, got 1.5/],
+  ['ttlJitter', { ttlJitter: -0.1 }, /"ttlJitter": expected a fraction from 0 to 1/],
+  ['ttlJitter', { ttlJitter: '0.1' }, /"ttlJitter": expected a fraction from 0 to 1/],
   ['namespace', { namespace: 'a:b' }, /"namespace": expected a string of 1 to 64/],
   ['namespace', { namespace: '' }, /"namespace"/],
   ['namespace', { namespace: 'x'.repeat(65) }, /"namespace".*…/],
@@ -141,6 +144,7 @@ t.test('every default, and every value passed through', async (t) => {
     ttl: 60,
     staleWhileRevalidate: 0,
     staleIfError: 0,
+    ttlJitter: 0,
     tenant: undefined,
     maxEntryBytes: 1_048_576,
     memoryMaxBytes: 67_108_864,
@@ -259,7 +263,7 @@ t.test('statsRoute: false, true, a hook alone or a list; the default path', asyn
 })
 
 t.test('route options: defaults from the plugin, values passed through, vary and perRequestHeaders lower-cased once each', async (t) => {
-  const defaults = resolveOptions({ ttl: 9, staleWhileRevalidate: 2, staleIfError: 3, perRequestHeaders: ['X-Request-Id', 'x-request-id'] })
+  const defaults = resolveOptions({ ttl: 9, staleWhileRevalidate: 2, staleIfError: 3, ttlJitter: 0.25, perRequestHeaders: ['X-Request-Id', 'x-request-id'] })
   t.equal(resolveRouteOptions(undefined, defaults, 'GET /r'), undefined)
   t.equal(resolveRouteOptions(false, defaults, 'GET /r'), undefined)
   const plain = resolveRouteOptions(true, defaults, 'GET /r')
@@ -269,6 +273,7 @@ t.test('route options: defaults from the plugin, values passed through, vary and
     keepForRevalidation: 0,
     staleWhileRevalidate: 2,
     staleIfError: 3,
+    ttlJitter: 0.25,
     vary: [],
     tags: undefined,
     key: undefined,
@@ -284,7 +289,7 @@ t.test('route options: defaults from the plugin, values passed through, vary and
   const tags = (): string[] => ['t']
   const key = (): string => 'k'
   const given = resolveRouteOptions({
-    ttl: 1, staleWhileRevalidate: 0, staleIfError: 0, vary: ['Accept-Language', 'accept-language', 'X-A'], tags, key, invalidate: ['i'], statusCodes: [200, 404], ignoreCookies: true, perRequestHeaders: ['Server-Timing', 'X-REQUEST-ID']
+    ttl: 1, staleWhileRevalidate: 0, staleIfError: 0, ttlJitter: 0, vary: ['Accept-Language', 'accept-language', 'X-A'], tags, key, invalidate: ['i'], statusCodes: [200, 404], ignoreCookies: true, perRequestHeaders: ['Server-Timing', 'X-REQUEST-ID']
   }, defaults, 'GET /r')
   t.strictSame(given, {
     ttl: 1,
@@ -292,6 +297,7 @@ t.test('route options: defaults from the plugin, values passed through, vary and
     keepForRevalidation: 0,
     staleWhileRevalidate: 0,
     staleIfError: 0,
+    ttlJitter: 0,
     vary: ['accept-language', 'x-a'],
     tags,
     key,

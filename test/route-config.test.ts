@@ -17,6 +17,8 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['statusCodes with a 5xx', { statusCodes: [200, 503] }, /"statusCodes" expected a non-empty array of statuses from 200 to 499/],
   ['statusCodes empty', { statusCodes: [] }, /"statusCodes"/],
   ['ignoreCookies not boolean', { ignoreCookies: 'yes' }, /"ignoreCookies" expected a boolean/],
+  ['ttlJitter past 1', { ttlJitter: 2 }, /route "GET \/r": "ttlJitter" expected a fraction from 0 to 1, got 2/],
+  ['ttlJitter negative', { ttlJitter: -1 }, /"ttlJitter" expected a fraction from 0 to 1, got -1/],
   ['unknown field', { tll: 5 }, /"tll" is not a known option/]
 ]
 

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
 import { oneRunPerKey } from '../coalescing/cross-process.js'
 import type { CacheEntry } from '../entry.js'
+import { jittered } from '../jitter.js'
 import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from '../errors.js'
 import { isKeyPart, tenantSegment } from '../key.js'
 import type { RouteCounters } from '../observability/stats.js'
@@ -21,6 +22,13 @@ export interface SetValueOptions extends ValueOptions {
   ttl?: number
   /** Tags to drop it by, shared with response entries: at most 64, of at most 256 bytes (UTF-8) each. */
   tags?: readonly string[]
+  /**
+   * A fraction from 0 to 1: the `ttl` written is multiplied by a random factor from `1 - ttlJitter` to 1
+   * (shorter, never longer than asked), so that values written together do not all expire together.
+   * @defaultValue the plugin's `ttlJitter`
+   * @example `{ ttl: 600, ttlJitter: 0.1 }` (fresh for 540 to 600 seconds)
+   */
+  ttlJitter?: number
 }
 
 export interface GetValueOptions<S extends TSchema = TSchema> extends ValueOptions {
@@ -50,6 +58,8 @@ function checkOptions (options: WrapOptions | undefined): void {
   const { tenant, ttl, tags, schema } = options
   if (tenant !== undefined && !isKeyPart(tenant)) invalid('tenant', 'expected a string or a finite number')
   if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0 && Number.isFinite(ttl))) invalid('ttl', 'expected a number of seconds greater than 0')
+  const { ttlJitter } = options
+  if (ttlJitter !== undefined && !(typeof ttlJitter === 'number' && ttlJitter >= 0 && ttlJitter <= 1)) invalid('ttlJitter', 'expected a fraction from 0 to 1')
   for (const name of ['staleWhileRevalidate', 'staleIfError'] as const) {
     const window = options[name]
     if (window !== undefined && !(typeof window === 'number' && window >= 0 && Number.isFinite(window))) invalid(name, 'expected a number of seconds, 0 or more')
@@ -84,7 +94,7 @@ export class ValueCache {
   constructor (
     private readonly store: GuardedStore,
     private readonly namespace: string,
-    private readonly defaults: { ttl: number, staleIfError: number },
+    private readonly defaults: { ttl: number, staleIfError: number, ttlJitter: number },
     private readonly counters: RouteCounters,
     private readonly log: FastifyBaseLogger,
     /** How long one instance's run of `fn` holds the key's lock, and the others wait for its value. */
@@ -124,7 +134,7 @@ export class ValueCache {
 
   /** `staleIfError`: the window of the `wrap` call writing; `set` keeps a value for its `ttl` only. */
   async #write (key: string, value: unknown, options: WrapOptions | undefined, staleIfError = 0, lockToken?: string): Promise<boolean> {
-    const ttl = options?.ttl ?? this.defaults.ttl
+    const ttl = jittered(options?.ttl ?? this.defaults.ttl, options?.ttlJitter ?? this.defaults.ttlJitter)
     // Encoded before the store is asked: a value that cannot be stored is the caller's error.
     const entry = valueEntry(value, ttl)
     const tags = entryTags({ tenant: tenantSegment(options?.tenant), tags: options?.tags, value: true })

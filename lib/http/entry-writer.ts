@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { encodedSize, headersSize, type CacheEntry, type EncodedBodies, type HeaderValue } from '../entry.js'
 import { rawPath, sha256, tenantOfKey } from '../key.js'
+import { jittered } from '../jitter.js'
 import { isPromise } from '../promise.js'
 import type { NotStoredReason } from '../rules/not-stored.js'
 import { applyOriginVerdict, updatedEntry } from '../rules/revalidation.js'
@@ -50,6 +51,8 @@ export class EntryWriter {
     }
     const bytes = body as Buffer
     const origin = typeof verdict === 'object'
+    // ttlJitter: a number ttl only, shorter never longer; origin mode keeps what the response says.
+    const ttl = origin ? verdict.ttl : jittered(verdict, route.options.ttlJitter)
     let etag = reply.getHeader('etag')
     if (typeof etag !== 'string') {
       // In origin mode of a recognisable form, so that it is never sent to the origin as its own.
@@ -65,14 +68,14 @@ export class EntryWriter {
       headers,
       body: bytes,
       storedAt: now,
-      ttl: origin ? verdict.ttl : verdict,
+      ttl,
       etag,
       request: request.method + ' ' + request.url
     }
     if (encoded !== undefined && encodedSize(encoded) > 0) entry.encoded = encoded
     const storeTtl = origin
       ? applyOriginVerdict(entry, route.options, verdict)
-      : verdict + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
+      : ttl + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
     return this.write(state, request, reply, entry, storeTtl, variant, tags)
   }
 
