@@ -19,7 +19,7 @@ import { createWarm } from './client/warm.js'
 
 export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions, StatsRouteOptions } from './options.js'
 export type {
-  ResponseCacheClient, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapOptions,
+  ResponseCacheClient, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapContext, WrapFunction, WrapOptions,
   WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector
 } from './client/app-cache.js'
 export type { CacheStats, CounterSnapshot } from './observability/stats.js'
@@ -44,6 +44,13 @@ declare module 'fastify' {
   interface FastifyReply {
     /** Adds tags to the entry this response is stored under, decided at run time. */
     cacheTags: (...tags: string[]) => this
+    /**
+     * Seconds the entry this response is stored under stays fresh, decided at run time: replaces the
+     * route's `ttl` (and what `s-maxage` / `max-age` or `ttlJitter` made of it); `0` stores nothing.
+     * Throws FST_RESPONSE_CACHE_INVALID_ARGUMENT for a negative or non-finite number.
+     * @example `reply.cacheTtl(user.premium ? 600 : 30)`
+     */
+    cacheTtl: (seconds: number) => this
   }
 }
 

@@ -10,11 +10,11 @@ import { logNotDone } from '../observability/trouble.js'
 import { dropTags, type GuardedStore } from '../stores/guard.js'
 import type { CacheHealth, StoreListPage, StoreStats } from '../stores/store.js'
 import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong } from '../tags.js'
-import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapOptions } from './value-cache.js'
+import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapFunction, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
 import { traceEnd, traceReturned, traceStart } from '../observability/tracing.js'
 
-export type { GetValueOptions, SetValueOptions, ValueOptions, WrapOptions } from './value-cache.js'
+export type { GetValueOptions, SetValueOptions, ValueOptions, WrapContext, WrapFunction, WrapOptions } from './value-cache.js'
 export type { EntryPage, ListedEntry, ListSelector } from './listing.js'
 export type { WarmReport, WarmRequest, WarmResult } from './warm.js'
 
@@ -42,10 +42,13 @@ export interface ResponseCacheClient {
   set: <T>(key: string, value: T, options?: SetValueOptions) => Promise<boolean>
   /** Removes a value; resolves to true once the store no longer holds it, false when the store could not be asked. */
   del: (key: string, options?: ValueOptions) => Promise<boolean>
-  /** The cached value of `key`, or `fn()`'s, run once for any number of concurrent callers and stored. */
+  /**
+   * The cached value of `key`, or `fn(ctx)`'s, run once for any number of concurrent callers and stored
+   * as `ctx` then says (its `ttl`, `tags`, `staleIfError`; not at all after `ctx.skip()`).
+   */
   wrap: {
-    <S extends TSchema>(key: string, fn: () => Static<S> | Promise<Static<S>>, options: WrapOptions<S> & { schema: S }): Promise<Static<S>>
-    <T>(key: string, fn: () => T | Promise<T>, options?: WrapOptions & { schema?: undefined }): Promise<T>
+    <S extends TSchema>(key: string, fn: WrapFunction<Static<S>>, options: WrapOptions<S> & { schema: S }): Promise<Static<S>>
+    <T>(key: string, fn: WrapFunction<T>, options?: WrapOptions & { schema?: undefined }): Promise<T>
   }
   /**
    * Drops response and value entries alike; resolves to how many were dropped, or undefined when the

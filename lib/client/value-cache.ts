@@ -46,29 +46,72 @@ export interface WrapOptions<S extends TSchema = TSchema> extends SetValueOption
   staleIfError?: number
 }
 
+/**
+ * What `wrap`'s `fn` is handed: the entry it is about to write, to decide from the value it made.
+ * Each field starts as the call's (or the plugin's) setting; what `fn` leaves there is what is written.
+ * @example
+ * ```ts
+ * await app.cache.wrap('user:1', async (ctx) => {
+ *   const user = await db.user(1)
+ *   if (user === undefined) ctx.skip()       // answered, not cached: the next call asks again
+ *   else if (user.guest) ctx.ttl = 10          // seconds
+ *   ctx.tags.push(`org:${user.org}`)
+ *   return user
+ * }, { ttl: 300 })
+ * ```
+ */
+export interface WrapContext {
+  /** Seconds the value is fresh, greater than 0. @defaultValue the call's `ttl`, else the plugin's */
+  ttl: number
+  /** Tags to drop it by (the bounds of the call's `tags`). @defaultValue a copy of the call's `tags`, else `[]` */
+  tags: string[]
+  /** Seconds past `ttl` it is kept for a later call's stale-if-error, 0 or more. @defaultValue the call's `staleIfError`, else the plugin's */
+  staleIfError: number
+  /** The value is returned to the callers but not cached: the next call runs `fn` again. */
+  skip: () => void
+}
+
+/** `wrap`'s function: the zero-argument form still fits. */
+export type WrapFunction<T> = (ctx: WrapContext) => T | Promise<T>
+
+class Context implements WrapContext {
+  ttl: number
+  tags: string[]
+  staleIfError: number
+  skipped = false
+  constructor (options: WrapOptions | undefined, ttl: number, staleIfError: number) {
+    this.ttl = options?.ttl ?? ttl
+    this.tags = [...(options?.tags ?? [])]
+    this.staleIfError = staleIfError
+  }
+
+  readonly skip = (): void => { this.skipped = true }
+}
+
 const MAX_KEY_LENGTH = 8192
 
 function invalid (name: string, problem: string): never {
   throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT(name, problem)
 }
 
-function checkOptions (options: WrapOptions | undefined): void {
+/** `prefix`: `ctx.` for what `wrap`'s function left on its context. */
+function checkOptions (options: WrapOptions | undefined, prefix = ''): void {
   if (options === undefined) return
   if (typeof options !== 'object' || options === null) invalid('options', 'expected an object')
   const { tenant, ttl, tags, schema } = options
   if (tenant !== undefined && !isKeyPart(tenant)) invalid('tenant', 'expected a string or a finite number')
-  if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0 && Number.isFinite(ttl))) invalid('ttl', 'expected a number of seconds greater than 0')
+  if (ttl !== undefined && !(typeof ttl === 'number' && ttl > 0 && Number.isFinite(ttl))) invalid(prefix + 'ttl', 'expected a number of seconds greater than 0')
   const { ttlJitter } = options
   if (ttlJitter !== undefined && !(typeof ttlJitter === 'number' && ttlJitter >= 0 && ttlJitter <= 1)) invalid('ttlJitter', 'expected a fraction from 0 to 1')
   for (const name of ['staleWhileRevalidate', 'staleIfError'] as const) {
     const window = options[name]
-    if (window !== undefined && !(typeof window === 'number' && window >= 0 && Number.isFinite(window))) invalid(name, 'expected a number of seconds, 0 or more')
+    if (window !== undefined && !(typeof window === 'number' && window >= 0 && Number.isFinite(window))) invalid(prefix + name, 'expected a number of seconds, 0 or more')
   }
   if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string' && tag.length > 0))) {
-    invalid('tags', 'expected an array of non-empty strings')
+    invalid(prefix + 'tags', 'expected an array of non-empty strings')
   }
   const problem = tags === undefined ? undefined : tagsProblem([...new Set(tags)])
-  if (problem !== undefined) invalid('tags', TAGS_EXPECTED[problem])
+  if (problem !== undefined) invalid(prefix + 'tags', TAGS_EXPECTED[problem])
   if (schema !== undefined && (typeof schema !== 'object' || schema === null)) invalid('schema', 'expected a TypeBox schema')
 }
 
@@ -181,9 +224,9 @@ export class ValueCache {
     }
   }
 
-  wrap<S extends TSchema>(key: string, fn: () => Static<S> | Promise<Static<S>>, options: WrapOptions<S> & { schema: S }): Promise<Static<S>>
-  wrap<T>(key: string, fn: () => T | Promise<T>, options?: WrapOptions): Promise<T>
-  async wrap<T> (key: string, fn: () => T | Promise<T>, options?: WrapOptions): Promise<T> {
+  wrap<S extends TSchema>(key: string, fn: WrapFunction<Static<S>>, options: WrapOptions<S> & { schema: S }): Promise<Static<S>>
+  wrap<T>(key: string, fn: WrapFunction<T>, options?: WrapOptions): Promise<T>
+  async wrap<T> (key: string, fn: WrapFunction<T>, options?: WrapOptions): Promise<T> {
     if (typeof fn !== 'function') invalid('fn', 'expected a function')
     checkOptions(options)
     const storeKey = this.#key(key, options)
@@ -211,7 +254,7 @@ export class ValueCache {
     }
   }
 
-  async #lookupOrRun<T> (key: string, fn: () => T | Promise<T>, call: WrapCall): Promise<T> {
+  async #lookupOrRun<T> (key: string, fn: WrapFunction<T>, call: WrapCall): Promise<T> {
     const { options, staleIfError } = call
     const found = await this.#read(key, options?.schema)
     if (found !== undefined && found.staleMs < 0) {
@@ -233,15 +276,31 @@ export class ValueCache {
     }
     this.counters.misses++
     let value: T
+    const ctx = new Context(options, this.defaults.ttl, staleIfError)
     try {
-      value = await fn()
+      value = await fn(ctx)
     } catch (error) {
       if (token !== undefined) this.store.unlock(key, token)
       if (found === undefined || found.staleMs >= staleIfError * 1000) throw error
       return await this.#staleInsteadOf(error, key, staleIfError, options)
     }
-    await this.#write(key, value, options, staleIfError, token)
+    await this.#writeAsDecided(key, value, options, ctx, token)
     return value
+  }
+
+  /** Writes what `fn` made as its context says: not at all after `ctx.skip()`; its ttl, tags, staleIfError. */
+  async #writeAsDecided (key: string, value: unknown, options: WrapOptions | undefined, ctx: Context, token: string | undefined): Promise<void> {
+    if (ctx.skipped) {
+      if (token !== undefined) this.store.unlock(key, token)
+      return
+    }
+    try {
+      checkOptions({ ttl: ctx.ttl, tags: ctx.tags, staleIfError: ctx.staleIfError }, 'ctx.')
+    } catch (error) {
+      if (token !== undefined) this.store.unlock(key, token)
+      throw error
+    }
+    await this.#write(key, value, { ...options, ttl: ctx.ttl, tags: ctx.tags }, ctx.staleIfError, token)
   }
 
   /** One run of `fn` per key across the instances on a store that locks (see oneRunPerKey). */
@@ -273,7 +332,7 @@ export class ValueCache {
    * One background run of `fn` per key: in this process, and across instances where the store locks
    * (an instance that does not get the lock leaves the refresh to the one that did).
    */
-  #refresh<T> (key: string, fn: () => T | Promise<T>, { options, staleIfError }: WrapCall): void {
+  #refresh<T> (key: string, fn: WrapFunction<T>, { options, staleIfError }: WrapCall): void {
     if (this.#refreshing.has(key)) return
     this.#refreshing.add(key)
     let token: string | undefined
@@ -289,12 +348,15 @@ export class ValueCache {
           this.store.unlock(key, token as string)
           return
         }
+        const ctx = new Context(options, this.defaults.ttl, staleIfError)
+        let value: T
         try {
-          await this.#write(key, await fn(), options, staleIfError, token)
+          value = await fn(ctx)
         } catch (error) {
           if (token !== undefined) this.store.unlock(key, token)
           throw error
         }
+        await this.#writeAsDecided(key, value, options, ctx, token)
       })
       .catch((error: unknown) => { this.log.warn({ err: error }, 'response cache: wrap refresh failed; the stale value stays') })
       .finally(() => { this.#refreshing.delete(key) })

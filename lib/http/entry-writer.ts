@@ -11,7 +11,7 @@ import { responseVariant, type Variant } from '../rules/variants.js'
 import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
 import { release } from './key-lock.js'
 import { payloadBytes } from './payload.js'
-import { kReplyTags, type HookContext, type KeyedState, responseHeaders, tagsOf } from './request-state.js'
+import { kReplyTags, kReplyTtl, type HookContext, type KeyedState, responseHeaders, tagsOf } from './request-state.js'
 import { rememberVariant, storeVariant } from './variant-store.js'
 import { traceEnd, traceReturned, traceStart, type CacheTraceContext } from '../observability/tracing.js'
 
@@ -41,7 +41,8 @@ export class EntryWriter {
     const now = Date.now()
     const headers = storedHeaders(responseHeaders(state, reply), route.options.ttl === 'origin')
     // maxEntryBytes bounds the entry, headers included: a huge header is no cheaper to store than a body.
-    const verdict = body === undefined ? 'stream' as const : storableTtl(route.options, reply, body.length + headersSize(headers) + encodedSize(encoded), options.maxEntryBytes, now)
+    const replyTtl = reply[kReplyTtl]
+    const verdict = body === undefined ? 'stream' as const : replyTtl === 0 ? 'cache-ttl-0' as const : storableTtl(route.options, reply, body.length + headersSize(headers) + encodedSize(encoded), options.maxEntryBytes, now)
     // A response that varies on headers the key does not hold is a variant (rules/variants.ts).
     const variant = typeof verdict === 'string' ? undefined : this.#variantOf(state, request, (name) => reply.getHeader(name))
     const tags = typeof verdict === 'string' || typeof variant === 'string' ? [] : this.#userTags(state, request, reply)
@@ -52,7 +53,8 @@ export class EntryWriter {
     const bytes = body as Buffer
     const origin = typeof verdict === 'object'
     // ttlJitter: a number ttl only, shorter never longer; origin mode keeps what the response says.
-    const ttl = origin ? verdict.ttl : jittered(verdict, route.options.ttlJitter)
+    // reply.cacheTtl(n): the handler's n, in either mode, neither shortened nor jittered.
+    const ttl = replyTtl ?? (origin ? verdict.ttl : jittered(verdict, route.options.ttlJitter))
     let etag = reply.getHeader('etag')
     if (typeof etag !== 'string') {
       // In origin mode of a recognisable form, so that it is never sent to the origin as its own.
@@ -74,7 +76,7 @@ export class EntryWriter {
     }
     if (encoded !== undefined && encodedSize(encoded) > 0) entry.encoded = encoded
     const storeTtl = origin
-      ? applyOriginVerdict(entry, route.options, verdict)
+      ? applyOriginVerdict(entry, route.options, replyTtl === null ? verdict : { ...verdict, ttl: replyTtl })
       : ttl + Math.max(route.options.staleWhileRevalidate, route.options.staleIfError)
     return this.write(state, request, reply, entry, storeTtl, variant, tags)
   }

@@ -20,6 +20,8 @@ import { traceEnd, traceStart, type CacheTraceContext } from '../observability/t
 export const kRequestState = Symbol('fastify-response-cache.requestState')
 /** Tags a handler added with `reply.cacheTags()`. */
 export const kReplyTags = Symbol('fastify-response-cache.replyTags')
+/** Seconds a handler set with `reply.cacheTtl()`. */
+export const kReplyTtl = Symbol('fastify-response-cache.replyTtl')
 /** The raw-body key of a request whose body was read before parsing but not yet known to the memo. */
 export const kRawBodyKey = Symbol('fastify-response-cache.rawBodyKey')
 
@@ -116,10 +118,11 @@ declare module 'fastify' {
   }
   interface FastifyReply {
     [kReplyTags]: string[] | null
+    [kReplyTtl]: number | null
   }
 }
 
-/** The request and reply slots the hooks share, and `reply.cacheTags()`. */
+/** The request and reply slots the hooks share, `reply.cacheTags()` and `reply.cacheTtl()`. */
 export function decorateRequestAndReply (app: FastifyInstance): void {
   app.decorateRequest(kRequestState, null)
   app.decorateRequest(kRawBodyKey, null)
@@ -129,6 +132,14 @@ export function decorateRequestAndReply (app: FastifyInstance): void {
       if (typeof tag !== 'string' || tag.length === 0) throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT('cacheTags', 'expected non-empty strings')
     }
     (this[kReplyTags] ??= []).push(...tags)
+    return this
+  })
+  app.decorateReply(kReplyTtl, null)
+  app.decorateReply('cacheTtl', function (this: FastifyReply, seconds: number) {
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) {
+      throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT('cacheTtl', 'expected a number of seconds, 0 or more (0: not stored)')
+    }
+    this[kReplyTtl] = seconds
     return this
   })
 }

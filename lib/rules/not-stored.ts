@@ -12,6 +12,8 @@ export type NotStoredReason =
   | 'invalid-freshness' | 'no-freshness' | 'stale'
   // The variant it would be (variants.ts).
   | 'vary-too-many' | 'vary-invalid' | 'vary-credentials' | 'reserved-header' | 'vary-variants'
+  // The handler said so: reply.cacheTtl(0).
+  | 'cache-ttl-0'
   // Its tags (tags.ts).
   | TagsProblem
   // A web stream; a Node stream that failed or whose client went away (http/stream-store.ts); a rule
