@@ -41,6 +41,8 @@ expectAssignable<CompressOptions>({ threshold: 0 })
 // reply.cacheTags
 app.get('/f', { config: { cache: true } }, async (request, reply) => {
   expectType<typeof reply>(reply.cacheTags('item:1', 'items'))
+  expectType<typeof reply>(reply.cacheTtl(30).cacheTags('x'))
+  expectError(reply.cacheTtl('30s'))
   return 'f'
 })
 
@@ -56,6 +58,16 @@ expectError(app.cache.wrap('k', () => 1, { staleIfError: '1h' }))
 expectError(app.cache.set('k', 1, { staleIfError: 60 }))
 expectType<Promise<boolean>>(app.cache.set('k', 1, { ttl: 600, ttlJitter: 0.1 }))
 expectType<Promise<number>>(app.cache.wrap('k', () => 1, { ttlJitter: 0.5 }))
+expectType<Promise<number>>(app.cache.wrap('k', (ctx) => {
+  expectType<number>(ctx.ttl)
+  expectType<string[]>(ctx.tags)
+  expectType<number>(ctx.staleIfError)
+  ctx.ttl = 5
+  ctx.tags.push('t')
+  ctx.skip()
+  return 1
+}))
+expectError(app.cache.wrap('k', (ctx) => { ctx.ttl = '5'; return 1 }))
 expectError(app.cache.set('k', 1, { ttlJitter: '10%' }))
 expectError(app.cache.set('k', 1, { ttl: '10' }))
 
@@ -121,3 +133,4 @@ expectAssignable<ResponseCacheOptions>({ cacheStatus: false, xCache: false })
 expectError<ResponseCacheOptions>({ cacheStatus: true })
 expectError<ResponseCacheOptions>({ cacheStatus: { name: 1 } })
 expectError<ResponseCacheOptions>({ xCache: 'no' })
+expectType<Promise<{ drug: string, score: number }>>(app.cache.wrap('k', async (ctx) => { ctx.skip(); return { drug: 'x', score: 1 } }, { schema: Analysis }))
