@@ -21,6 +21,8 @@ declare namespace fastifyResponseCache {
   export type SetValueOptions = lib.SetValueOptions
   export type ValueOptions = lib.ValueOptions
   export type WrapOptions = lib.WrapOptions
+  export type WrapContext = lib.WrapContext
+  export type WrapFunction<T> = lib.WrapFunction<T>
   export type WarmReport = lib.WarmReport
   export type WarmRequest = lib.WarmRequest
   export type WarmResult = lib.WarmResult
