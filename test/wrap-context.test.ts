@@ -102,4 +102,19 @@ for (const [kind, options] of kinds) {
       t.match(res.json(), { code: 'FST_RESPONSE_CACHE_INVALID_ARGUMENT', message: /"cacheTtl"/ }, n)
     }
   })
+
+  t.test(`${kind}: reply.cacheTtl(n) in origin mode replaces the freshness the headers give`, async (t) => {
+    const app = await cachedApp(t, { ...options(), ttl: 'origin' })
+    app.get('/o/:n', { config: { cache: true } }, async (request, reply) => {
+      const n = Number((request.params as { n: string }).n)
+      reply.header('cache-control', 'max-age=10')
+      if (n >= 0) reply.cacheTtl(n)
+      return 'o'
+    })
+    await app.inject('/o/1000')
+    await app.inject('/o/-1')
+    t.same((await listed(app, { route: 'GET /o/:n' })).map((e) => [e.path, e.ttl]).sort(), [['GET /o/-1', 10], ['GET /o/1000', 1000]])
+    t.equal((await app.inject('/o/0')).headers['x-cache'], 'MISS')
+    t.equal((await app.inject('/o/0')).headers['x-cache'], 'MISS', 'cacheTtl(0): not stored')
+  })
 }
