@@ -127,6 +127,14 @@ export interface ResponseCacheOptions {
   /** Seconds a stale entry may be served while one refresh runs. @defaultValue `0` */
   staleWhileRevalidate?: number
   /**
+   * The default of routes' `eagerRefresh`: a fraction strictly between 0 and 1 of an entry's freshness
+   * lifetime past which a hit is answered as usual and starts one background refresh of the entry
+   * (one per key across instances sharing a store), so that a key in use never expires. `false` is off.
+   * @defaultValue `false`
+   * @example `0.8` (an entry of a 60 s `ttl` read 48 s or more after it was stored is refreshed)
+   */
+  eagerRefresh?: number | false
+  /**
    * Seconds a stale entry may be served when the handler throws or answers 5xx; also the default of
    * `app.cache.wrap`'s `staleIfError` (the old value answered when its function throws). @defaultValue `0`
    */
@@ -245,6 +253,14 @@ export interface RouteCacheOptions {
   keepForRevalidation?: number
   /** @defaultValue the plugin's `staleWhileRevalidate` */
   staleWhileRevalidate?: number
+  /**
+   * A fraction strictly between 0 and 1 of the entry's freshness lifetime (the `ttl`, or in origin mode
+   * the one the response's headers give) past which a hit starts one background refresh; `false` turns
+   * off the plugin's. See "Eager refresh" in docs/API.md.
+   * @defaultValue the plugin's `eagerRefresh`
+   * @example `0.8`
+   */
+  eagerRefresh?: number | false
   /** @defaultValue the plugin's `staleIfError` */
   staleIfError?: number
   /** A fraction from 0 to 1 (see the plugin's `ttlJitter`). @defaultValue the plugin's `ttlJitter` */
@@ -281,6 +297,9 @@ export interface RouteCacheOptions {
 
 const seconds = (what: string) => Type.Number({ minimum: 0, description: `${what}: a number of seconds, 0 or more` })
 const jitterSchema = Type.Number({ minimum: 0, maximum: 1, description: 'a fraction from 0 to 1' })
+const eagerRefreshSchema = Type.Union([Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), Type.Literal(false)], {
+  description: 'a fraction strictly between 0 and 1 (such as 0.8), or false'
+})
 const positiveSeconds = Type.Number({ exclusiveMinimum: 0, description: 'a number of seconds greater than 0' })
 const ttlSchema = Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Literal('origin')], {
   description: "a number of seconds greater than 0, or 'origin'"
@@ -322,6 +341,7 @@ const optionsSchema = Type.Object({
   ttl: ttlSchema,
   ...originSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
+  eagerRefresh: eagerRefreshSchema,
   staleIfError: seconds('staleIfError'),
   ttlJitter: jitterSchema,
   tenant: fn('of the request returning a string, a number or undefined'),
@@ -369,6 +389,7 @@ const routeSchema = Type.Object({
   ttl: ttlSchema,
   ...originSchema,
   staleWhileRevalidate: seconds('staleWhileRevalidate'),
+  eagerRefresh: eagerRefreshSchema,
   staleIfError: seconds('staleIfError'),
   ttlJitter: jitterSchema,
   vary: headerNames('request'),
@@ -449,6 +470,8 @@ export interface ResolvedOptions {
   heuristicMaxTtl: number
   keepForRevalidation: number
   staleWhileRevalidate: number
+  /** The routes' default: a fraction strictly between 0 and 1, or undefined when off. */
+  eagerRefresh: number | undefined
   staleIfError: number
   ttlJitter: number
   tenant: ((request: FastifyRequest) => string | number | undefined) | undefined
@@ -517,6 +540,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     heuristicMaxTtl: o.heuristicMaxTtl ?? DEFAULT_HEURISTIC_MAX_TTL,
     keepForRevalidation: o.keepForRevalidation ?? DEFAULT_KEEP_FOR_REVALIDATION,
     staleWhileRevalidate: o.staleWhileRevalidate ?? 0,
+    eagerRefresh: o.eagerRefresh === false ? undefined : o.eagerRefresh,
     staleIfError: o.staleIfError ?? 0,
     ttlJitter: o.ttlJitter ?? 0,
     tenant: o.tenant,
@@ -575,6 +599,8 @@ export interface ResolvedRouteOptions {
   /** With `ttl: 'origin'`: seconds a stale entry with a validator is kept to be revalidated; 0 otherwise. */
   keepForRevalidation: number
   staleWhileRevalidate: number
+  /** The share of an entry's freshness lifetime past which a hit starts a refresh; undefined when off. */
+  eagerRefresh: number | undefined
   staleIfError: number
   /** Applies to a number `ttl` only. */
   ttlJitter: number
@@ -626,6 +652,7 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
     heuristicMaxTtl: ttl === 'origin' && (c.heuristicFreshness ?? defaults.heuristicFreshness) ? c.heuristicMaxTtl ?? defaults.heuristicMaxTtl : undefined,
     keepForRevalidation: ttl === 'origin' ? c.keepForRevalidation ?? defaults.keepForRevalidation : 0,
     staleWhileRevalidate: c.staleWhileRevalidate ?? defaults.staleWhileRevalidate,
+    eagerRefresh: c.eagerRefresh === false ? undefined : c.eagerRefresh ?? defaults.eagerRefresh,
     staleIfError: c.staleIfError ?? defaults.staleIfError,
     ttlJitter: c.ttlJitter ?? defaults.ttlJitter,
     vary: [...new Set((c.vary ?? []).map((name) => name.toLowerCase()))],

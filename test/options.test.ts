@@ -61,6 +61,11 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['ttlJitter', { ttlJitter: 1.5 }, /"ttlJitter": expected a fraction from 0 to 1, got 1.5/],
   ['ttlJitter', { ttlJitter: -0.1 }, /"ttlJitter": expected a fraction from 0 to 1/],
   ['ttlJitter', { ttlJitter: '0.1' }, /"ttlJitter": expected a fraction from 0 to 1/],
+  ['eagerRefresh', { eagerRefresh: 1 }, /"eagerRefresh": expected a fraction strictly between 0 and 1 \(such as 0.8\), or false, got 1/],
+  ['eagerRefresh', { eagerRefresh: 0 }, /"eagerRefresh": expected a fraction strictly between 0 and 1 \(such as 0.8\), or false, got 0/],
+  ['eagerRefresh', { eagerRefresh: 80 }, /"eagerRefresh": expected a fraction strictly between 0 and 1/],
+  ['eagerRefresh', { eagerRefresh: true }, /"eagerRefresh": expected a fraction strictly between 0 and 1 \(such as 0.8\), or false, got true/],
+  ['eagerRefresh', { eagerRefresh: '0.8' }, /"eagerRefresh": expected a fraction strictly between 0 and 1/],
   ['namespace', { namespace: 'a:b' }, /"namespace": expected a string of 1 to 64/],
   ['namespace', { namespace: '' }, /"namespace"/],
   ['namespace', { namespace: 'x'.repeat(65) }, /"namespace".*…/],
@@ -143,6 +148,7 @@ t.test('every default, and every value passed through', async (t) => {
     namespace: 'rc',
     ttl: 60,
     staleWhileRevalidate: 0,
+    eagerRefresh: undefined,
     staleIfError: 0,
     ttlJitter: 0,
     tenant: undefined,
@@ -263,7 +269,7 @@ t.test('statsRoute: false, true, a hook alone or a list; the default path', asyn
 })
 
 t.test('route options: defaults from the plugin, values passed through, vary and perRequestHeaders lower-cased once each', async (t) => {
-  const defaults = resolveOptions({ ttl: 9, staleWhileRevalidate: 2, staleIfError: 3, ttlJitter: 0.25, perRequestHeaders: ['X-Request-Id', 'x-request-id'] })
+  const defaults = resolveOptions({ ttl: 9, staleWhileRevalidate: 2, eagerRefresh: 0.8, staleIfError: 3, ttlJitter: 0.25, perRequestHeaders: ['X-Request-Id', 'x-request-id'] })
   t.equal(resolveRouteOptions(undefined, defaults, 'GET /r'), undefined)
   t.equal(resolveRouteOptions(false, defaults, 'GET /r'), undefined)
   const plain = resolveRouteOptions(true, defaults, 'GET /r')
@@ -272,6 +278,7 @@ t.test('route options: defaults from the plugin, values passed through, vary and
     heuristicMaxTtl: undefined,
     keepForRevalidation: 0,
     staleWhileRevalidate: 2,
+    eagerRefresh: 0.8,
     staleIfError: 3,
     ttlJitter: 0.25,
     vary: [],
@@ -286,16 +293,19 @@ t.test('route options: defaults from the plugin, values passed through, vary and
     xCache: true
   })
   t.strictSame(resolveRouteOptions({}, defaults, 'GET /r'), plain)
+  t.equal(resolveRouteOptions({ eagerRefresh: 0.5 }, defaults, 'GET /r')?.eagerRefresh, 0.5, "a route's own eagerRefresh over the plugin's")
+  t.equal(resolveOptions({ eagerRefresh: false }).eagerRefresh, undefined, 'eagerRefresh: false is off')
   const tags = (): string[] => ['t']
   const key = (): string => 'k'
   const given = resolveRouteOptions({
-    ttl: 1, staleWhileRevalidate: 0, staleIfError: 0, ttlJitter: 0, vary: ['Accept-Language', 'accept-language', 'X-A'], tags, key, invalidate: ['i'], statusCodes: [200, 404], ignoreCookies: true, perRequestHeaders: ['Server-Timing', 'X-REQUEST-ID']
+    ttl: 1, staleWhileRevalidate: 0, eagerRefresh: false, staleIfError: 0, ttlJitter: 0, vary: ['Accept-Language', 'accept-language', 'X-A'], tags, key, invalidate: ['i'], statusCodes: [200, 404], ignoreCookies: true, perRequestHeaders: ['Server-Timing', 'X-REQUEST-ID']
   }, defaults, 'GET /r')
   t.strictSame(given, {
     ttl: 1,
     heuristicMaxTtl: undefined,
     keepForRevalidation: 0,
     staleWhileRevalidate: 0,
+    eagerRefresh: undefined,
     staleIfError: 0,
     ttlJitter: 0,
     vary: ['accept-language', 'x-a'],

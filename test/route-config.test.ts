@@ -19,6 +19,10 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['ignoreCookies not boolean', { ignoreCookies: 'yes' }, /"ignoreCookies" expected a boolean/],
   ['ttlJitter past 1', { ttlJitter: 2 }, /route "GET \/r": "ttlJitter" expected a fraction from 0 to 1, got 2/],
   ['ttlJitter negative', { ttlJitter: -1 }, /"ttlJitter" expected a fraction from 0 to 1, got -1/],
+  ['eagerRefresh of 1', { eagerRefresh: 1 }, /route "GET \/r": "eagerRefresh" expected a fraction strictly between 0 and 1 \(such as 0.8\), or false, got 1/],
+  ['eagerRefresh of 0', { eagerRefresh: 0 }, /route "GET \/r": "eagerRefresh" expected a fraction strictly between 0 and 1 \(such as 0.8\), or false, got 0/],
+  ['eagerRefresh as a percentage', { eagerRefresh: 80 }, /"eagerRefresh" expected a fraction strictly between 0 and 1 \(such as 0.8\), or false, got 80/],
+  ['eagerRefresh true', { eagerRefresh: true }, /"eagerRefresh" expected a fraction strictly between 0 and 1 \(such as 0.8\), or false, got true/],
   ['unknown field', { tll: 5 }, /"tll" is not a known option/]
 ]
 

@@ -9,7 +9,7 @@ import { lockOrWait } from './key-lock.js'
 import { clientAsksNoCache, requestBypassReason } from '../rules/storability.js'
 import { bypassed, type HookContext, kRawBodyKey, kRequestState, type KeyedState, type RouteState, type StateFor, toHandler } from './request-state.js'
 import { sendEntry } from './respond.js'
-import { canRevalidate, conditionalHeaders, staleWindowsOf } from '../rules/revalidation.js'
+import { canRevalidate, conditionalHeaders, eagerRefreshDue, staleWindowsOf } from '../rules/revalidation.js'
 import { createStoreHook } from './store-hook.js'
 import { isMarker } from '../rules/variants.js'
 import { ownVariant } from './variant-store.js'
@@ -151,7 +151,7 @@ function looked (state: KeyedState, result: string, details: { reason?: string, 
 /** What the store answered for the request's key: served fresh or stale, else a miss. */
 function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefined): void {
   const { inFlight, rawKeys, refresher } = ctx
-  const { route, request } = state
+  const { route } = state
   const now = Date.now()
   // A varying resource's key holds a marker: the request reads its own variant instead,
   // unless this process has a newer answer for the key on its way to the store (miss(ctx, ) takes it).
@@ -173,6 +173,9 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
       looked(state, 'hit', { bytes: entry.body.length })
       state.served = sendEntry(state, entry, now, 'HIT')
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
+      // Past the route's share of its freshness, the hit also starts the refresh a stale read would.
+      const eager = route.options.eagerRefresh
+      if (eager !== undefined && eagerRefreshDue(entry, eager, age, fresh)) startRefresh(refresher, state, entry)
       return
     }
     const windows = staleWindowsOf(route.options, entry)
@@ -182,7 +185,7 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
       looked(state, 'stale', { bytes: entry.body.length })
       state.served = sendEntry(state, entry, now, 'STALE')
       if (state.rawKey !== undefined) rawKeys.remember(state.rawKey, state.variantOf ?? state.key)
-      refresher.start(state.key, request, state.rawBody === undefined ? request.body : Buffer.concat(state.rawBody), entry)
+      startRefresh(refresher, state, entry)
       return
     }
     state.fwd = 'stale'
@@ -194,6 +197,15 @@ function answer (ctx: HookContext, state: KeyedState, entry: CacheEntry | undefi
   }
   looked(state, 'miss', { reason: state.fwd })
   miss(ctx, state)
+}
+
+/**
+ * One background refresh of the entry the request was answered from (refresh.ts: one per key, across
+ * instances when the store locks), replaying the request: the same key, tenant and body.
+ */
+function startRefresh (refresher: HookContext['refresher'], state: KeyedState, entry: CacheEntry): void {
+  const { request, rawBody } = state
+  refresher.start(state.key, request, rawBody === undefined ? request.body : Buffer.concat(rawBody), entry)
 }
 
 /**

@@ -51,6 +51,17 @@ export function staleWindowsOf (route: RouteRules, entry: CacheEntry): { whileRe
   }
 }
 
+/**
+ * True when a fresh entry `ageMs` after it was stored is due an eager refresh: its age is `fraction` or
+ * more of its freshness lifetime. Both count the age it arrived with (origin mode), so that a response
+ * of `max-age=100` that came with `age: 70` is refreshed from an age of 80 at `fraction` 0.8 (10 s after
+ * it was stored), as its own headers mean.
+ */
+export function eagerRefreshDue (entry: CacheEntry, fraction: number, ageMs: number, freshMs: number): boolean {
+  const arrivedAged = entry.initialAgeMs ?? 0
+  return ageMs + arrivedAged >= fraction * (freshMs + arrivedAged)
+}
+
 /** The seconds the store keeps an origin-mode response: its freshness, then its stale and revalidation windows. */
 export function originStoreTtl (route: RouteRules, verdict: OriginFreshness): number {
   const keep = verdict.validated ? route.keepForRevalidation : 0
