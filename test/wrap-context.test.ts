@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { EntryPage, WrapContext } from '../lib/index.js'
 import { cachedApp, counter } from './helpers/app.js'
+import { eventually, until } from './helpers/events.js'
 import { storeKinds } from './helpers/stores.js'
 
 const kinds = await storeKinds(t)
@@ -116,5 +117,34 @@ for (const [kind, options] of kinds) {
     t.same((await listed(app, { route: 'GET /o/:n' })).map((e) => [e.path, e.ttl]).sort(), [['GET /o/-1', 10], ['GET /o/1000', 1000]])
     t.equal((await app.inject('/o/0')).headers['x-cache'], 'MISS')
     t.equal((await app.inject('/o/0')).headers['x-cache'], 'MISS', 'cacheTtl(0): not stored')
+  })
+
+  t.test(`${kind}: reply.cacheTtl(n) on a 304 to the cache's revalidation, and on a HEAD's 200, sets the renewed entry's ttl`, async (t) => {
+    const app = await cachedApp(t, { ...options(), ttl: 'origin' })
+    // The TTL the handler asks for on its next answer; undefined for the headers' max-age=1.
+    const asked: { ttl?: number } = {}
+    app.get('/doc/:id', { exposeHeadRoute: true, config: { cache: true } }, async (request, reply) => {
+      reply.header('cache-control', 'max-age=1').header('etag', '"d1"')
+      if (asked.ttl !== undefined) reply.cacheTtl(asked.ttl)
+      if (request.headers['if-none-match'] === '"d1"') return await reply.code(304).send()
+      return 'doc'
+    })
+    const ttlOf = async (path: string): Promise<number | undefined> => (await listed(app, { route: 'GET /doc/:id' })).find((e) => e.path === path)?.ttl
+    for (const id of ['304', 'head', 'zero']) t.equal((await app.inject(`/doc/${id}`)).headers['x-cache'], 'MISS')
+    t.ok(await eventually(async () => await ttlOf('GET /doc/zero') === 1), 'stored for max-age=1')
+    await until(Date.now(), 1000)
+    asked.ttl = 1000
+    const revalidated = await app.inject('/doc/304')
+    t.same([revalidated.headers['x-cache'], revalidated.body], ['REVALIDATED', 'doc'])
+    t.ok(await eventually(async () => await ttlOf('GET /doc/304') === 1000), "the 304's cacheTtl(1000), not its max-age=1")
+    const head = await app.inject({ method: 'HEAD', url: '/doc/head' })
+    t.equal(head.statusCode, 200)
+    t.ok(await eventually(async () => await ttlOf('GET /doc/head') === 1000), "the HEAD's cacheTtl(1000) renews the GET entry for 1000 s")
+    t.same([(await app.inject('/doc/head')).headers['x-cache'], (await app.inject('/doc/304')).headers['x-cache']], ['HIT', 'HIT'])
+    asked.ttl = 0
+    const zero = await app.inject('/doc/zero')
+    t.equal(zero.headers['x-cache'], 'REVALIDATED')
+    t.match(zero.headers['cache-status'], /fwd=stale;fwd-status=304;ttl=-?[0-9]+;detail=cache-ttl-0$/, 'cacheTtl(0) on the 304: not stored again')
+    t.equal((await app.inject('/doc/zero')).headers['x-cache'], 'REVALIDATED', 'so the next request revalidates it again')
   })
 }

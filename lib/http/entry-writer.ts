@@ -198,12 +198,16 @@ export class EntryWriter {
   storeUpdated (state: KeyedState, request: FastifyRequest, reply: FastifyReply, stale: CacheEntry): { entry: CacheEntry, stored?: CacheEntry, reason?: NotStoredReason } {
     const { entry, verdict } = updatedEntry(stale, state.route.options, reply, Date.now(), responseHeaders(state, reply))
     if (typeof verdict === 'string') return { entry, reason: verdict }
+    // reply.cacheTtl(n) from the handler that answered the 304 or the HEAD: its n, as on a miss (save).
+    const replyTtl = reply[kReplyTtl]
+    if (replyTtl === 0) return { entry, reason: 'cache-ttl-0' }
+    const storeTtl = applyOriginVerdict(entry, state.route.options, replyTtl === null ? verdict : { ...verdict, ttl: replyTtl })
     // The merged headers may have grown past the bound a new response is held to.
     if (entry.body.length + headersSize(entry.headers) + encodedSize(entry.encoded) > this.#ctx.options.maxEntryBytes) return { entry, reason: 'too-large' }
     const variant = this.#variantOf(state, request, (name) => entry.headers[name])
     if (typeof variant === 'string') return { entry, reason: variant }
     const tags = this.#userTags(state, request, reply)
     if (typeof tags === 'string') return { entry, reason: tags }
-    return { entry, stored: this.write(state, request, reply, entry, applyOriginVerdict(entry, state.route.options, verdict), variant, tags) }
+    return { entry, stored: this.write(state, request, reply, entry, storeTtl, variant, tags) }
   }
 }
