@@ -88,6 +88,22 @@ for (const kind of KINDS) {
     t.same([other.headers['x-cache'], other.json()], ['HIT', { tenant: 'globex', lang: 'fr', run: 2 }], "another tenant's entry is not touched")
   })
 
+  t.test(`${kind}: a POST keyed by its body (looked up from its raw bytes) is refreshed with the same body`, async (t) => {
+    const app = await cachedApp(t, storeOptions(t, kind))
+    const runs = counter()
+    app.post('/search', { config: { cache: { ttl: 4, eagerRefresh: 0.5 } } }, async (request) => ({ body: request.body, run: runs.next() }))
+    const search = { method: 'POST' as const, url: '/search', payload: { q: 'aspirin' } }
+    await app.inject(search)
+    const stored = Date.now()
+    t.ok(await eventually(async () => (await app.inject(search)).headers['x-cache'] === 'HIT'), 'stored, and answered from its raw bytes')
+    await until(stored, 2000)
+    t.same((await app.inject(search)).json(), { body: { q: 'aspirin' }, run: 1 })
+    t.ok(await eventually(() => app.cache.stats().total.stores === 2), 'the refresh stored an entry')
+    const refreshed = await app.inject(search)
+    t.same([refreshed.headers['x-cache'], refreshed.json()], ['HIT', { body: { q: 'aspirin' }, run: 2 }], 'the same body replayed, under the same key')
+    t.equal(app.cache.stats().routes['POST /search'].lookupStage, 'preParsing', 'looked up from the raw bytes')
+  })
+
   t.test(`${kind}: the plugin's eagerRefresh is the routes' default; a route's false turns it off`, async (t) => {
     const app = await cachedApp(t, { ...storeOptions(t, kind), eagerRefresh: 0.5 })
     const runs = { on: counter(), off: counter() }
