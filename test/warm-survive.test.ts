@@ -17,6 +17,8 @@ const server = await startRedis(t)
 const url = `redis://${await server.getHost()}:${await server.getPort()}`
 const admin = await connect(t, server)
 let namespaces = 0
+/** A generous store timeout: a loaded machine must not turn a slow first write into a missing entry. */
+const SLOW_MACHINE = 2000
 
 /** The README's way: register with `warm`, a cached route whose body says which run computed it. */
 async function app (t: Tap, options: ResponseCacheOptions, runs = counter(), logger: FastifyServerOptions['logger'] = false): Promise<FastifyInstance> {
@@ -108,6 +110,7 @@ t.test('memory: listening, warmed entries are keyed by the host the app listens 
   const first = await get(instance, '/products/top')
   t.equal(first.xCache, 'HIT', 'the first real request after warming is a hit')
   t.equal(first.body.run, runs.runs)
+  t.equal(runsOf(instance), 1, 'run once, after listen() had bound the address')
 
   // warm() on demand, keyed the same way; a request's own host header still wins.
   const report = await instance.cache.warm([{ method: 'POST', url: '/search', body: { q: 'x' } }, { url: '/products/top?v=2', headers: { Host: 'other.example' } }])
@@ -119,6 +122,17 @@ t.test('memory: listening, warmed entries are keyed by the host the app listens 
   await response.body.dump()
   t.equal((await get(instance, '/products/top?v=2')).xCache, 'MISS', 'warmed for the host it named')
   t.equal((await get(instance, '/products/top?v=2', { host: 'other.example' })).xCache, 'HIT')
+})
+
+t.test('memory: ready() first, listen() later: the requests run again once the address is known', async (t) => {
+  const runs = counter()
+  const instance = await app(t, { warm: ['/products/top'] }, runs)
+  await instance.ready()
+  t.ok(await eventually(() => runsOf(instance) === 1), 'ran while the app did not listen')
+  t.equal((await instance.inject('/products/top')).headers['x-cache'], 'HIT', 'keyed for inject')
+  await instance.listen({ port: 0, host: '127.0.0.1' })
+  t.ok(await eventually(() => runsOf(instance) === 2), 'ran again on listen')
+  t.equal((await get(instance, '/products/top')).xCache, 'HIT', 'keyed for the address listened on')
 })
 
 t.test('memory: warm.host keys entries by the public host behind a proxy', async (t) => {
@@ -137,7 +151,7 @@ t.test('redis, as the README shows: new Redis(url) still connecting, warm option
   const runs = counter()
   const { lines, logger } = logCapture('info')
   const redis = fresh(t, `redis://127.0.0.1:${port}`)
-  const instance = await app(t, { store: 'redis', redis, warm: { requests: ['/products/top'], interval: 0.1 } }, runs, logger)
+  const instance = await app(t, { store: 'redis', timeout: SLOW_MACHINE, redis, warm: { requests: ['/products/top'], interval: 0.1 } }, runs, logger)
   await instance.listen({ port: 0, host: '127.0.0.1' })
   t.ok(await eventually(() => runsOf(instance) === 1))
   const warmed = await get(instance, '/products/top')
@@ -166,10 +180,24 @@ t.test('redis, as the README shows: new Redis(url) still connecting, warm option
   t.notMatch(JSON.stringify(lines), /rc:\{/, 'no Redis key in the logs')
 })
 
+t.test('redis: a restart is found when the client is ready again, between two looks', async (t) => {
+  const port = await freePort()
+  let redisServer = await spawnRedis(port)
+  t.teardown(async () => { await redisServer.kill() })
+  const instance = await app(t, { store: 'redis', timeout: SLOW_MACHINE, redis: fresh(t, `redis://127.0.0.1:${port}`), warm: { requests: ['/products/top'], interval: 3600 } })
+  await instance.ready()
+  t.ok(await eventually(() => runsOf(instance) === 1))
+  await redisServer.kill()
+  redisServer = await spawnRedis(port)
+  t.ok(await eventually(() => runsOf(instance) === 2, 10_000), 'warmed again on the client\'s ready event')
+  t.equal(instance.cache.stats().warm.emptied, 1)
+  t.equal((await instance.inject('/products/top')).headers['x-cache'], 'HIT')
+})
+
 t.test('redis: a store down at start neither hangs nor fails ready(); the warm-up runs once it answers', async (t) => {
   const port = await freePort()
   const redis = fresh(t, `redis://127.0.0.1:${port}`)
-  const instance = await app(t, { store: 'redis', redis, readyTimeout: 50, warm: ['/products/top'] })
+  const instance = await app(t, { store: 'redis', timeout: SLOW_MACHINE, redis, readyTimeout: 50, warm: ['/products/top'] })
   await instance.ready()
   t.equal(runsOf(instance), 0, 'nothing ran while the store was away')
   const redisServer = await spawnRedis(port)
@@ -180,7 +208,7 @@ t.test('redis: a store down at start neither hangs nor fails ready(); the warm-u
 })
 
 t.test('redis: clear() empties the store too: the declared requests are warmed again', async (t) => {
-  const instance = await app(t, { store: 'redis', redis: fresh(t), namespace: `c${++namespaces}`, warm: { requests: ['/products/top'], interval: 0.1 } })
+  const instance = await app(t, { store: 'redis', timeout: SLOW_MACHINE, redis: fresh(t), namespace: `c${++namespaces}`, warm: { requests: ['/products/top'], interval: 0.1 } })
   await instance.ready()
   t.ok(await eventually(() => runsOf(instance) === 1))
   await instance.cache.clear()
@@ -200,7 +228,7 @@ for (const store of ['redis', 'tiered'] as const) {
     for (let i = 0; i < 3; i++) {
       const redis = new Redis(url, CLIENT_OPTIONS)
       t.teardown(() => { redis.disconnect() })
-      const instance = await app(t, { store, redis, namespace, warm: { requests: ['/products/top'], host: 'shop.example.com', interval: 0.1 } }, runs)
+      const instance = await app(t, { store, timeout: SLOW_MACHINE, redis, namespace, warm: { requests: ['/products/top'], host: 'shop.example.com', interval: 0.1 } }, runs)
       await instance.ready()
       instances.push(instance)
     }
@@ -211,6 +239,7 @@ for (const store of ['redis', 'tiered'] as const) {
     t.ok(await eventually(() => instances.every((instance) => instance.cache.stats().warm.emptied === 1)), 'every instance finds the store empty')
     t.ok(await eventually(() => instances.reduce((sum, instance) => sum + runsOf(instance), 0) === 4), 'one re-warm')
     t.equal(runs.runs, atStart + 1, 'the handler ran once for the three instances')
+    t.ok(await eventually(() => emptied.length === 3), 'each instance publishes what it found')
     t.same(emptied.map((m) => (m as { rewarming: boolean }).rewarming).sort(), [false, false, true], 'published on the diagnostics channel, one re-warming')
     t.match(emptied[0], { store, requests: 1 })
   })
@@ -221,7 +250,7 @@ t.test('tiered: after a flush, the re-warmed entry is a hit on every instance', 
   const namespace = `h${++namespaces}`
   const instances: FastifyInstance[] = []
   for (let i = 0; i < 3; i++) {
-    const instance = await app(t, { store: 'tiered', redis: fresh(t), namespace, tiered: { localTtl: 0.05 }, warm: { requests: ['/products/top'], host: 'shop.example.com', interval: 0.1 } }, runs)
+    const instance = await app(t, { store: 'tiered', timeout: SLOW_MACHINE, redis: fresh(t), namespace, tiered: { localTtl: 0.05 }, warm: { requests: ['/products/top'], host: 'shop.example.com', interval: 0.1 } }, runs)
     await instance.ready()
     instances.push(instance)
   }
