@@ -3,7 +3,8 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { request } from 'undici'
-import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
+import responseCache, { MemoryStore, type CacheEntry, type CacheStore, type ResponseCacheOptions, type StoreSetOptions } from '../lib/index.js'
+import { listeningHost } from '../lib/client/warm.js'
 import { counter, logCapture } from './helpers/app.js'
 import { eventually } from './helpers/events.js'
 import { CLIENT_OPTIONS, connect, freePort, spawnRedis, startRedis } from './helpers/redis.js'
@@ -262,4 +263,99 @@ t.test('tiered: after a flush, the re-warmed entry is a hit on every instance', 
     t.ok(await eventually(async () => (await instance.inject({ url: '/products/top', headers: { host: 'shop.example.com' } })).json().run === afterRewarm), 'the re-warmed answer')
   }
   t.equal(runs.runs, afterRewarm, 'no handler ran for those requests')
+})
+
+t.test('the Host warm sends, from the addresses the app listens on', async (t) => {
+  const host = (addresses: Array<{ address: string, family: string, port: number } | string>, https?: boolean): string | undefined =>
+    listeningHost({ addresses: () => addresses, initialConfig: { https } } as never)
+  t.equal(host([]), undefined, 'not listening: inject\'s own host')
+  t.equal(host(['/tmp/app.sock']), undefined, 'a pipe has no host')
+  t.equal(host([{ address: '127.0.0.1', family: 'IPv4', port: 3000 }]), '127.0.0.1:3000')
+  t.equal(host([{ address: '127.0.0.1', family: 'IPv4', port: 3000 }, { address: '::1', family: 'IPv6', port: 3000 }]), 'localhost:3000', 'listen on localhost')
+  t.equal(host([{ address: '0.0.0.0', family: 'IPv4', port: 80 }]), 'localhost', 'every interface, default port')
+  t.equal(host([{ address: '::', family: 'IPv6', port: 8080 }]), 'localhost:8080')
+  t.equal(host([{ address: 'fe80::1', family: 'IPv6', port: 3000 }]), '[fe80::1]:3000')
+  t.equal(host([{ address: '10.0.0.5', family: 'IPv4', port: 443 }], true), '10.0.0.5', 'TLS on 443')
+  t.equal(host([{ address: '10.0.0.5', family: 'IPv4', port: 80 }], true), '10.0.0.5:80')
+})
+
+t.test('an app closed right after ready() runs nothing', async (t) => {
+  const runs = counter()
+  const instance = Fastify()
+  await instance.register(responseCache, { warm: ['/products/top'] })
+  instance.get('/products/top', { config: { cache: true } }, async () => ({ run: runs.next() }))
+  await instance.ready()
+  await instance.close()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(runsOf(instance), 0)
+  t.equal(runs.runs, 0)
+})
+
+/**
+ * A custom store that tells its generations (as CacheStore allows), without a lock: the instance
+ * re-warms alone. `fail` makes the next generations() or lock() call throw.
+ */
+interface Watched { store: CacheStore, generation: string, fail: { generations: number }, calls: { generations: number } }
+function watchedStore (): Watched {
+  const memory = new MemoryStore({ maxBytes: 1 << 20 })
+  const state: Watched = {
+    generation: 'g1',
+    fail: { generations: 0 },
+    calls: { generations: 0 },
+    store: {
+      name: 'watched',
+      get: (key: string) => memory.get(key),
+      set: (key: string, entry: CacheEntry, options: StoreSetOptions) => { memory.set(key, entry, options) },
+      delete: (key: string) => memory.delete(key),
+      invalidateTags: (tags: readonly string[]) => memory.invalidateTags(tags),
+      clear: () => { memory.clear() },
+      generations: async () => {
+        state.calls.generations++
+        if (state.fail.generations > 0) {
+          state.fail.generations--
+          throw new Error('store away')
+        }
+        return [state.generation, null]
+      }
+    }
+  }
+  return state
+}
+
+t.test('a custom store with generations() and no lock: watched, re-warmed by this instance alone', async (t) => {
+  const watched = watchedStore()
+  // Its first look fails: the instance looks again, and compares from the first it could read.
+  watched.fail.generations = 1
+  const runs = counter()
+  const instance = await app(t, { store: watched.store, warm: { requests: ['/products/top'], interval: 0.1 } }, runs)
+  await instance.ready()
+  t.ok(await eventually(() => runsOf(instance) === 1))
+  t.ok(await eventually(() => watched.calls.generations >= 3), 'looked again after the failure')
+  watched.fail.generations = 2
+  watched.generation = 'g2'
+  t.ok(await eventually(() => runsOf(instance) === 2), 'a replaced generation: warmed again')
+  t.equal(instance.cache.stats().warm.emptied, 1)
+  t.equal((await instance.inject('/products/top')).headers['x-cache'], 'HIT')
+})
+
+t.test('redis: a lock the store cannot take now is asked for again at the next look', async (t) => {
+  const redis = fresh(t)
+  const instance = await app(t, { store: 'redis', timeout: SLOW_MACHINE, redis, namespace: `l${++namespaces}`, warm: { requests: ['/products/top'], interval: 0.1 } })
+  await instance.ready()
+  t.ok(await eventually(() => runsOf(instance) === 1))
+  // The lock's SET fails once: a write refused by a Redis that answers everything else.
+  const set = redis.set.bind(redis)
+  let refused = 0
+  redis.set = (async (...args: Parameters<typeof set>) => {
+    if (String(args[0]).includes(':lock:') && refused === 0) {
+      refused++
+      throw new Error('refused')
+    }
+    return await set(...args)
+  }) as typeof redis.set
+  t.teardown(() => { redis.set = set })
+  await admin.flushall()
+  t.ok(await eventually(() => runsOf(instance) === 2), 'warmed again once the lock could be taken')
+  t.equal(refused, 1)
+  t.equal(instance.cache.stats().warm.emptied, 2, 'found empty at both looks')
 })

@@ -52,14 +52,10 @@ export class WarmKeeper {
     this.#parts = parts
   }
 
-  get size (): number {
-    return this.#requests.length
-  }
-
   /** Declares requests; once the app is ready they are run by the caller, and kept from then on. */
   add (requests: readonly WarmRequest[]): void {
     this.#requests.push(...requests)
-    if (this.#ready) this.#watch()
+    if (this.#ready && requests.length > 0) this.#watch()
   }
 
   /** The app is ready; `storeUp`: the store answers (or cannot tell), else the run waits for it. */
@@ -86,14 +82,15 @@ export class WarmKeeper {
 
   /** The app listens: requests run before its address was known run again, keyed by it. */
   listened (): void {
-    if (!this.#ranBeforeListen || this.#closed) return
+    if (!this.#ranBeforeListen) return
     this.#ranBeforeListen = false
     this.#run('listen').catch(/* c8 ignore next */ () => {})
   }
 
   /** The store's client is ready (again): the first run if it waited, else a look at the store. */
   storeReady (): void {
-    if (this.#closed || !this.#ready) return
+    // Its first 'ready' comes while ready() still waits for it: the first run follows ready().
+    if (!this.#ready) return
     if (this.#startPending) this.#firstRun()
     else this.check().catch(/* c8 ignore next */ () => {})
   }
@@ -106,7 +103,10 @@ export class WarmKeeper {
 
   #watch (): void {
     const { store, intervalMs } = this.#parts
-    if (this.#timer !== undefined || this.#closed || !store.canTellEmptied || this.#requests.length === 0) return
+    // Closed while the first run went on: no timer for a closed app.
+    /* c8 ignore next */
+    if (this.#closed) return
+    if (this.#timer !== undefined || !store.canTellEmptied) return
     this.#timer = setInterval(() => { this.check().catch(/* c8 ignore next */ () => {}) }, intervalMs).unref()
   }
 
@@ -126,7 +126,7 @@ export class WarmKeeper {
 
   async #check (): Promise<void> {
     const { store, log, counters, namespace, intervalMs } = this.#parts
-    if (this.#seen === undefined || this.#closed) return this.#see()
+    if (this.#seen === undefined) return await this.#see()
     const before = this.#seen
     const now = await this.#generations()
     if (now === undefined) return
