@@ -15,14 +15,15 @@ import { Stats } from './observability/stats.js'
 import { TroubleLog } from './observability/trouble.js'
 import { GuardedStore } from './stores/guard.js'
 import { createStore } from './stores/index.js'
-import { createWarm } from './client/warm.js'
+import { createWarm, listeningHost } from './client/warm.js'
+import { WarmKeeper } from './client/keep-warm.js'
 
-export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions, StatsRouteOptions } from './options.js'
+export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions, StatsRouteOptions, WarmOptions } from './options.js'
 export type {
   ResponseCacheClient, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapContext, WrapFunction, WrapOptions,
-  WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector
+  WarmCallOptions, WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector
 } from './client/app-cache.js'
-export type { CacheStats, CounterSnapshot } from './observability/stats.js'
+export type { CacheStats, CounterSnapshot, WarmCounters } from './observability/stats.js'
 export type { CacheEntry, HeaderValue, Encoding, EncodedBodies } from './entry.js'
 export type {
   CacheHealth, CacheStore, StoreSetOptions, StoreState, StoreStats, MaybePromise, StoreCursor, StoreListQuery, StoreListedEntry, StoreListPage
@@ -77,6 +78,20 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
 
   decorateRequestAndReply(app)
   const storedRoutes = new Set<string>()
+  // Entries are warmed for the host clients send: the `warm.host` option, or the address listened on.
+  const warmHost = options.warm.host
+  const warm = createWarm(refresher, options.timeoutMs + 1000, () => warmHost ?? listeningHost(app))
+  const keeper = new WarmKeeper({
+    store: guarded,
+    warm,
+    log: app.log,
+    namespace: options.namespace,
+    counters: stats.warm,
+    intervalMs: options.warm.intervalMs,
+    listening: () => listeningHost(app) !== undefined,
+    hostGiven: warmHost !== undefined
+  })
+  keeper.add(options.warm.requests)
   const { client, refreshStoreStats } = createClient({
     store: guarded,
     stats,
@@ -86,7 +101,8 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     ttlJitter: options.ttlJitter,
     lockMs: options.coalesceTimeoutMs,
     log: app.log,
-    warm: createWarm(refresher, options.timeoutMs + 1000),
+    warm,
+    keeper,
     flush,
     routeIds: () => storedRoutes
   })
@@ -124,19 +140,30 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
 
   // A store that can answer again (all of it, or the keys of some failure domains) is used from the
   // next request, not after the breaker's pause.
-  const stopWatching = store.onReady?.((domains) => { guarded.reset(domains) })
+  const stopWatching = store.onReady?.((domains) => {
+    guarded.reset(domains)
+    // Back after a restart or a failover: it may have come back empty.
+    if (domains === undefined) keeper.storeReady()
+  })
 
   app.addHook('onReady', async () => {
     if (routeErrors.length > 0) throw routeErrors[0]
     // A client passed in straight from `new Redis(url)` is still connecting: the first requests
     // and app.cache calls after ready() should find it ready.
-    if (store.connect !== undefined && !await store.connect(options.readyTimeoutMs)) {
+    const connected = store.connect === undefined || await store.connect(options.readyTimeoutMs)
+    if (!connected) {
       app.log.warn({ responseCache: { store: store.name, readyTimeoutMs: options.readyTimeoutMs } },
         'response cache: the store is not ready; serving without the cache until it is')
     }
+    // Never awaited: ready() neither waits for the declared requests nor fails with them; a store
+    // still connecting has them run once its client is ready.
+    keeper.start(connected)
   })
 
+  app.addHook('onListen', async () => { keeper.listened() })
+
   app.addHook('onClose', async () => {
+    keeper.close()
     stopWatching?.()
     metrics?.remove()
     // A graceful restart keeps what was answered last: writes on their way to the store land first.

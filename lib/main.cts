@@ -26,6 +26,9 @@ declare namespace fastifyResponseCache {
   export type WarmReport = lib.WarmReport
   export type WarmRequest = lib.WarmRequest
   export type WarmResult = lib.WarmResult
+  export type WarmCallOptions = lib.WarmCallOptions
+  export type WarmOptions = lib.WarmOptions
+  export type WarmCounters = lib.WarmCounters
   export type CacheStats = lib.CacheStats
   export type CounterSnapshot = lib.CounterSnapshot
   export type CacheEntry = lib.CacheEntry

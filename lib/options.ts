@@ -10,6 +10,7 @@ import { REQUEST_ERROR_STATUSES } from './rules/storability.js'
 import { HAS_ZSTD, type CompressionSettings } from './compression/encode.js'
 import { ENCODINGS, type Encoding } from './entry.js'
 import { RESPONSE_HEADERS } from './rules/per-request.js'
+import type { WarmRequest } from './client/warm.js'
 import { cacheStatusNameProblem, DEFAULT_CACHE_STATUS_NAME, serializeCacheStatusName } from './rules/cache-status.js'
 
 export const DEFAULT_NAMESPACE = 'rc'
@@ -20,6 +21,8 @@ export const DEFAULT_TIMEOUT_MS = 100
 export const DEFAULT_COALESCE_TIMEOUT_MS = 5000
 export const DEFAULT_READY_TIMEOUT_MS = 3000
 export const DEFAULT_LOCAL_TTL = 60
+/** Seconds between two looks at whether the shared store came back empty (`warm.interval`). */
+export const DEFAULT_WARM_INTERVAL = 30
 export const DEFAULT_STATS_PATH = '/cache/stats'
 export const DEFAULT_STATUS_CODES = [200]
 /**
@@ -64,6 +67,28 @@ export interface CompressOptions {
   brotliQuality?: number
   /** Gzip level, 1 to 9. @defaultValue `6` */
   gzipLevel?: number
+}
+
+/** `warm` as an object: the requests, and how they are run. */
+export interface WarmOptions {
+  /**
+   * The requests: a URL (GET) or `{ url, method, headers, body }`, as `app.cache.warm` takes them.
+   * @example `['/products/top', { method: 'POST', url: '/search', body: { q: 'aspirin' } }]`
+   */
+  requests: ReadonlyArray<string | WarmRequest>
+  /**
+   * The `Host` warmed entries are keyed by, for requests that give none: the host clients send (the
+   * public name behind a proxy). @defaultValue the address the app listens on (`127.0.0.1:3000`;
+   * `localhost:3000` when it listens on `localhost` or every interface), or inject's `localhost:80`
+   * while it does not listen
+   * @example `'api.example.com'`
+   */
+  host?: string
+  /**
+   * Seconds between two looks at whether the shared store (Redis, tiered) came back empty; the
+   * client's reconnection is looked at too. 0.1 to 86400. @defaultValue `30`
+   */
+  interval?: number
 }
 
 /** `statsRoute` as an object. */
@@ -232,6 +257,15 @@ export interface ResponseCacheOptions {
    */
   cacheStatus?: false | { name?: string }
   /**
+   * Requests warmed once the app is ready and the store answers, and warmed again whenever the shared
+   * store comes back empty (Redis restarted without persistence, flushed, or cleared): by one instance
+   * of those sharing it. An array of requests (a URL, or `{ url, method, headers, body }`), or
+   * `{ requests, host, interval }`. See "Warming" in docs/API.md. @defaultValue none
+   * @example `['/products/top', '/categories']`
+   * @example `{ requests: ['/products/top'], host: 'shop.example.com' }`
+   */
+  warm?: ReadonlyArray<string | WarmRequest> | WarmOptions
+  /**
    * The `x-cache` header (`HIT`, `MISS`, `STALE`, `BYPASS`, `REVALIDATED`) on every answer of a cached
    * route. `false` leaves it out, `Cache-Status` saying as much and more. @defaultValue `true`
    */
@@ -366,8 +400,58 @@ const optionsSchema = Type.Object({
   compress: compressOption,
   perRequestHeaders: headerNames('response'),
   cacheStatus: Type.Union([Type.Literal(false), Type.Object({})], { description: 'false or an object { name }' }),
-  xCache: Type.Boolean({ description: 'a boolean' })
+  xCache: Type.Boolean({ description: 'a boolean' }),
+  // Its requests are checked one by one (warmRequestSchema), so that the message names the one.
+  warm: Type.Union([Type.Array(Type.Unknown()), Type.Object({})], { description: 'an array of requests or an object { requests, host, interval }' })
 })
+
+const warmRequestSchema = Type.Union([
+  Type.String({ pattern: '^/' }),
+  Type.Object({
+    url: Type.String({ pattern: '^/' }),
+    method: Type.Optional(Type.Union([Type.Literal('GET'), Type.Literal('POST'), Type.Literal('QUERY')])),
+    headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+    body: Type.Optional(Type.Unknown())
+  }, { additionalProperties: false })
+], { description: 'a URL starting with "/" or an object { url, method (GET, POST or QUERY), headers (strings), body }' })
+
+const warmSchema = Type.Object({
+  requests: Type.Array(Type.Unknown(), { description: 'an array of requests' }),
+  host: Type.String({
+    pattern: '^(?:[A-Za-z0-9_-]+(?:\\.[A-Za-z0-9_-]+)*\\.?|\\[[0-9A-Fa-f:.]+\\])(?::[0-9]{1,5})?$',
+    description: 'a host name or address with an optional port, as a Host header holds it ("api.example.com", "127.0.0.1:3000")'
+  }),
+  interval: Type.Number({ minimum: 0.1, maximum: 86_400, description: 'a number of seconds from 0.1 to 86400' })
+})
+
+export interface ResolvedWarm {
+  requests: WarmRequest[]
+  host: string | undefined
+  intervalMs: number
+}
+
+/** `warm` checked, each request named by its place when it is wrong. */
+function resolveWarm (value: ResponseCacheOptions['warm'], fail: Fail): ResolvedWarm {
+  let requests: readonly unknown[] = []
+  let path = 'warm'
+  let options: WarmOptions | undefined
+  if (Array.isArray(value)) requests = value
+  else if (isRecord(value)) {
+    checkObject(warmSchema, value, 'warm.', fail)
+    if (value.requests === undefined) fail('warm.requests', 'is required: an array of requests')
+    options = value as unknown as WarmOptions
+    requests = options.requests
+    path = 'warm.requests'
+  }
+  requests.forEach((request, i) => {
+    if (!Value.Check(warmRequestSchema, request)) fail(`${path}[${i}]`, `expected ${String(warmRequestSchema.description)}, ${describe(request)}`)
+  })
+  return {
+    requests: requests.map((request) => typeof request === 'string' ? { url: request } : request as WarmRequest),
+    host: options?.host,
+    intervalMs: (options?.interval ?? DEFAULT_WARM_INTERVAL) * 1000
+  }
+}
 
 const cacheStatusSchema = Type.Object({
   name: Type.String({ description: 'a string' })
@@ -493,6 +577,7 @@ export interface ResolvedOptions {
   /** The name of the plugin's Cache-Status member as sent (rules/cache-status.ts); undefined when off. */
   cacheStatus: string | undefined
   xCache: boolean
+  warm: ResolvedWarm
 }
 
 /** Validates the plugin options and fills in defaults; throws FST_RESPONSE_CACHE_INVALID_OPTION. */
@@ -557,7 +642,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     compress: compressionSettings(o.compress, PLUGIN_COMPRESS_DEFAULTS, fail),
     perRequestHeaders: perRequestNames(o.perRequestHeaders, fail),
     cacheStatus: cacheStatusName(o.cacheStatus, fail),
-    xCache: o.xCache ?? true
+    xCache: o.xCache ?? true,
+    warm: resolveWarm(o.warm, fail)
   }
 }
 

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import responseCache, { type CacheHealth, type CompressOptions, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type StatsRouteOptions, type WarmReport } from '../dist/esm/index.js'
+import responseCache, { type CacheHealth, type CompressOptions, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type StatsRouteOptions, type WarmReport, type WarmOptions, type WarmCounters } from '../dist/esm/index.js'
 
 const app = Fastify()
 await app.register(responseCache, { ttl: 30, store: 'memory', statsRoute: { path: '/ops/cache' } })
@@ -89,6 +89,16 @@ expectType<Promise<{ drug: string, score: number } | undefined>>(app.cache.get('
 expectType<Promise<number | undefined>>(app.cache.invalidate({ tags: ['a'], route: 'GET /b', tenant: 'acme' }))
 expectError(app.cache.invalidate({ tag: ['a'] }))
 expectType<Promise<WarmReport>>(app.cache.warm(['/a', { url: '/b', method: 'POST', body: { q: 1 } }]))
+expectType<Promise<WarmReport>>(app.cache.warm(['/a'], { keep: true }))
+expectError(app.cache.warm(['/a'], { keep: 'yes' }))
+expectType<WarmCounters>(app.cache.stats().warm)
+expectType<number>(app.cache.stats().warm.emptied)
+// the warm option: requests, or { requests, host, interval }
+expectAssignable<ResponseCacheOptions>({ warm: ['/a', { url: '/b', method: 'POST', body: { q: 1 } }] })
+expectAssignable<ResponseCacheOptions>({ warm: { requests: ['/a'], host: 'shop.example.com', interval: 30 } })
+expectAssignable<WarmOptions>({ requests: [{ url: '/a', headers: { 'accept-language': 'en' } }] })
+expectError<WarmOptions>({ host: 'shop.example.com' })
+expectError<ResponseCacheOptions>({ warm: [{ url: '/a', method: 'DELETE' }] })
 expectType<CacheStats>(app.cache.stats())
 expectType<CounterSnapshot>(app.cache.stats().routes['GET /a'])
 expectAssignable<{ hits: number, misses: number, stale: number, bypasses: number, stores: number, errors: number, hitRatio: number }>(app.cache.stats().total)

@@ -11,12 +11,13 @@ import { dropTags, type GuardedStore } from '../stores/guard.js'
 import type { CacheHealth, StoreListPage, StoreStats } from '../stores/store.js'
 import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong } from '../tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapFunction, type WrapOptions } from './value-cache.js'
-import type { WarmReport, WarmRequest } from './warm.js'
+import { normalise, type WarmCallOptions, type WarmReport, type WarmRequest } from './warm.js'
+import type { WarmKeeper } from './keep-warm.js'
 import { traceEnd, traceReturned, traceStart } from '../observability/tracing.js'
 
 export type { GetValueOptions, SetValueOptions, ValueOptions, WrapContext, WrapFunction, WrapOptions } from './value-cache.js'
 export type { EntryPage, ListedEntry, ListSelector } from './listing.js'
-export type { WarmReport, WarmRequest, WarmResult } from './warm.js'
+export type { WarmCallOptions, WarmReport, WarmRequest, WarmResult } from './warm.js'
 
 /** What `invalidate` drops: entries with any of the tags, and of the route; `tenant` narrows both. */
 export interface InvalidateSelector {
@@ -67,8 +68,11 @@ export interface ResponseCacheClient {
   stats: () => CacheStats
   /** Whether the store answers, and how fast; the error never holds credentials. */
   health: () => Promise<CacheHealth>
-  /** Fills entries by running requests past the cache: at start-up (after `ready()`) or on demand. */
-  warm: (requests: ReadonlyArray<string | WarmRequest>) => Promise<WarmReport>
+  /**
+   * Fills entries by running requests past the cache, after `ready()`; with `{ keep: true }` also
+   * declares them, as the `warm` option does: warmed again when the shared store comes back empty.
+   */
+  warm: (requests: ReadonlyArray<string | WarmRequest>, options?: WarmCallOptions) => Promise<WarmReport>
 }
 
 /** clear() walks the namespace with SCAN: it gets longer than a request-path call. */
@@ -97,7 +101,10 @@ export interface ClientParts {
   /** The plugin's `coalesceTimeout`: how long one instance's run of `wrap`'s `fn` keeps the others waiting. */
   lockMs: number
   log: FastifyBaseLogger
-  warm: ResponseCacheClient['warm']
+  /** Runs requests past the cache. */
+  warm: (requests: readonly WarmRequest[]) => Promise<WarmReport>
+  /** The declared requests, which `warm(requests, { keep: true })` adds to. */
+  keeper: WarmKeeper
   /** Waits for response writes still on their way to the store, so none lands after an invalidation. */
   flush: () => Promise<void> | undefined
   /** Ids of the routes that store entries (`"GET /items/:id"`): a remote store counts their sets. */
@@ -107,7 +114,7 @@ export interface ClientParts {
 /** A remote store's figures are asked for at most this often by stats(); the stats route asks each time. */
 export const STORE_STATS_MAX_AGE_MS = 5000
 
-export function createClient ({ store: guarded, stats, namespace, ttl, staleIfError, ttlJitter, lockMs, log, warm, flush, routeIds }: ClientParts): {
+export function createClient ({ store: guarded, stats, namespace, ttl, staleIfError, ttlJitter, lockMs, log, warm, keeper, flush, routeIds }: ClientParts): {
   client: ResponseCacheClient
   /** Asks the store for fresh figures (bounded by `timeout`); stats() answers them from then on. */
   refreshStoreStats: () => Promise<void>
@@ -219,7 +226,12 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
         return { ok: false, store: guarded.name, state: state === 'up' ? 'down' : state, error: redactCredentials(String((error as Error)?.message ?? error)) }
       }
     },
-    warm
+    warm: async (requests, options) => {
+      if (!Array.isArray(requests)) throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT('warm', 'expected an array of requests')
+      const items = requests.map(normalise)
+      if (options?.keep === true) keeper.add(items)
+      return await warm(items)
+    }
   }
   return { client, refreshStoreStats }
 }

@@ -36,6 +36,19 @@ export interface CacheStats {
   /** `app.cache.get` and `wrap` (not in `total`, which counts responses). */
   values: CounterSnapshot
   store: StoreStats & { name: string }
+  /** The declared warm requests (the `warm` option, `warm(requests, { keep: true })`). */
+  warm: WarmCounters
+}
+
+/** What became of the declared warm requests, since the start. */
+export interface WarmCounters {
+  /** Runs of the declared requests by this instance: at start, after listen, and each re-warm. */
+  runs: number
+  /** Requests of those runs whose answer was stored, and those whose answer was not. */
+  stored: number
+  failed: number
+  /** Times this instance found the shared store had lost its entries (restart, flush, clear()). */
+  emptied: number
 }
 
 function snapshot (c: RouteCounters): CounterSnapshot {
@@ -59,6 +72,7 @@ export class Stats {
   readonly other = new RouteCounters()
   /** Values of app.cache.get, set and wrap. */
   readonly values = new RouteCounters()
+  readonly warm: WarmCounters = { runs: 0, stored: 0, failed: 0, emptied: 0 }
 
   /** One set of counters per route id; routes that share an id share counters. */
   forRoute (id: string): RouteCounters {
@@ -80,6 +94,6 @@ export class Stats {
       total.stores += c.stores
       total.errors += c.errors
     }
-    return { total: snapshot(total), routes, values: snapshot(this.values), store }
+    return { total: snapshot(total), routes, values: snapshot(this.values), store, warm: { ...this.warm } }
   }
 }

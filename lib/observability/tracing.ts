@@ -83,3 +83,20 @@ export function traceReturned (context: CacheTraceContext | undefined): void {
 export function storeKind (store: unknown): string {
   return typeof store === 'string' ? store : String((store as { name?: unknown }).name ?? 'custom')
 }
+
+/** What the `fastify-response-cache:store-emptied` channel publishes. */
+export interface StoreEmptiedMessage {
+  /** `redis`, `tiered`, or a custom store's `name`. */
+  store: string
+  /** The declared warm requests there are to run again. */
+  requests: number
+  /** Whether this instance runs them (it took the lock), or leaves them to another instance. */
+  rewarming: boolean
+}
+
+const storeEmptied = diagnostics.channel('fastify-response-cache:store-emptied')
+
+/** The shared store was found to have lost its entries (docs/API.md "Warming that survives"). */
+export function publishStoreEmptied (message: StoreEmptiedMessage): void {
+  if (storeEmptied.hasSubscribers) storeEmptied.publish(message)
+}

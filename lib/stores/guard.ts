@@ -206,6 +206,16 @@ export class GuardedStore {
     return this.run('ping', () => this.#store.ping?.())
   }
 
+  /** Whether the store can tell that it lost its entries (see CacheStore.generations). */
+  get canTellEmptied (): boolean {
+    return this.remote && typeof this.#store.generations === 'function'
+  }
+
+  /** The store's generations: a call that concerns the whole store, off the request path. */
+  generations (): MaybePromise<ReadonlyArray<string | null>> {
+    return this.run('generations', () => (this.#store.generations as NonNullable<CacheStore['generations']>).call(this.#store))
+  }
+
   /** What the store says of its connection, where it can tell. */
   state (): StoreState | undefined {
     return this.#store.state?.()

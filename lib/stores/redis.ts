@@ -628,6 +628,19 @@ export class RedisStore implements CacheStore {
     await this.#dropGenerations()
   }
 
+  /**
+   * The token of each shard's generation, null where there is none. One that was there and is gone
+   * or replaced means the namespace's entries were lost: Redis restarted empty, was flushed, failed
+   * over to an empty replica, or clear() ran. One GET per shard, off the request path.
+   */
+  async generations (): Promise<Array<string | null>> {
+    this.#ready()
+    return await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => {
+      const token = await this.#client.getBuffer(this.#generationKey(shard))
+      return token === null ? null : token.toString('latin1')
+    }))
+  }
+
   async #dropGenerations (): Promise<void> {
     await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => await this.#client.unlink(this.#generationKey(shard))))
   }

@@ -115,6 +115,12 @@ export interface CacheStore {
    * page, never a walk of the whole keyspace. Optional: without it `app.cache.list` rejects.
    */
   list?: (query: StoreListQuery) => MaybePromise<StoreListPage>
+  /**
+   * A token per part of the store that changes or disappears when the part loses its entries
+   * (Redis: each shard's generation; null for a part with none yet). The plugin compares them from
+   * time to time to re-run the declared warm requests when the store comes back empty. Optional.
+   */
+  generations?: () => MaybePromise<ReadonlyArray<string | null>>
   close?: () => MaybePromise<void>
   /**
    * Waits until the store can answer, at most `timeoutMs` (a Redis client still connecting, or made

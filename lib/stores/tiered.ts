@@ -231,6 +231,11 @@ export class TieredStore implements CacheStore {
     return { entries: page.entries, cursor: page.cursor === undefined ? undefined : ['memory', ...page.cursor], source: 'memory' }
   }
 
+  /** Redis's: the shared tier is what can come back empty. */
+  async generations (): Promise<ReadonlyArray<string | null>> {
+    return await this.#l2.run('generations', () => this.#redis.generations())
+  }
+
   state (): StoreState {
     return this.#redis.state()
   }
