@@ -1,23 +1,14 @@
 import t from 'tap'
-import type { ResponseCacheOptions } from '../lib/index.js'
 import { cachedApp, counter } from './helpers/app.js'
 import { deferred, eventually, until } from './helpers/events.js'
 import { threeInstances } from './helpers/instances.js'
-import { connect, startRedis } from './helpers/redis.js'
+import { allStoreKinds } from './helpers/stores.js'
 
 // wrap's eagerRefresh: a fresh value read past that fraction of its ttl is answered at once and one
 // background run of fn replaces it (one across the instances sharing a store that locks), so a key
 // read all the time never becomes a miss.
 
-const server = await startRedis(t)
-const url = `redis://${await server.getHost()}:${await server.getPort()}`
-const client = await connect(t, server)
-let n = 0
-const kinds: Array<[string, () => ResponseCacheOptions]> = [
-  ['memory', () => ({ store: 'memory' })],
-  ['redis', () => ({ store: 'redis', redis: client, namespace: `eager${++n}`, timeout: 2000 })],
-  ['tiered', () => ({ store: 'tiered', redis: client, namespace: `eager${++n}`, timeout: 2000 })]
-]
+const { kinds, url, client } = await allStoreKinds(t, 'eager')
 
 /** A function whose runs after the first wait for `release`, numbering their values. */
 function source (): { runs: number, release: () => void, fn: () => Promise<{ run: number }> } {
