@@ -120,7 +120,8 @@ for (const [kind, options] of kinds) {
   t.test(`${kind}: when fn answers first, it is answered and the timers go`, async (t) => {
     const app = await cachedApp(t, options())
     const api = slowApi<number>()
-    const answer = app.cache.wrap('n', api.fetch, { softTimeout: 1e9, hardTimeout: 2e9 })
+    // Past what setTimeout takes (2^31 - 1 ms), which would otherwise fire at once.
+    const answer = app.cache.wrap('n', api.fetch, { softTimeout: 1e9, hardTimeout: 3e9 })
     t.ok(await eventually(() => api.calls === 1))
     api.answer(1)
     t.equal(await answer, 1)

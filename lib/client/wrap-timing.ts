@@ -11,6 +11,9 @@ export type RunOutcome<T> =
   /** `fn` answered, but its value could not be written as asked (a bad `ctx` field): the caller's error. */
   | { writeError: unknown }
 
+/** The longest delay setTimeout takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** The deadline passed before the run settled. */
 export const TIMED_OUT = Symbol('timed out')
 
@@ -23,7 +26,8 @@ export async function within<T> (running: Promise<T>, ms: number | undefined, si
   if (ms === undefined) return await running
   let timer: NodeJS.Timeout | undefined
   const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => { resolve(TIMED_OUT) }, Math.max(0, since + ms - Date.now()))
+    // Past 2^31 - 1 ms, setTimeout would fire at once: a longer timeout waits that long (24.8 days).
+    timer = setTimeout(() => { resolve(TIMED_OUT) }, Math.min(MAX_TIMER_MS, Math.max(0, since + ms - Date.now())))
     timer.unref()
   })
   try {
