@@ -62,6 +62,16 @@ export const FST_RESPONSE_CACHE_INVALID_ARGUMENT = createError<'FST_RESPONSE_CAC
   TypeError
 )
 
+/**
+ * `wrap`'s function had not answered within the call's `hardTimeout` (milliseconds) and no stale value
+ * was at hand; it goes on in the background. The key is never in the message.
+ */
+export const FST_RESPONSE_CACHE_WRAP_TIMEOUT = createError<'FST_RESPONSE_CACHE_WRAP_TIMEOUT', [number]>(
+  'FST_RESPONSE_CACHE_WRAP_TIMEOUT',
+  'fastify-response-cache: the wrap function did not answer within its hardTimeout of %dms',
+  504
+)
+
 /** An `app.cache` method needs something the store does not offer (a custom store without `list`). */
 export const FST_RESPONSE_CACHE_NOT_SUPPORTED = createError<'FST_RESPONSE_CACHE_NOT_SUPPORTED', [string, string]>(
   'FST_RESPONSE_CACHE_NOT_SUPPORTED',

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import responseCache, { type CacheHealth, type CompressOptions, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type StatsRouteOptions, type WarmReport, type WarmOptions, type WarmCounters } from '../dist/esm/index.js'
+import responseCache, { errors, type CacheHealth, type CompressOptions, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type StatsRouteOptions, type WarmReport, type WarmOptions, type WarmCounters } from '../dist/esm/index.js'
 
 const app = Fastify()
 await app.register(responseCache, { ttl: 30, store: 'memory', statsRoute: { path: '/ops/cache' } })
@@ -76,6 +76,14 @@ expectType<Promise<number>>(app.cache.wrap('k', (ctx) => {
   return 1
 }))
 expectError(app.cache.wrap('k', (ctx) => { ctx.ttl = '5'; return 1 }))
+// eagerRefresh, softTimeout, hardTimeout
+expectType<Promise<number>>(app.cache.wrap('k', () => 1, { ttl: 600, eagerRefresh: 0.8 }))
+expectType<Promise<number>>(app.cache.wrap('k', async () => 1, { staleIfError: 3600, softTimeout: 100, hardTimeout: 2000 }))
+expectError(app.cache.wrap('k', () => 1, { eagerRefresh: '80%' }))
+expectError(app.cache.wrap('k', () => 1, { hardTimeout: '2s' }))
+expectError(app.cache.set('k', 1, { eagerRefresh: 0.8 }))
+expectError(app.cache.get('k', { softTimeout: 100 }))
+expectType<'FST_RESPONSE_CACHE_WRAP_TIMEOUT'>(new errors.FST_RESPONSE_CACHE_WRAP_TIMEOUT(2000).code)
 expectError(app.cache.set('k', 1, { ttlJitter: '10%' }))
 expectError(app.cache.set('k', 1, { ttl: '10' }))
 

@@ -1,8 +1,7 @@
-import type { FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import t from 'tap'
 import { cachedApp, counter } from './helpers/app.js'
 import { deferred, eventually, until } from './helpers/events.js'
+import { threeInstances } from './helpers/instances.js'
 import { startRedis } from './helpers/redis.js'
 
 // Three instances of one app on one redis-server, with clients as the README shows them
@@ -11,23 +10,9 @@ import { startRedis } from './helpers/redis.js'
 const server = await startRedis(t)
 const url = `redis://${await server.getHost()}:${await server.getPort()}`
 
-async function instances (t: Tap, store: 'redis' | 'tiered', namespace: string): Promise<FastifyInstance[]> {
-  const apps: FastifyInstance[] = []
-  for (let i = 0; i < 3; i++) {
-    const redis = new Redis(url)
-    t.teardown(() => { redis.disconnect() })
-    const app = await cachedApp(t, { store, redis, namespace })
-    await app.ready()
-    apps.push(app)
-  }
-  return apps
-}
-
-type Tap = import('tap').Test
-
 for (const store of ['redis', 'tiered'] as const) {
   t.test(`${store}: a cold key wrapped on three instances at once runs fn once; the others answer its value`, async (t) => {
-    const apps = await instances(t, store, `wrap-once-${store}`)
+    const apps = await threeInstances(t, url, store, `wrap-once-${store}`)
     const runs = counter()
     const slow = deferred()
     const fn = async (): Promise<{ run: number }> => {
@@ -44,7 +29,7 @@ for (const store of ['redis', 'tiered'] as const) {
   })
 
   t.test(`${store}: a stale value is refreshed once across three instances; the others answer it stale meanwhile`, async (t) => {
-    const apps = await instances(t, store, `wrap-swr-${store}`)
+    const apps = await threeInstances(t, url, store, `wrap-swr-${store}`)
     const runs = counter()
     const refreshing = deferred()
     const fn = async (): Promise<{ run: number }> => {

@@ -3,7 +3,7 @@ import type { Static, TSchema } from '@sinclair/typebox'
 import { oneRunPerKey } from '../coalescing/cross-process.js'
 import type { CacheEntry } from '../entry.js'
 import { jittered } from '../jitter.js'
-import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, ReportedKeys } from '../errors.js'
+import { FST_RESPONSE_CACHE_INVALID_ARGUMENT, FST_RESPONSE_CACHE_WRAP_TIMEOUT, ReportedKeys } from '../errors.js'
 import { isKeyPart, tenantSegment } from '../key.js'
 import type { RouteCounters } from '../observability/stats.js'
 import { logNotDone, WarnGate } from '../observability/trouble.js'
@@ -11,6 +11,7 @@ import type { GuardedStore } from '../stores/guard.js'
 import { entryTags, TAGS_EXPECTED, tagsProblem } from '../tags.js'
 import { traceEnd, traceReturned, traceStart } from '../observability/tracing.js'
 import { decodeValue, matches, VALUE_STATUS, valueEntry, valueKey } from './values.js'
+import { pastEagerPoint, type RunOutcome, TIMED_OUT, timingProblem, within } from './wrap-timing.js'
 
 export interface ValueOptions {
   /** Keeps the value apart from every other tenant's, like the `tenant` option does for responses. */
@@ -44,6 +45,30 @@ export interface WrapOptions<S extends TSchema = TSchema> extends SetValueOption
    * @defaultValue the plugin's `staleIfError`
    */
   staleIfError?: number
+  /**
+   * A fraction strictly between 0 and 1: a fresh value read past that fraction of its `ttl` is answered
+   * at once and one background call of `fn` replaces it (one per key across the instances on a store
+   * that locks), so a value read often never expires.
+   * @defaultValue off
+   * @example `{ ttl: 600, eagerRefresh: 0.8 }` (a read after 480 seconds starts the refresh)
+   */
+  eagerRefresh?: number
+  /**
+   * Milliseconds `fn` is waited for while a stale value is at hand (within the call's `staleIfError`):
+   * then the stale value is answered, and `fn` goes on in the background and writes its value when it
+   * answers. Without a stale value at hand it does nothing.
+   * @defaultValue off
+   * @example `{ staleIfError: 3600, softTimeout: 100 }`
+   */
+  softTimeout?: number
+  /**
+   * Milliseconds after which `fn` is no longer waited for, stale value or not: the stale value is
+   * answered if one is at hand, else the call rejects with `FST_RESPONSE_CACHE_WRAP_TIMEOUT`. `fn` goes
+   * on in the background and writes its value when it answers. Not below `softTimeout`.
+   * @defaultValue off (`fn` is waited for as long as it takes)
+   * @example `{ hardTimeout: 2000 }`
+   */
+  hardTimeout?: number
 }
 
 /**
@@ -113,10 +138,12 @@ function checkOptions (options: WrapOptions | undefined, prefix = ''): void {
   const problem = tags === undefined ? undefined : tagsProblem([...new Set(tags)])
   if (problem !== undefined) invalid(prefix + 'tags', TAGS_EXPECTED[problem])
   if (schema !== undefined && (typeof schema !== 'object' || schema === null)) invalid('schema', 'expected a TypeBox schema')
+  const timing = timingProblem(options)
+  if (timing !== undefined) invalid(...timing)
 }
 
-/** A cached value and how many milliseconds past its freshness it is (0 or less: fresh). */
-interface Found { value: unknown, staleMs: number }
+/** A cached value, how many milliseconds past its freshness it is (below 0: fresh), and its whole freshness. */
+interface Found { value: unknown, staleMs: number, ttlMs: number }
 
 /** What a call of `wrap` resolved to, beside the caller's options: the stale-if-error window in seconds. */
 interface WrapCall { options: WrapOptions | undefined, staleIfError: number, result?: 'hit' | 'stale' | 'miss' }
@@ -130,6 +157,8 @@ export class ValueCache {
   /** Calls of one key in progress: concurrent callers share the read and, on a miss, one run of `fn`. */
   readonly #flights = new Map<string, Promise<unknown>>()
   readonly #refreshing = new Set<string>()
+  /** Runs of `fn` still going after their callers were answered on a timeout: later calls join them. */
+  readonly #late = new Map<string, Promise<RunOutcome<unknown>>>()
   readonly #reported = new ReportedKeys()
   /** `fn` failing on every call (an API that is down) logs one line per interval, not one per call. */
   readonly #staleWarnings = new WarnGate()
@@ -172,7 +201,7 @@ export class ValueCache {
       return undefined
     }
     if (schema !== undefined && !matches(schema, value)) return undefined
-    return { value, staleMs: Date.now() - entry.storedAt - entry.ttl * 1000 }
+    return { value, staleMs: Date.now() - entry.storedAt - entry.ttl * 1000, ttlMs: entry.ttl * 1000 }
   }
 
   /** `staleIfError`: the window of the `wrap` call writing; `set` keeps a value for its `ttl` only. */
@@ -260,6 +289,7 @@ export class ValueCache {
     if (found !== undefined && found.staleMs < 0) {
       this.counters.hits++
       call.result = 'hit'
+      if (pastEagerPoint(found, options?.eagerRefresh)) this.#refresh(key, fn, call)
       return found.value as T
     }
     if (found !== undefined && found.staleMs < (options?.staleWhileRevalidate ?? 0) * 1000) {
@@ -268,24 +298,91 @@ export class ValueCache {
       this.#refresh(key, fn, call)
       return found.value as T
     }
-    const { token, fresh } = await this.#lockOrWait(key, options?.schema)
-    if (fresh !== undefined) {
-      this.counters.hits++
-      call.result = 'hit'
-      return fresh.value as T
+    // A run of fn that timed out for earlier callers is still going here: joined, not run again.
+    let running = this.#late.get(key) as Promise<RunOutcome<T>> | undefined
+    if (running === undefined) {
+      const { token, fresh } = await this.#lockOrWait(key, options?.schema)
+      if (fresh !== undefined) {
+        this.counters.hits++
+        call.result = 'hit'
+        return fresh.value as T
+      }
+      running = this.#runAndWrite(key, fn, new Context(options, this.defaults.ttl, staleIfError), options, token)
     }
     this.counters.misses++
+    const staleAtHand = found !== undefined && found.staleMs < staleIfError * 1000
+    const outcome = await this.#waitFor(key, running, call, staleAtHand)
+    if ('value' in outcome) return outcome.value
+    if ('writeError' in outcome) throw outcome.writeError
+    if (!staleAtHand) throw outcome.fnError
+    return await this.#staleInsteadOf(outcome.fnError, key, staleIfError, options)
+  }
+
+  /** Runs `fn` and writes its value as its context decides; lets go of the key's lock when it throws. */
+  async #runAndWrite<T> (key: string, fn: WrapFunction<T>, ctx: Context, options: WrapOptions | undefined, token: string | undefined): Promise<RunOutcome<T>> {
     let value: T
-    const ctx = new Context(options, this.defaults.ttl, staleIfError)
     try {
       value = await fn(ctx)
-    } catch (error) {
+    } catch (fnError) {
       if (token !== undefined) this.store.unlock(key, token)
-      if (found === undefined || found.staleMs >= staleIfError * 1000) throw error
-      return await this.#staleInsteadOf(error, key, staleIfError, options)
+      return { fnError }
     }
-    await this.#writeAsDecided(key, value, options, ctx, token)
-    return value
+    try {
+      await this.#writeAsDecided(key, value, options, ctx, token)
+    } catch (writeError) {
+      return { writeError }
+    }
+    return { value }
+  }
+
+  /**
+   * A run of `fn`, waited for within the call's timeouts: `softTimeout` only with a stale value at
+   * hand, `hardTimeout` in any case. On a timeout the stale value (read again, as for stale-if-error)
+   * is answered, else (hard) FST_RESPONSE_CACHE_WRAP_TIMEOUT; the run goes on, later calls of the key
+   * in this process join it, and its failure is logged as a refresh's is.
+   */
+  async #waitFor<T> (key: string, running: Promise<RunOutcome<T>>, call: WrapCall, staleAtHand: boolean): Promise<RunOutcome<T>> {
+    const { options } = call
+    const soft = staleAtHand ? options?.softTimeout : undefined
+    const hard = options?.hardTimeout
+    if (soft === undefined && hard === undefined) return await running
+    const since = Date.now()
+    let outcome = await within(running, soft ?? hard, since)
+    if (outcome === TIMED_OUT && soft !== undefined) {
+      const stale = await this.#staleOnTimeout(key, running, call)
+      if (stale !== undefined) return stale
+      outcome = await within(running, hard, since)
+    }
+    if (outcome !== TIMED_OUT) return outcome
+    const stale = await this.#staleOnTimeout(key, running, call)
+    if (stale !== undefined) return stale
+    this.#finishLate(key, running)
+    throw new FST_RESPONSE_CACHE_WRAP_TIMEOUT(hard as number)
+  }
+
+  /**
+   * What a timeout answers: the value the store holds now, read again (one dropped meanwhile is never
+   * answered; one another instance wrote meanwhile is), if it is within the call's staleIfError.
+   */
+  async #staleOnTimeout<T> (key: string, running: Promise<RunOutcome<T>>, call: WrapCall): Promise<{ value: T } | undefined> {
+    const found = await this.#read(key, call.options?.schema)
+    if (found === undefined || found.staleMs >= call.staleIfError * 1000) return undefined
+    if (found.staleMs < 0) this.counters.hits++
+    else this.counters.stale++
+    call.result = found.staleMs < 0 ? 'hit' : 'stale'
+    this.#finishLate(key, running)
+    return { value: found.value as T }
+  }
+
+  /** A run no caller waits for any more: joined by later calls until it settles; its failure is logged. */
+  #finishLate<T> (key: string, running: Promise<RunOutcome<T>>): void {
+    if (this.#late.get(key) === running) return
+    this.#late.set(key, running)
+    running.then((outcome) => {
+      if (this.#late.get(key) === running) this.#late.delete(key)
+      if ('value' in outcome) return
+      this.log.warn({ err: 'fnError' in outcome ? outcome.fnError : outcome.writeError }, 'response cache: wrap function failed after its timeout; nothing was stored')
+    }, () => {})
   }
 
   /** Writes what `fn` made as its context says: not at all after `ctx.skip()`; its ttl, tags, staleIfError. */
@@ -333,7 +430,7 @@ export class ValueCache {
    * (an instance that does not get the lock leaves the refresh to the one that did).
    */
   #refresh<T> (key: string, fn: WrapFunction<T>, { options, staleIfError }: WrapCall): void {
-    if (this.#refreshing.has(key)) return
+    if (this.#refreshing.has(key) || this.#late.has(key)) return
     this.#refreshing.add(key)
     let token: string | undefined
     const locked = this.store.canLock
@@ -342,10 +439,10 @@ export class ValueCache {
     locked
       .then(async (mine) => {
         if (!mine) return
-        // Another instance's refresh may have written and let go since this call's read.
-        const current = token === undefined ? undefined : await this.#read(key, options?.schema)
-        if (current !== undefined && current.staleMs < 0) {
-          this.store.unlock(key, token as string)
+        // Another refresh (here or on another instance) may have written and let go since this call's read.
+        const current = await this.#read(key, options?.schema)
+        if (current !== undefined && current.staleMs < 0 && !pastEagerPoint(current, options?.eagerRefresh)) {
+          if (token !== undefined) this.store.unlock(key, token)
           return
         }
         const ctx = new Context(options, this.defaults.ttl, staleIfError)

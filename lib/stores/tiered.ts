@@ -191,11 +191,17 @@ export class TieredStore implements CacheStore {
   }
 
   async lock (key: string, ttlMs: number): Promise<string | undefined> {
+    let token: string | undefined
     try {
-      return await this.#l2.run('lock', () => this.#redis.lock(key, ttlMs), undefined, this.#l2.domainOf(key))
+      token = await this.#l2.run('lock', () => this.#redis.lock(key, ttlMs), undefined, this.#l2.domainOf(key))
     } catch {
       return LOCAL_TOKEN
     }
+    // The holder reads the key again before it runs anything: from Redis, not from a copy here that
+    // another instance's write (whose news may still be on the bus) has replaced. An eager refresh
+    // would otherwise run twice.
+    if (token !== undefined) this.#l1.delete(key)
+    return token
   }
 
   async unlock (key: string, token: string): Promise<void> {

@@ -1,4 +1,5 @@
 import type { ResponseCacheOptions } from '../../lib/index.js'
+import type { Redis } from 'ioredis'
 import { connect, startRedis } from './redis.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
@@ -17,4 +18,23 @@ export async function storeKinds (t: Teardown): Promise<Array<[string, () => Res
     // turn a slow write into a missing entry. Timeouts have tests of their own.
     ['redis', () => ({ store: 'redis', redis: client, namespace: `t${++n}`, timeout: 2000 })]
   ]
+}
+
+/**
+ * Memory, Redis and tiered (memory + Redis) on one redis-server started for the test file, with its
+ * url (for clients made as the README shows) and a connected client. Each call gets its own namespace.
+ */
+export async function allStoreKinds (t: Teardown, prefix: string): Promise<{ kinds: Array<[string, () => ResponseCacheOptions]>, url: string, client: Redis }> {
+  const server = await startRedis(t)
+  const client = await connect(t, server)
+  let n = 0
+  return {
+    kinds: [
+      ['memory', () => ({ store: 'memory' })],
+      ['redis', () => ({ store: 'redis', redis: client, namespace: `${prefix}${++n}`, timeout: 2000 })],
+      ['tiered', () => ({ store: 'tiered', redis: client, namespace: `${prefix}${++n}`, timeout: 2000 })]
+    ],
+    url: `redis://${await server.getHost()}:${await server.getPort()}`,
+    client
+  }
 }
