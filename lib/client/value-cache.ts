@@ -180,10 +180,11 @@ export class ValueCache {
     return valueKey(this.namespace, tenantSegment(options?.tenant), key)
   }
 
-  async #read (key: string, schema: TSchema | undefined): Promise<Found | undefined> {
+  /** `shared`: past this process's copy (see GuardedStore.getShared). */
+  async #read (key: string, schema: TSchema | undefined, shared = false): Promise<Found | undefined> {
     let entry: CacheEntry | undefined
     try {
-      entry = await this.store.getAny(key)
+      entry = await (shared ? this.store.getShared(key) : this.store.getAny(key))
     } catch {
       this.counters.errors++
       return undefined
@@ -440,7 +441,7 @@ export class ValueCache {
       .then(async (mine) => {
         if (!mine) return
         // Another refresh (here or on another instance) may have written and let go since this call's read.
-        const current = await this.#read(key, options?.schema)
+        const current = await this.#read(key, options?.schema, true)
         if (current !== undefined && current.staleMs < 0 && !pastEagerPoint(current, options?.eagerRefresh)) {
           if (token !== undefined) this.store.unlock(key, token)
           return

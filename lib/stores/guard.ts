@@ -95,12 +95,17 @@ export class GuardedStore {
     return this.#read(key, false)
   }
 
-  #read (key: string, response: boolean): MaybePromise<CacheEntry | undefined> {
+  /** As `getAny`, past any copy this process keeps (the tiered store's memory): what a lock holder reads. */
+  getShared (key: string): MaybePromise<CacheEntry | undefined> {
+    return this.#read(key, false, true)
+  }
+
+  #read (key: string, response: boolean, shared = false): MaybePromise<CacheEntry | undefined> {
     // The memory store is asked in place: no closure on the hit path. It holds only entries the
     // plugin made, and values only under value keys: nothing there to check.
     if (!this.remote) return this.#store.get(key)
     return this.#shared(key, () => {
-      const found = this.#store.get(key)
+      const found = shared && this.#store.getShared !== undefined ? this.#store.getShared(key) : this.#store.get(key)
       return isPromise(found) ? found.then((entry) => this.#checked(key, entry, response)) : this.#checked(key, found, response)
     }, this.domainOf(key))
   }

@@ -100,6 +100,11 @@ export interface CacheStore {
    * taken, or `{}` when another holder has it. Optional: without it the plugin calls `get` then `lock`.
    */
   getOrLock?: (key: string, ttlMs: number) => MaybePromise<{ entry?: CacheEntry, token?: string }>
+  /**
+   * `get` past any copy kept in this process: the entry every instance shares (the tiered store's
+   * Redis). Optional: without it the plugin calls `get`.
+   */
+  getShared?: (key: string) => MaybePromise<CacheEntry | undefined>
   /** Releases the lock if `token` still holds it. */
   unlock?: (key: string, token: string) => MaybePromise<void>
   /** Answers when the store is reachable; throws or rejects when it is not. */

@@ -68,7 +68,7 @@ export class TieredStore implements CacheStore {
   get (key: string): CacheEntry | undefined | Promise<CacheEntry | undefined> {
     const local = this.#l1.get(key)
     if (local !== undefined) return local
-    return this.#fromL2(key, async () => ({ entry: await this.#l2.getAny(key) })).then(({ entry }) => entry)
+    return this.getShared(key)
   }
 
   getOrLock (key: string, ttlMs: number): { entry?: CacheEntry, token?: string } | Promise<{ entry?: CacheEntry, token?: string }> {
@@ -191,17 +191,20 @@ export class TieredStore implements CacheStore {
   }
 
   async lock (key: string, ttlMs: number): Promise<string | undefined> {
-    let token: string | undefined
     try {
-      token = await this.#l2.run('lock', () => this.#redis.lock(key, ttlMs), undefined, this.#l2.domainOf(key))
+      return await this.#l2.run('lock', () => this.#redis.lock(key, ttlMs), undefined, this.#l2.domainOf(key))
     } catch {
       return LOCAL_TOKEN
     }
-    // The holder reads the key again before it runs anything: from Redis, not from a copy here that
-    // another instance's write (whose news may still be on the bus) has replaced. An eager refresh
-    // would otherwise run twice.
-    if (token !== undefined) this.#l1.delete(key)
-    return token
+  }
+
+  /**
+   * Redis's entry, past this process's copy (which it then replaces): what a lock holder reads before
+   * it runs anything, since another instance's write may have replaced the copy here while its news is
+   * still on the bus.
+   */
+  getShared (key: string): Promise<CacheEntry | undefined> {
+    return this.#fromL2(key, async () => ({ entry: await this.#l2.getAny(key) })).then(({ entry }) => entry)
   }
 
   async unlock (key: string, token: string): Promise<void> {
