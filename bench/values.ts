@@ -215,11 +215,6 @@ export function withValuesSection (results: string, section: string): string {
   return SECTION.test(results) ? results.replace(SECTION, () => section.replace(/\n$/, '')) : results.replace(/\n*$/, '\n') + section
 }
 
-/** The section as RESULTS.md holds it now, for a run that does not measure it. */
-export function keptValuesSection (results: string): string {
-  return SECTION.exec(results)?.[0] ?? ''
-}
-
 export async function runValueBench ({ write }: { write: boolean }): Promise<void> {
   const redis = await startRedis()
   let figures: ValueFigures
