@@ -38,6 +38,8 @@ export interface ValueFigures {
   /** Every round's hits per second of each subject. */
   roundRates: Record<string, number[]>
   redisVersion: string
+  /** The machine's one-minute load average as the rounds ended (other work shares it). */
+  loadAverage: number
   versions: Record<string, string>
 }
 
@@ -147,6 +149,7 @@ export async function measureValues (port: number, redisVersion: string): Promis
       rates: Object.fromEntries(list.map((s) => [s.name, median(roundRates[s.name])])),
       roundRates,
       redisVersion,
+      loadAverage: os.loadavg()[0],
       versions: Object.fromEntries(['bentocache', 'cache-manager', 'keyv', '@keyv/redis', 'async-cache-dedupe', 'msgpackr', 'lru-cache'].map((name) => [name, versionOf(name)]))
     }
   } finally {
@@ -187,10 +190,12 @@ export function valuesSection (figures: ValueFigures): string {
     `\`BENCH_ROUNDS\` rounds, ${figures.rounds} here): ${figures.hits.toLocaleString('en')} sequential awaited calls per subject and round over ${KEYS} keys, in`,
     `${SLICES} slices that the subjects take turns at (so that the shared machine's busy moments fall on all of them), each`,
     'holding the same ~0.7 KB object (bench/servers/payload.ts), after a warm-up that checks every call hits. Figures are medians',
-    'of the rounds; a ratio is the median of the rounds\' ratios (both sides measured in the same round). "copy": decoded from',
-    'the stored MessagePack on every call (the default); "shared": `{ shared: true }` (or the plugin\'s `sharedValues`), one',
-    'deep-frozen object per stored value. Tiered rows hit the memory tier of `store: \'tiered\'` and are set against the peers\'',
-    'memory + Redis L2 (bentocache\'s redis driver, cache-manager with `@keyv/redis`), whose hits come from their memory tier too.',
+    'of the rounds; a ratio is the median of the rounds\' ratios (both sides measured in the same round). "copy": a fresh',
+    'object per call (the default), cloned from the decoded value kept beside the entry (it is made of plain objects, arrays',
+    'and primitives); "shared": `{ shared: true }` (or the plugin\'s `sharedValues`), one deep-frozen object per stored value.',
+    'Tiered rows hit the memory tier of `store: \'tiered\'` (with its invalidation bus) and are set against the peers\' memory +',
+    'Redis L2 (bentocache\'s redis driver without its bus, cache-manager with `@keyv/redis`), whose hits come from memory too.',
+    `Load average over the last minute of the run: ${figures.loadAverage.toFixed(1)} on ${os.cpus().length} cores; on a busy machine absolute figures swing, ratios less.`,
     '',
     '| Store, call | ours copy | ours shared | bentocache | copy / bentocache | shared / bentocache | cache-manager | copy / cache-manager | shared / cache-manager |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
