@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
 import { cachedApp } from './helpers/app.js'
-import { deferred, eventually } from './helpers/events.js'
+import { deferred, eventually, until } from './helpers/events.js'
 import { startRedis } from './helpers/redis.js'
 
 // Shared values (`sharedValues`, a call's `shared`): one deep-frozen object per stored value, handed
@@ -122,6 +122,27 @@ for (const store of ['memory', 'redis', 'tiered'] as const) {
     t.same(copy, value, 'a copy is decoded from the stored bytes')
     copy?.bytes.write('y')
     t.equal((await app.cache.get<typeof value>('mixed'))?.bytes.toString(), 'abc', "a copy's Buffer is bytes of its own, not the stored entry's")
+  })
+}
+
+for (const store of ['memory', 'tiered'] as const) {
+  t.test(`${store}: a background refresh (staleWhileRevalidate) replaces the shared value`, async (t) => {
+    const app = await appOn(t, store, { sharedValues: true })
+    let version = 0
+    const fn = (): { version: number } => ({ version: ++version })
+    const options = { ttl: 0.05, staleWhileRevalidate: 60 }
+    const first = await app.cache.wrap('report', fn, options)
+    const stored = Date.now()
+    await until(stored, 100)
+    const stale = await app.cache.wrap('report', fn, options)
+    // The tiered store's memory tier keeps an entry for its freshness only: a stale one is read from Redis again.
+    if (store === 'memory') t.equal(stale, first, 'the stale value answered at once is the shared one')
+    t.same(stale, { version: 1 })
+    t.ok(Object.isFrozen(stale))
+    t.ok(await eventually(async () => (await app.cache.wrap('report', fn, options)).version === 2), 'the refresh stores version 2')
+    const fresh = await app.cache.wrap('report', fn, options)
+    t.ok(Object.isFrozen(fresh))
+    t.equal(first.version, 1, 'the old object is left as it was')
   })
 }
 
