@@ -85,6 +85,9 @@ for (const store of ['memory', 'redis', 'tiered'] as const) {
     t.same(missed, made)
     const hit = await app.cache.wrap('drug:1', fn, { shared: true })
     t.equal(runs, 1, 'a hit')
+    await app.cache.wrap('drug:1', fn)
+    const { hits, misses } = app.cache.stats().values
+    t.same({ hits, misses }, { hits: 2, misses: 1 }, 'hits answered in place are counted, shared and copied alike')
     if (store !== 'redis') t.equal(hit, missed, 'the miss answered the object later hits answer')
     t.ok(Object.isFrozen(hit))
   })
