@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import responseCache, { type ResponseCacheOptions } from '../lib/index.js'
+import responseCache, { type CacheStore, type ResponseCacheOptions } from '../lib/index.js'
 import { cachedApp } from './helpers/app.js'
 import { deferred, eventually, until } from './helpers/events.js'
 import { startRedis } from './helpers/redis.js'
@@ -177,6 +177,23 @@ t.test('tiered: three instances share values through Redis; each freezes its own
     t.ok(await eventually(async () => (await app.cache.get<Drug>('drug:1'))?.name === 'ibuprofen'), 'the new value reaches the other instances')
   }
   t.equal(read[0]?.name, 'aspirin', 'what was answered before is left as it was')
+})
+
+t.test('a store that throws as it is asked: get misses and wrap runs fn, shared or copied; nothing reaches the caller', async (t) => {
+  const failing: CacheStore = {
+    name: 'failing',
+    get () { throw new Error('down') },
+    set () {},
+    delete: () => true,
+    invalidateTags: () => 0,
+    clear () {}
+  }
+  const app = await cachedApp(t, { store: failing, sharedValues: true })
+  t.equal(await app.cache.get('k'), undefined)
+  t.equal(await app.cache.get('k', { shared: false }), undefined)
+  t.same(await app.cache.wrap('k', () => ({ n: 1 })), { n: 1 })
+  t.same(await app.cache.wrap('k', () => ({ n: 2 }), { shared: false }), { n: 2 })
+  t.equal(app.cache.stats().values.errors, 4, 'each failed read is counted')
 })
 
 t.test('a bad shared or sharedValues is named', async (t) => {
