@@ -3,7 +3,8 @@
 // as ratios to the bare route measured in the same run. `npm run bench -- --quick` is the CI smoke
 // run (the core scenarios, one short round, a short tiered measure; no peers, stampede, store figures, recovery, failover or profile): it and
 // partial runs (BENCH_ONLY=a,b) print their figures and write nothing. `--profile` adds the CPU
-// profile to a quick or partial run; a full run always takes it.
+// profile to a quick or partial run; a full run always takes it. The value cache against its peers
+// (bench/values.ts) runs in a full run, and alone with BENCH_ONLY=values.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { renderChart } from './chart.js'
 import { measureCodecs } from './codecs.js'
@@ -15,6 +16,7 @@ import { measureRecovery, type Recovery } from './recovery.js'
 import { measureTiered, tieredLines, type TieredFigures } from './tiered.js'
 import { renderReport, summarise, type HitShare, type Measured, type Stampede } from './report.js'
 import { SCENARIOS, type Scenario } from './scenarios.js'
+import { measureValues, runValueBench, valuesSection, type ValueFigures } from './values.js'
 import { measureMemoryBound, measureStores, type MemoryBound } from './store.js'
 
 const quick = process.argv.includes('--quick')
@@ -39,6 +41,12 @@ const scenarios = SCENARIOS.filter((s) => {
   skipped.push(s.name)
   return false
 })
+
+if (only?.join(',') === 'values') {
+  // No HTTP scenario: the value cache's figures only, printed.
+  await runValueBench({ write: false })
+  process.exit(0)
+}
 
 const redis = await startRedis()
 const env = { BENCH_REDIS_PORT: String(redis.port) }
@@ -122,6 +130,7 @@ let tiered: TieredFigures | undefined
 let failover: Failover | undefined
 let failoverFullCoverage: Failover | undefined
 let profiled: ProfileSummary | undefined
+let values: ValueFigures | undefined
 const startedAt = performance.now()
 console.log(`bench: ${scenarios.length} scenarios × ${ROUNDS} rounds, ${CONNECTIONS} connections, ${WARMUP_SECONDS}s warm-up + ${DURATION_SECONDS}s each${quick ? ' (quick)' : ''}`)
 try {
@@ -178,6 +187,11 @@ try {
     failover = await measureFailover()
     failoverFullCoverage = await measureFailover(true)
   }
+  if (full || only?.includes('values') === true) {
+    console.log('values: app.cache.get and wrap against bentocache, cache-manager and async-cache-dedupe, in this process')
+    values = await measureValues(redis.port, redis.version)
+    if (!full) console.log(valuesSection(values))
+  }
   if (profile) {
     console.log('profile: memory-hit server under load with --cpu-prof')
     profiled = await profileMemoryHit(env)
@@ -214,7 +228,7 @@ if (full) {
     stores,
     memoryBound,
     profile: profiled
-  }) + kept)
+  }) + (values === undefined ? '' : valuesSection(values)) + kept)
   writeFileSync(new URL('./results.svg', import.meta.url), renderChart(results, summary))
   console.log('written to bench/RESULTS.md and bench/results.svg')
 }

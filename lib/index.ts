@@ -99,6 +99,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     ttl: options.valueTtl,
     staleIfError: options.staleIfError,
     ttlJitter: options.ttlJitter,
+    sharedValues: options.sharedValues,
     lockMs: options.coalesceTimeoutMs,
     log: app.log,
     warm,

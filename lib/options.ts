@@ -218,6 +218,15 @@ export interface ResponseCacheOptions {
    */
   honorClientNoCache?: boolean
   /**
+   * What `app.cache.get` and `wrap` answer by default (a call's `shared` option overrides it).
+   * `false`: a fresh copy, decoded from the stored bytes on every call, that the caller may change.
+   * `true`: one deep-frozen object per stored value, decoded once and kept beside the entry in this
+   * process's memory and handed to every caller (no decode on a hit); changing it throws in strict mode.
+   * @defaultValue `false`
+   * @example `{ sharedValues: true }`
+   */
+  sharedValues?: boolean
+  /**
    * A prom-client `Registry` of the app's: the plugin's counters register there too (labelled by
    * `namespace`), for the app's own `/metrics`.
    */
@@ -392,6 +401,7 @@ const optionsSchema = Type.Object({
   readyTimeout: Type.Number({ minimum: 0, maximum: 600_000, description: 'milliseconds, 0 to 600000' }),
   coalesceTimeout: Type.Number({ minimum: 0, maximum: 600_000, description: 'milliseconds, 0 to 600000' }),
   honorClientNoCache: Type.Boolean({ description: 'a boolean' }),
+  sharedValues: Type.Boolean({ description: 'a boolean' }),
   registry: Type.Object({}, { description: 'a prom-client Registry' }),
   statsRoute: Type.Union([
     Type.Boolean(),
@@ -568,6 +578,7 @@ export interface ResolvedOptions {
   readyTimeoutMs: number
   coalesceTimeoutMs: number
   honorClientNoCache: boolean
+  sharedValues: boolean
   registry: Registry | undefined
   statsRoute: false | ResolvedStatsRoute
   /** Undefined when off. */
@@ -637,6 +648,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     readyTimeoutMs: o.readyTimeout ?? DEFAULT_READY_TIMEOUT_MS,
     coalesceTimeoutMs: o.coalesceTimeout ?? DEFAULT_COALESCE_TIMEOUT_MS,
     honorClientNoCache: o.honorClientNoCache ?? false,
+    sharedValues: o.sharedValues ?? false,
     registry: o.registry,
     statsRoute,
     compress: compressionSettings(o.compress, PLUGIN_COMPRESS_DEFAULTS, fail),

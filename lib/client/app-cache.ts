@@ -96,6 +96,8 @@ export interface ClientParts {
   namespace: string
   ttl: number
   ttlJitter: number
+  /** The plugin's `sharedValues`: whether get and wrap answer shared frozen values by default. */
+  sharedValues: boolean
   /** The plugin's `staleIfError`: the default window of `wrap`. */
   staleIfError: number
   /** The plugin's `coalesceTimeout`: how long one instance's run of `wrap`'s `fn` keeps the others waiting. */
@@ -114,12 +116,12 @@ export interface ClientParts {
 /** A remote store's figures are asked for at most this often by stats(); the stats route asks each time. */
 export const STORE_STATS_MAX_AGE_MS = 5000
 
-export function createClient ({ store: guarded, stats, namespace, ttl, staleIfError, ttlJitter, lockMs, log, warm, keeper, flush, routeIds }: ClientParts): {
+export function createClient ({ store: guarded, stats, namespace, ttl, staleIfError, ttlJitter, sharedValues, lockMs, log, warm, keeper, flush, routeIds }: ClientParts): {
   client: ResponseCacheClient
   /** Asks the store for fresh figures (bounded by `timeout`); stats() answers them from then on. */
   refreshStoreStats: () => Promise<void>
 } {
-  const values = new ValueCache(guarded, namespace, { ttl, staleIfError, ttlJitter }, stats.values, log, lockMs)
+  const values = new ValueCache(guarded, namespace, { ttl, staleIfError, ttlJitter, shared: sharedValues }, stats.values, log, lockMs)
   const notDone = (operation: string, error: unknown): void => { logNotDone(log, operation, error) }
   const cursors = new CursorSigner(guarded, namespace)
   const listNotDone = (error: unknown): undefined => {

@@ -8,9 +8,13 @@ import { isKeyPart, tenantSegment } from '../key.js'
 import type { RouteCounters } from '../observability/stats.js'
 import { logNotDone, WarnGate } from '../observability/trouble.js'
 import type { GuardedStore } from '../stores/guard.js'
+import type { MaybePromise } from '../stores/store.js'
+import { isPromise } from '../promise.js'
 import { entryTags, TAGS_EXPECTED, tagsProblem } from '../tags.js'
 import { traceEnd, traceReturned, traceStart } from '../observability/tracing.js'
-import { decodeValue, matches, VALUE_STATUS, valueEntry, valueKey } from './values.js'
+import { copiedValue, sharedValue } from './decoded-values.js'
+import { ValueKeys } from './value-keys.js'
+import { matches, VALUE_STATUS, valueEntry } from './values.js'
 import { pastEagerPoint, type RunOutcome, TIMED_OUT, timingProblem, within } from './wrap-timing.js'
 
 export interface ValueOptions {
@@ -35,6 +39,13 @@ export interface SetValueOptions extends ValueOptions {
 export interface GetValueOptions<S extends TSchema = TSchema> extends ValueOptions {
   /** A cached value that no longer matches the schema is a miss. */
   schema?: S
+  /**
+   * `true`: the value is one deep-frozen object, decoded once per stored value and handed to every
+   * caller (no decode on a hit; changing it throws in strict mode). `false`: a fresh copy per call.
+   * @defaultValue the plugin's `sharedValues` (`false`)
+   * @example `await app.cache.get('config', { shared: true })`
+   */
+  shared?: boolean
 }
 
 export interface WrapOptions<S extends TSchema = TSchema> extends SetValueOptions, GetValueOptions<S> {
@@ -140,13 +151,21 @@ function checkOptions (options: WrapOptions | undefined, prefix = ''): void {
   if (schema !== undefined && (typeof schema !== 'object' || schema === null)) invalid('schema', 'expected a TypeBox schema')
   const timing = timingProblem(options)
   if (timing !== undefined) invalid(...timing)
+  const { shared } = options as GetValueOptions
+  if (shared !== undefined && typeof shared !== 'boolean') invalid('shared', 'expected a boolean')
 }
 
 /** A cached value, how many milliseconds past its freshness it is (below 0: fresh), and its whole freshness. */
 interface Found { value: unknown, staleMs: number, ttlMs: number }
 
+/** The entry a write made, and whether the store took it (a shared value is answered from it either way). */
+interface Written { entry: CacheEntry, stored: boolean }
+
 /** What a call of `wrap` resolved to, beside the caller's options: the stale-if-error window in seconds. */
 interface WrapCall { options: WrapOptions | undefined, staleIfError: number, result?: 'hit' | 'stale' | 'miss' }
+
+/** Flights of shared and copied values of one key stay apart: a copy's callers never get a frozen value, nor the reverse. */
+const SHARED_FLIGHT = '\u0000shared'
 
 /**
  * `get`, `set`, `del` and `wrap` of `app.cache`: values stored beside the responses, in the same
@@ -162,38 +181,80 @@ export class ValueCache {
   readonly #reported = new ReportedKeys()
   /** `fn` failing on every call (an API that is down) logs one line per interval, not one per call. */
   readonly #staleWarnings = new WarnGate()
+  readonly #keys: ValueKeys
 
   constructor (
     private readonly store: GuardedStore,
     private readonly namespace: string,
-    private readonly defaults: { ttl: number, staleIfError: number, ttlJitter: number },
+    private readonly defaults: { ttl: number, staleIfError: number, ttlJitter: number, shared: boolean },
     private readonly counters: RouteCounters,
     private readonly log: FastifyBaseLogger,
     /** How long one instance's run of `fn` holds the key's lock, and the others wait for its value. */
     private readonly lockMs = 0
-  ) {}
+  ) {
+    this.#keys = new ValueKeys(namespace)
+  }
 
   #key (key: unknown, options: ValueOptions | undefined): string {
     if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
       invalid('key', `expected a string of 1 to ${MAX_KEY_LENGTH} characters`)
     }
-    return valueKey(this.namespace, tenantSegment(options?.tenant), key)
+    return this.#keys.of(key, options?.tenant)
   }
 
-  /** `shared`: past this process's copy (see GuardedStore.getShared). */
-  async #read (key: string, schema: TSchema | undefined, shared = false): Promise<Found | undefined> {
-    let entry: CacheEntry | undefined
+  #shares (options: GetValueOptions | undefined): boolean {
+    return options?.shared ?? this.defaults.shared
+  }
+
+  /**
+   * The store's answer for `key`; a store that throws in place answers a rejected promise, as one that
+   * rejects. `shared`: past this process's copy (see GuardedStore.getShared), as a lock holder reads.
+   */
+  #entry (key: string, shared = false): MaybePromise<CacheEntry | undefined> {
     try {
-      entry = await (shared ? this.store.getShared(key) : this.store.getAny(key))
+      return shared ? this.store.getShared(key) : this.store.getAny(key)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  async #read (key: string, options: GetValueOptions | undefined, shared = false): Promise<Found | undefined> {
+    return await this.#readFrom(key, options, this.#entry(key, shared))
+  }
+
+  /** `entry`: the store's answer, which the caller already asked for (wrap's hit in place). */
+  async #readFrom (key: string, options: GetValueOptions | undefined, entry: MaybePromise<CacheEntry | undefined>): Promise<Found | undefined> {
+    let answered: CacheEntry | undefined
+    try {
+      answered = await entry
     } catch {
       this.counters.errors++
       return undefined
     }
+    return this.#found(key, answered, options, false)
+  }
+
+  /**
+   * As #read, in place when the store answers in place (the memory store, the tiered store's memory
+   * tier): a hit costs no promise of its own. `freshOnly`: a value past its `ttl` is not decoded.
+   */
+  #readNow (key: string, options: GetValueOptions | undefined, freshOnly: boolean): MaybePromise<Found | undefined> {
+    const entry = this.#entry(key)
+    if (!isPromise(entry)) return this.#found(key, entry, options, freshOnly)
+    return entry.then((answered) => this.#found(key, answered, options, freshOnly), () => {
+      this.counters.errors++
+      return undefined
+    })
+  }
+
+  #found (key: string, entry: CacheEntry | undefined, options: GetValueOptions | undefined, freshOnly: boolean): Found | undefined {
     if (entry === undefined) return undefined
+    const staleMs = Date.now() - entry.storedAt - entry.ttl * 1000
+    if (freshOnly && staleMs >= 0) return undefined
     let value: unknown
     try {
       if (entry.status !== VALUE_STATUS) throw new Error('a response entry under a value key')
-      value = decodeValue(entry.body)
+      value = this.#shares(options) ? sharedValue(entry) : copiedValue(entry)
     } catch (error) {
       // Logged once per key: a bad value must not write a line on every call that reads it.
       if (this.#reported.first(key)) {
@@ -201,12 +262,13 @@ export class ValueCache {
       }
       return undefined
     }
+    const schema = options?.schema
     if (schema !== undefined && !matches(schema, value)) return undefined
-    return { value, staleMs: Date.now() - entry.storedAt - entry.ttl * 1000, ttlMs: entry.ttl * 1000 }
+    return { value, staleMs, ttlMs: entry.ttl * 1000 }
   }
 
   /** `staleIfError`: the window of the `wrap` call writing; `set` keeps a value for its `ttl` only. */
-  async #write (key: string, value: unknown, options: WrapOptions | undefined, staleIfError = 0, lockToken?: string): Promise<boolean> {
+  async #write (key: string, value: unknown, options: WrapOptions | undefined, staleIfError = 0, lockToken?: string): Promise<Written> {
     const ttl = jittered(options?.ttl ?? this.defaults.ttl, options?.ttlJitter ?? this.defaults.ttlJitter)
     // Encoded before the store is asked: a value that cannot be stored is the caller's error.
     const entry = valueEntry(value, ttl)
@@ -215,20 +277,31 @@ export class ValueCache {
       // Kept past its freshness for the longer stale window, as response entries are.
       await this.store.set(key, entry, { ttl: ttl + Math.max(options?.staleWhileRevalidate ?? 0, staleIfError), tags, lockToken })
       this.counters.stores++
-      return true
+      return { entry, stored: true }
     } catch (error) {
       this.counters.errors++
       logNotDone(this.log, 'set', error)
-      return false
+      return { entry, stored: false }
     } finally {
       if (lockToken !== undefined && !this.store.unlocksOnSet) this.store.unlock(key, lockToken)
     }
   }
 
-  async get<T = unknown> (key: string, options?: GetValueOptions): Promise<T | undefined> {
-    checkOptions(options)
-    const found = await this.#read(this.#key(key, options), options?.schema)
-    if (found === undefined || found.staleMs >= 0) {
+  /** Not async: a hit in place (memory) resolves with no promise but the one answered. */
+  get<T = unknown> (key: string, options?: GetValueOptions): Promise<T | undefined> {
+    let found: MaybePromise<Found | undefined>
+    try {
+      checkOptions(options)
+      found = this.#readNow(this.#key(key, options), options, true)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return isPromise(found) ? found.then((answered) => this.#counted<T>(answered)) : Promise.resolve(this.#counted<T>(found))
+  }
+
+  /** `get`'s answer to a fresh read (#readNow with `freshOnly`), counted. */
+  #counted<T> (found: Found | undefined): T | undefined {
+    if (found === undefined) {
       this.counters.misses++
       return undefined
     }
@@ -238,7 +311,7 @@ export class ValueCache {
 
   async set (key: string, value: unknown, options?: SetValueOptions): Promise<boolean> {
     checkOptions(options)
-    return await this.#write(this.#key(key, options), value, options)
+    return (await this.#write(this.#key(key, options), value, options)).stored
   }
 
   async del (key: string, options?: ValueOptions): Promise<boolean> {
@@ -262,15 +335,27 @@ export class ValueCache {
     const storeKey = this.#key(key, options)
     const trace = traceStart('wrap', this.store.name)
     traceReturned(trace)
-    let flight = this.#flights.get(storeKey)
+    const flightKey = this.#shares(options) ? storeKey + SHARED_FLIGHT : storeKey
+    let flight = this.#flights.get(flightKey)
     // A call that joins another's run of the same key is `collapsed`.
     let call: WrapCall | undefined
     if (flight === undefined) {
-      call = { options, staleIfError: options?.staleIfError ?? this.defaults.staleIfError }
-      flight = this.#lookupOrRun(storeKey, fn, call)
-      this.#flights.set(storeKey, flight)
+      // A fresh value the store holds in place (memory, the tiered store's memory tier) is answered at
+      // once: no flight, no promise of its own. Otherwise #lookupOrRun goes on from this read.
+      const entry = this.#entry(storeKey)
+      const hit = isPromise(entry) ? undefined : this.#found(storeKey, entry, options, true)
+      const staleIfError = options?.staleIfError ?? this.defaults.staleIfError
+      if (hit !== undefined) {
+        this.counters.hits++
+        if (pastEagerPoint(hit, options?.eagerRefresh)) this.#refresh(storeKey, fn, { options, staleIfError })
+        if (trace !== undefined) traceEnd(trace, 'hit')
+        return hit.value as T
+      }
+      call = { options, staleIfError }
+      flight = this.#lookupOrRun(storeKey, fn, call, entry)
+      this.#flights.set(flightKey, flight)
       // Settled either way: after a throw the next call runs fn again.
-      const forget = (): void => { this.#flights.delete(storeKey) }
+      const forget = (): void => { this.#flights.delete(flightKey) }
       flight.then(forget, forget)
     }
     if (trace === undefined) return await (flight as Promise<T>)
@@ -284,9 +369,10 @@ export class ValueCache {
     }
   }
 
-  async #lookupOrRun<T> (key: string, fn: WrapFunction<T>, call: WrapCall): Promise<T> {
+  /** `entry`: the store's answer to wrap's read of the key. */
+  async #lookupOrRun<T> (key: string, fn: WrapFunction<T>, call: WrapCall, entry: MaybePromise<CacheEntry | undefined>): Promise<T> {
     const { options, staleIfError } = call
-    const found = await this.#read(key, options?.schema)
+    const found = await this.#readFrom(key, options, entry)
     if (found !== undefined && found.staleMs < 0) {
       this.counters.hits++
       call.result = 'hit'
@@ -302,7 +388,7 @@ export class ValueCache {
     // A run of fn that timed out for earlier callers is still going here: joined, not run again.
     let running = this.#late.get(key) as Promise<RunOutcome<T>> | undefined
     if (running === undefined) {
-      const { token, fresh } = await this.#lockOrWait(key, options?.schema)
+      const { token, fresh } = await this.#lockOrWait(key, options)
       if (fresh !== undefined) {
         this.counters.hits++
         call.result = 'hit'
@@ -328,12 +414,14 @@ export class ValueCache {
       if (token !== undefined) this.store.unlock(key, token)
       return { fnError }
     }
+    let written: Written | undefined
     try {
-      await this.#writeAsDecided(key, value, options, ctx, token)
+      written = await this.#writeAsDecided(key, value, options, ctx, token)
     } catch (writeError) {
       return { writeError }
     }
-    return { value }
+    // Shared: the callers get the frozen value later hits answer, never fn's own object.
+    return { value: written !== undefined && this.#shares(options) ? sharedValue(written.entry) as T : value }
   }
 
   /**
@@ -366,7 +454,7 @@ export class ValueCache {
    * answered; one another instance wrote meanwhile is), if it is within the call's staleIfError.
    */
   async #staleOnTimeout<T> (key: string, running: Promise<RunOutcome<T>>, call: WrapCall): Promise<{ value: T } | undefined> {
-    const found = await this.#read(key, call.options?.schema)
+    const found = await this.#read(key, call.options)
     if (found === undefined || found.staleMs >= call.staleIfError * 1000) return undefined
     if (found.staleMs < 0) this.counters.hits++
     else this.counters.stale++
@@ -387,10 +475,10 @@ export class ValueCache {
   }
 
   /** Writes what `fn` made as its context says: not at all after `ctx.skip()`; its ttl, tags, staleIfError. */
-  async #writeAsDecided (key: string, value: unknown, options: WrapOptions | undefined, ctx: Context, token: string | undefined): Promise<void> {
+  async #writeAsDecided (key: string, value: unknown, options: WrapOptions | undefined, ctx: Context, token: string | undefined): Promise<Written | undefined> {
     if (ctx.skipped) {
       if (token !== undefined) this.store.unlock(key, token)
-      return
+      return undefined
     }
     try {
       checkOptions({ ttl: ctx.ttl, tags: ctx.tags, staleIfError: ctx.staleIfError }, 'ctx.')
@@ -398,14 +486,14 @@ export class ValueCache {
       if (token !== undefined) this.store.unlock(key, token)
       throw error
     }
-    await this.#write(key, value, { ...options, ttl: ctx.ttl, tags: ctx.tags }, ctx.staleIfError, token)
+    return await this.#write(key, value, { ...options, ttl: ctx.ttl, tags: ctx.tags }, ctx.staleIfError, token)
   }
 
   /** One run of `fn` per key across the instances on a store that locks (see oneRunPerKey). */
-  async #lockOrWait (key: string, schema: TSchema | undefined): Promise<{ token?: string, fresh?: Found }> {
+  async #lockOrWait (key: string, options: GetValueOptions | undefined): Promise<{ token?: string, fresh?: Found }> {
     if (!this.store.canLock) return {}
     return await oneRunPerKey(this.store, key, this.lockMs, async () => {
-      const found = await this.#read(key, schema)
+      const found = await this.#read(key, options)
       return found !== undefined && found.staleMs < 0 ? found : undefined
     })
   }
@@ -415,7 +503,7 @@ export class ValueCache {
    * than kept from before `fn` ran: a value invalidated (or deleted) meanwhile is never answered.
    */
   async #staleInsteadOf<T> (error: unknown, key: string, staleIfError: number, options: WrapOptions | undefined): Promise<T> {
-    const found = await this.#read(key, options?.schema)
+    const found = await this.#read(key, options)
     if (found === undefined || found.staleMs >= staleIfError * 1000) throw error
     if (found.staleMs < 0) this.counters.hits++
     else this.counters.stale++
@@ -441,7 +529,7 @@ export class ValueCache {
       .then(async (mine) => {
         if (!mine) return
         // Another refresh (here or on another instance) may have written and let go since this call's read.
-        const current = await this.#read(key, options?.schema, true)
+        const current = await this.#read(key, options, true)
         if (current !== undefined && current.staleMs < 0 && !pastEagerPoint(current, options?.eagerRefresh)) {
           if (token !== undefined) this.store.unlock(key, token)
           return

@@ -9,8 +9,9 @@ export { VALUE_STATUS }
 
 // MessagePack with msgpackr: Dates, Buffers, typed arrays, Maps, Sets, RegExps, Errors, BigInts and
 // undefined (as a field or an array item) come back as they went in. Record definitions travel in
-// each value, so any process can read what another wrote.
-const packr = new Packr({ moreTypes: true, useBigIntExtension: true })
+// each value, so any process can read what another wrote. copyBuffers: a Buffer read back is bytes of
+// its own, not a view of the stored entry's, which a caller writing into it would change.
+const packr = new Packr({ moreTypes: true, useBigIntExtension: true, copyBuffers: true })
 
 /** `namespace:tenant:v:key`: `v` is never a method, so values and responses never share a key. */
 export function valueKey (namespace: string, tenant: string, key: string): string {
