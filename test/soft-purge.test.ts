@@ -66,6 +66,7 @@ async function softPurgeHolds (t: Tap, options: () => ResponseCacheOptions): Pro
     t.same(seen(await get(app, '/swr/1')), ['MISS', 1])
     t.same(seen(await get(app, '/swr/1')), ['HIT', 1])
     t.equal(await app.cache.invalidate({ tags: ['swr:1'], soft: true }), 1, 'one entry marked')
+    t.same((await app.cache.list({ tag: 'swr:1' }))?.entries.map((entry) => entry.ttl), [0], 'listed, with no freshness left')
     const stale = await get(app, '/swr/1')
     t.same(seen(stale), ['STALE', 1], 'the old answer, at once')
     const status = cacheStatus(stale)

@@ -594,7 +594,7 @@ export class RedisStore implements CacheStore {
       namespace: this.#namespace,
       keyPrefix: this.#keyPrefix,
       tagKey: (shard: number, tag: string) => this.#tagKey(shard, tag),
-      decode: (redisKey: string, value: Buffer) => this.#decode(redisKey, value)
+      decode: (redisKey: string, value: Buffer, softPurgedAt?: number) => this.#decode(redisKey, value, softPurgedAt)
     }
     return await listRedis(context, query)
   }
