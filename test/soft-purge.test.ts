@@ -15,26 +15,32 @@ import { connect, freePort, spawnPausableRedis, startRedis } from './helpers/red
 
 type Tap = import('tap').Test
 
-interface Products { app: FastifyInstance, runs: { runs: number } }
+interface Products { app: FastifyInstance, runs: { runs: number }, failing: { now: boolean } }
 
 /**
- * Three routes over the same kind of resource: `/swr` with a long stale-while-revalidate window,
- * `/plain` with none, `/short` with one second. The tenant is the `x-tenant` header.
+ * Routes over the same kind of resource: `/swr` with a long stale-while-revalidate window, `/plain`
+ * with none, `/short` with one second, `/sie` with only a stale-if-error window (its handler fails
+ * while `failing.now`). The tenant is the `x-tenant` header.
  */
 async function productsApp (t: Tap, options: ResponseCacheOptions): Promise<Products> {
   const runs = counter()
+  const failing = { now: false }
   const app = Fastify()
   t.teardown(async () => { await app.close() })
   await app.register(responseCache, { tenant: (request) => request.headers['x-tenant'] as string | undefined, ...options })
-  const route = (path: string, staleWhileRevalidate: number): void => {
-    app.get(`/${path}/:id`, { config: { cache: { ttl: 600, staleWhileRevalidate, tags: (request) => [`${path}:${(request.params as { id: string }).id}`] } } },
-      async (request) => ({ id: (request.params as { id: string }).id, run: runs.next() }))
+  const route = (path: string, staleWhileRevalidate: number, staleIfError = 0): void => {
+    app.get(`/${path}/:id`, { config: { cache: { ttl: 600, staleWhileRevalidate, staleIfError, tags: (request) => [`${path}:${(request.params as { id: string }).id}`] } } },
+      async (request) => {
+        if (failing.now) throw new Error('upstream down')
+        return { id: (request.params as { id: string }).id, run: runs.next() }
+      })
   }
   route('swr', 600)
   route('plain', 0)
   route('short', 1)
+  route('sie', 0, 600)
   await app.ready()
-  return { app, runs }
+  return { app, runs, failing }
 }
 
 const get = async (app: FastifyInstance, url: string, tenant = 'a'): Promise<LightMyRequestResponse> => await app.inject({ url, headers: { 'x-tenant': tenant } })
@@ -82,6 +88,16 @@ async function softPurgeHolds (t: Tap, options: () => ResponseCacheOptions): Pro
     t.same(seen(await get(app, '/plain/1')), ['MISS', 2])
     t.same(seen(await get(app, '/plain/1')), ['HIT', 2])
     t.equal(runs.runs, 2)
+  })
+
+  t.test('only a stale-if-error window: a miss, and the marked entry if the handler fails', async (t) => {
+    const { app, failing } = await productsApp(t, options())
+    await get(app, '/sie/1')
+    await app.cache.invalidate({ tags: ['sie:1'], soft: true })
+    failing.now = true
+    t.same(seen(await get(app, '/sie/1')), ['STALE', 1], 'the handler ran and failed: the marked entry instead')
+    failing.now = false
+    t.same(seen(await get(app, '/sie/1')), ['MISS', 2])
   })
 
   t.test('past the window counted from the purge: MISS', async (t) => {
