@@ -1,8 +1,11 @@
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import diagnostics from 'node:diagnostics_channel'
 import { Redis, type Cluster } from 'ioredis'
 import t from 'tap'
 import responseCache, { type CacheStore, type ResponseCacheOptions } from '../lib/index.js'
+import { InvalidationBus, type BusClient, type Drop } from '../lib/stores/bus.js'
 import { MemoryStore } from '../lib/stores/memory.js'
+import type { CacheTraceContext } from '../lib/observability/tracing.js'
 import { counter } from './helpers/app.js'
 import { startCluster } from './helpers/cluster.js'
 import { deferred, eventually, until } from './helpers/events.js'
@@ -127,8 +130,20 @@ async function softPurgeHolds (t: Tap, options: () => ResponseCacheOptions): Pro
     t.same(seen(await get(app, '/swr/2')), ['HIT', 2], 'not marked by it')
     t.same(seen(await get(app, '/swr/1')), ['STALE', 1])
     t.ok(await refreshed(app, '/swr/1', 2))
-    await app.cache.invalidate({ route: '/swr/:id', soft: true })
+    t.equal(await app.cache.invalidate({ tags: ['swr:2'], route: '/swr/:id', soft: true }), 2, 'an entry selected twice is counted once')
     t.same(seen(await get(app, '/swr/2')), ['STALE', 2], 'marked by the second purge')
+  })
+
+  t.test('an entry already past its freshness keeps its window from its own expiry; one gone is not counted', async (t) => {
+    const { app } = await productsApp(t, options())
+    let calls = 0
+    const wrap = async (): Promise<number> => await app.cache.wrap('rate', async () => ++calls, { ttl: 1, staleWhileRevalidate: 600, tags: ['old'] })
+    t.equal(await wrap(), 1)
+    t.equal(await app.cache.set('gone', 1, { ttl: 1, tags: ['old'] }), true)
+    const written = Date.now()
+    await until(written, 1000)
+    t.equal(await app.cache.invalidate({ tags: ['old'], soft: true }), 1, 'the stale value, not the expired one')
+    t.equal(await wrap(), 1, 'still within its window')
   })
 
   t.test('writes landing while the purge is on its way: each entry is either marked (and counted) or written after it', async (t) => {
@@ -162,7 +177,21 @@ async function softPurgeHolds (t: Tap, options: () => ResponseCacheOptions): Pro
   })
 }
 
-t.test('memory', async (t) => { await softPurgeHolds(t, () => ({ store: 'memory' })) })
+t.test('memory', async (t) => {
+  await softPurgeHolds(t, () => ({ store: 'memory' }))
+
+  t.test('a traced soft purge says so', async (t) => {
+    const { app } = await productsApp(t, { store: 'memory' })
+    const seen: CacheTraceContext[] = []
+    const channel = diagnostics.tracingChannel<unknown, CacheTraceContext>('fastify-response-cache:invalidate')
+    const handlers = { start: (context: CacheTraceContext) => { seen.push(context) }, end: () => {}, asyncStart: () => {}, asyncEnd: () => {}, error: () => {} }
+    channel.subscribe(handlers)
+    t.teardown(() => { channel.unsubscribe(handlers) })
+    await app.cache.invalidate({ tags: ['swr:1'], soft: true })
+    await app.cache.invalidate({ tags: ['swr:1'] })
+    t.same(seen.map((context) => context.soft), [true, undefined])
+  })
+})
 
 t.test('redis', async (t) => {
   const server = await startRedis(t)
@@ -202,6 +231,28 @@ t.test('redis', async (t) => {
     t.same(seen(await get(app, '/swr/1')), ['STALE', 1])
     t.equal((await get(app, '/swr/2')).headers['x-cache'], 'MISS', 'its mark dropped: a miss, never fresh')
   })
+})
+
+t.test('tiered (one instance)', async (t) => {
+  const server = await startRedis(t)
+  const client = await connect(t, server)
+  let n = 0
+  await softPurgeHolds(t, () => ({ store: 'tiered', redis: client, namespace: `tsoft${++n}`, timeout: 2000 }))
+})
+
+t.test('the bus: a soft purge carries its time; one whose time is not a number is a drop', async (t) => {
+  const server = await startRedis(t)
+  const redis = await connect(t, server)
+  const raw = await connect(t, server)
+  const heard: Drop[] = []
+  const bus = new InvalidationBus(redis as unknown as BusClient, 'softbus', { drop: (drop) => { heard.push(drop) }, distrust: () => {} })
+  t.teardown(() => { bus.close() })
+  await bus.start(5000)
+  const send = async (n: number, p: unknown): Promise<unknown> => await raw.publish('softbus:bus', JSON.stringify({ v: 1, s: 'other', n, k: 't', x: ['g:t:a'], p }))
+  await send(1, 1234)
+  await send(2, 'later')
+  t.ok(await eventually(() => heard.length === 2))
+  t.same(heard, [{ kind: 'tags', tags: ['g:t:a'], softAt: 1234 }, { kind: 'tags', tags: ['g:t:a'] }])
 })
 
 t.test('redis cluster', async (t) => {
@@ -292,6 +343,7 @@ t.test('tiered: the memory tier marks rather than drops, so it answers STALE whi
   server.pause()
   t.same(await item(b), ['STALE', 1], "B's own memory answers while Redis is away: marked, not dropped")
   t.same(await item(a), ['STALE', 1], "and A's")
+  t.equal(await b.cache.invalidate({ tags: ['items'], soft: true }), 1, 'Redis away: what its memory marked; Redis waits')
   gate.resolve()
 })
 

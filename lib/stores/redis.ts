@@ -629,25 +629,20 @@ export class RedisStore implements CacheStore {
   }
 
   async invalidateTags (tags: readonly string[]): Promise<number> {
-    this.#ready()
-    const unique = [...new Set(tags)]
-    if (unique.length === 0) return 0
-    const perShard = await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => {
-      const keys = unique.flatMap((tag) => this.#tagKeys(shard, tag))
-      return await this.#client.responseCacheDropTags(keys.length, ...keys)
-    }))
-    return perShard.reduce((sum, n) => sum + n, 0)
+    return await this.#eachShard(tags, async (keys) => await this.#client.responseCacheDropTags(keys.length, ...keys))
   }
 
-  /** Soft purge, shard by shard (one script call per slot): see SOFT_PURGE. */
+  /** Soft purge: see SOFT_PURGE. */
   async softInvalidateTags (tags: readonly string[], at: number): Promise<number> {
+    return await this.#eachShard(tags, async (keys) => await this.#client.responseCacheSoftPurge(keys.length, ...keys, Math.floor(at)))
+  }
+
+  /** One script call per shard (one slot each) with each tag's set and version key there; answers the sum of their counts. */
+  async #eachShard (tags: readonly string[], call: (keys: string[]) => Promise<number>): Promise<number> {
     this.#ready()
     const unique = [...new Set(tags)]
     if (unique.length === 0) return 0
-    const perShard = await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => {
-      const keys = unique.flatMap((tag) => this.#tagKeys(shard, tag))
-      return await this.#client.responseCacheSoftPurge(keys.length, ...keys, Math.floor(at))
-    }))
+    const perShard = await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => await call(unique.flatMap((tag) => this.#tagKeys(shard, tag)))))
     return perShard.reduce((sum, n) => sum + n, 0)
   }
 
