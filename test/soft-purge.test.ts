@@ -198,6 +198,9 @@ t.test('redis', async (t) => {
   const client = await connect(t, server)
   let n = 0
   await softPurgeHolds(t, () => ({ store: 'redis', redis: client, namespace: `soft${++n}`, timeout: 2000 }))
+  t.test('tiered, one instance', async (t) => {
+    await softPurgeHolds(t, () => ({ store: 'tiered', redis: client, namespace: `soft${++n}`, timeout: 2000 }))
+  })
 
   t.test('a purge holds for an entry whose tag set Redis evicted (the version carries it)', async (t) => {
     const { app } = await productsApp(t, { store: 'redis', redis: client, namespace: 'evicted', timeout: 2000 })
@@ -231,13 +234,6 @@ t.test('redis', async (t) => {
     t.same(seen(await get(app, '/swr/1')), ['STALE', 1])
     t.equal((await get(app, '/swr/2')).headers['x-cache'], 'MISS', 'its mark dropped: a miss, never fresh')
   })
-})
-
-t.test('tiered (one instance)', async (t) => {
-  const server = await startRedis(t)
-  const client = await connect(t, server)
-  let n = 0
-  await softPurgeHolds(t, () => ({ store: 'tiered', redis: client, namespace: `tsoft${++n}`, timeout: 2000 }))
 })
 
 t.test('the bus: a soft purge carries its time; one whose time is not a number is a drop', async (t) => {
