@@ -88,6 +88,16 @@ export function freshMs (entry: CacheEntry): number {
   return entry.revalidate === true ? 0 : entry.ttl * 1000
 }
 
+/**
+ * The entry as a soft purge at `at` (ms since the epoch) leaves it: fresh no longer than until `at`,
+ * so its stale windows count from then (or from its own expiry, if that came first). A copy: the
+ * entry itself may be held elsewhere (a memory tier, a request being answered).
+ */
+export function expiredAt (entry: CacheEntry, at: number): CacheEntry {
+  if (entry.storedAt + freshMs(entry) <= at) return entry
+  return { ...entry, ttl: Math.max(0, (at - entry.storedAt) / 1000) }
+}
+
 /** Whole seconds since the entry was stored, plus the age it arrived with, as the `age` header counts them. */
 export function ageSeconds (entry: CacheEntry, now: number): number {
   return Math.max(0, Math.floor((now - entry.storedAt + (entry.initialAgeMs ?? 0)) / 1000))

@@ -104,6 +104,8 @@ expectType<Promise<{ drug: string, score: number } | undefined>>(app.cache.get('
 // invalidation, warm, stats, health
 expectType<Promise<number | undefined>>(app.cache.invalidate({ tags: ['a'], route: 'GET /b', tenant: 'acme' }))
 expectError(app.cache.invalidate({ tag: ['a'] }))
+expectType<Promise<number | undefined>>(app.cache.invalidate({ tags: ['a'], soft: true }))
+expectError(app.cache.invalidate({ tags: ['a'], soft: 'yes' }))
 expectType<Promise<WarmReport>>(app.cache.warm(['/a', { url: '/b', method: 'POST', body: { q: 1 } }]))
 expectType<Promise<WarmReport>>(app.cache.warm(['/a'], { keep: true }))
 expectError(app.cache.warm(['/a'], { keep: 'yes' }))
@@ -137,6 +139,7 @@ if (listed !== undefined) {
 expectError(app.cache.list({ tags: ['a'] }))
 expectError(app.cache.list({ tag: 'a', limit: '10' }))
 expectAssignable<CacheStore['list']>((query: StoreListQuery): StoreListPage => ({ entries: [], cursor: query.cursor }))
+expectAssignable<CacheStore['softInvalidateTags']>(async (tags: readonly string[], at: number): Promise<number> => tags.length + at)
 expectType<Promise<CacheHealth>>(app.cache.health())
 expectType<'up' | 'connecting' | 'down'>((await app.cache.health()).state)
 expectAssignable<{ ok: boolean, store: string, state: 'up' | 'connecting' | 'down', latencyMs?: number, error?: string }>(await app.cache.health())

@@ -26,6 +26,15 @@ export interface InvalidateSelector {
   route?: string
   /** A tenant id, as the `tenant` option answers it. Alone, it drops everything of that tenant. */
   tenant?: string | number
+  /**
+   * Soft purge: mark the entries expired instead of dropping them. Each is then answered stale
+   * (`x-cache: STALE`) within its `staleWhileRevalidate` window, counted from the purge, while one
+   * refresh runs, and past it (or without one) it is a miss. A custom store without
+   * `softInvalidateTags` drops them.
+   * @defaultValue false
+   * @example app.cache.invalidate({ tags: ['product:42'], soft: true })
+   */
+  soft?: boolean
 }
 
 /** `app.cache`: values and responses in one store. */
@@ -52,8 +61,8 @@ export interface ResponseCacheClient {
     <T>(key: string, fn: WrapFunction<T>, options?: WrapOptions & { schema?: undefined }): Promise<T>
   }
   /**
-   * Drops response and value entries alike; resolves to how many were dropped, or undefined when the
-   * store could not be asked (nothing was dropped).
+   * Drops response and value entries alike (with `soft: true`, marks them expired); resolves to how
+   * many were dropped or marked, or undefined when the store could not be asked (nothing was dropped).
    */
   invalidate: (what: InvalidateSelector) => Promise<number | undefined>
   /**
@@ -80,13 +89,14 @@ export const CLEAR_TIMEOUT_MS = 30_000
 
 function checkSelector (what: unknown): InvalidateSelector {
   const fail = (name: string, problem: string): never => { throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT(name, problem) }
-  if (typeof what !== 'object' || what === null) return fail('invalidate', 'expected an object { tags, route, tenant }')
-  const { tags, route, tenant } = what as Record<string, unknown>
+  if (typeof what !== 'object' || what === null) return fail('invalidate', 'expected an object { tags, route, tenant, soft }')
+  const { tags, route, tenant, soft } = what as Record<string, unknown>
   if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string'))) fail('tags', 'expected an array of strings')
   // No entry can carry a longer tag: asking to drop one is a mistake worth hearing about.
   if ((tags as string[] | undefined)?.some(tagTooLong) === true) fail('tags', TAGS_EXPECTED['tag-too-long'])
   if (route !== undefined && typeof route !== 'string') fail('route', 'expected a string such as "GET /items/:id" or "/items/:id"')
   if (tenant !== undefined && !isKeyPart(tenant)) fail('tenant', 'expected a string or a finite number')
+  if (soft !== undefined && typeof soft !== 'boolean') fail('soft', 'expected a boolean')
   return what as InvalidateSelector
 }
 
@@ -161,14 +171,17 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
     del: values.del.bind(values),
     wrap: values.wrap.bind(values) as ResponseCacheClient['wrap'],
     invalidate: async (what) => {
-      const { tags, route, tenant } = checkSelector(what)
+      const { tags, route, tenant, soft } = checkSelector(what)
       const selected = selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(tenant) })
       if (selected.length === 0) return 0
       const trace = traceStart('invalidate', guarded.name)
-      if (trace !== undefined) trace.tags = selected.length
+      if (trace !== undefined) {
+        trace.tags = selected.length
+        if (soft === true) trace.soft = true
+      }
       traceReturned(trace)
       try {
-        const dropped = await dropTags(guarded, flush, selected)
+        const dropped = await dropTags(guarded, flush, selected, soft)
         traceEnd(trace, 'done')
         return dropped
       } catch (error) {

@@ -23,6 +23,8 @@ export interface CacheTraceContext {
   bytes?: number
   /** invalidate: how many tags. */
   tags?: number
+  /** invalidate: a soft purge (entries marked expired, not dropped). */
+  soft?: boolean
   /** Set when the operation failed. */
   error?: unknown
 }

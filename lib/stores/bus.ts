@@ -5,11 +5,16 @@ import { LRUCache } from 'lru-cache'
  * What one instance tells the others to drop from their local tier: store keys, store tags, or
  * everything. Values never travel; keys and tags are only ever compared, never read as patterns.
  */
-export type Drop = { kind: 'keys', keys: string[] } | { kind: 'tags', tags: string[] } | { kind: 'clear' }
+export type Drop = { kind: 'keys', keys: string[] } | { kind: 'clear' }
+  /** `softAt`: a soft purge at that time (ms): copies are marked expired then, not dropped. */
+  | { kind: 'tags', tags: string[], softAt?: number }
   /** Entries written anew: copies stored before `storedAt` are older than what Redis now holds. */
   | { kind: 'written', keys: string[], storedAt: number[] }
 
-/** The wire form, JSON: format version, sender id, the sender's sequence number, kind and items. */
+/**
+ * The wire form, JSON: format version, sender id, the sender's sequence number, kind and items; for a
+ * soft purge, its time in `p` (a release before soft purge reads the message as a drop: safe).
+ */
 interface Message {
   v: 1
   s: string
@@ -17,6 +22,7 @@ interface Message {
   k: 'k' | 't' | 'c' | 'w'
   x?: string[]
   t?: number[]
+  p?: number
 }
 
 const FORMAT = 1
@@ -175,7 +181,10 @@ export class InvalidationBus {
     const message: Message = { v: FORMAT, s: this.id, n: ++this.#sent, k: KINDS[drop.kind] }
     if (drop.kind === 'keys' || drop.kind === 'written') message.x = drop.keys
     if (drop.kind === 'written') message.t = drop.storedAt
-    if (drop.kind === 'tags') message.x = drop.tags
+    if (drop.kind === 'tags') {
+      message.x = drop.tags
+      if (drop.softAt !== undefined) message.p = drop.softAt
+    }
     const text = JSON.stringify(message)
     await (this.sharded ? (this.#client.spublish as NonNullable<BusClient['spublish']>)(this.channel, text) : this.#client.publish(this.channel, text))
   }
@@ -205,7 +214,8 @@ export class InvalidationBus {
       // A time that is not a number is read as "now": the copy here is dropped.
       this.#listener.drop({ kind: 'written', keys: items, storedAt: items.map((_, i) => typeof times[i] === 'number' ? times[i] : Date.now()) })
     } else if (message.k === 'k') this.#listener.drop({ kind: 'keys', keys: items })
-    else if (message.k === 't') this.#listener.drop({ kind: 'tags', tags: items })
+    // A soft purge's time that is not a finite number: the copies are dropped instead.
+    else if (message.k === 't') this.#listener.drop(Number.isFinite(message.p) ? { kind: 'tags', tags: items, softAt: message.p } : { kind: 'tags', tags: items })
     else if (message.k === 'c') this.#listener.drop({ kind: 'clear' })
     else this.unreadable++
   }

@@ -236,6 +236,17 @@ export class GuardedStore {
     return this.run('invalidateTags', () => this.#store.invalidateTags(tags))
   }
 
+  /**
+   * Soft purge: marks the entries of `tags` expired from `at`; a store that cannot (a custom store
+   * without `softInvalidateTags`) drops them instead.
+   */
+  softInvalidateTags (tags: readonly string[], at: number): MaybePromise<number> {
+    const store = this.#store
+    const soft = store.softInvalidateTags
+    if (soft === undefined) return this.invalidateTags(tags)
+    return this.run('invalidateTags', () => soft.call(store, tags, at))
+  }
+
   unlock (key: string, token: string): void {
     try {
       const done = this.run('unlock', () => (this.#store.unlock as NonNullable<CacheStore['unlock']>)(key, token), this.timeoutMs, this.domainOf(key))
@@ -293,12 +304,13 @@ export class GuardedStore {
 }
 
 /**
- * Drops every entry stored with any of the store tags in `selected`, once the response writes still
- * on their way have landed (an entry written just before must not land after its invalidation).
- * Answers how many were dropped: in place when nothing is on its way and the store answers in place.
+ * Drops every entry stored with any of the store tags in `selected` (with `soft`, marks it expired
+ * from now), once the response writes still on their way have landed (an entry written just before
+ * must not land after its invalidation). Answers how many were dropped or marked: in place when
+ * nothing is on its way and the store answers in place.
  */
-export function dropTags (store: GuardedStore, flush: () => Promise<void> | undefined, selected: readonly string[]): MaybePromise<number> {
-  const drop = (): MaybePromise<number> => store.invalidateTags(selected)
+export function dropTags (store: GuardedStore, flush: () => Promise<void> | undefined, selected: readonly string[], soft = false): MaybePromise<number> {
+  const drop = (): MaybePromise<number> => soft ? store.softInvalidateTags(selected, Date.now()) : store.invalidateTags(selected)
   const pending = flush()
   return pending === undefined ? drop() : pending.then(drop)
 }

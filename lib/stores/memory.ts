@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { entrySize, type CacheEntry } from '../entry.js'
+import { entrySize, expiredAt, type CacheEntry } from '../entry.js'
 import type { CacheStore, StoreCursor, StoreListPage, StoreListQuery, StoreSetOptions, StoreStats } from './store.js'
 
 interface Slot {
@@ -62,6 +62,24 @@ export class MemoryStore implements CacheStore {
       for (const key of [...keys.keys()]) if (this.#lru.delete(key)) dropped++
     }
     return dropped
+  }
+
+  /**
+   * Soft purge: each entry of the tags is replaced in its slot by a copy expired at `at` (expiredAt),
+   * its place in the LRU and its TTL untouched. Synchronous: no write can land in between.
+   */
+  softInvalidateTags (tags: readonly string[], at: number): number {
+    const marked = new Set<string>()
+    for (const tag of tags) {
+      for (const key of this.#keysByTag.get(tag)?.keys() ?? []) {
+        // peek: a purge is not a use, and an entry past its TTL is not counted.
+        const slot = marked.has(key) ? undefined : this.#lru.peek(key)
+        if (slot === undefined) continue
+        slot.entry = expiredAt(slot.entry, at)
+        marked.add(key)
+      }
+    }
+    return marked.size
   }
 
   clear (): void {

@@ -5,13 +5,14 @@ import type { StoreCursor, StoreListedEntry, StoreListPage, StoreListQuery } fro
 import { CURRENT_LUA, versionTags } from './versions.js'
 
 // KEYS: members of one shard's tag set, all in its slot. Per key, its value while every version it
-// was written under is current, else false: expired, invalidated and foreign keys are not listed.
-// Read-only: a listing changes nothing.
+// was written under is current ({ value, purge time } when softly purged since), else false:
+// expired, invalidated and foreign keys are not listed. Read-only: a listing changes nothing.
 const READ_CURRENT = `${CURRENT_LUA}
 local values = {}
 for i = 1, #KEYS do
   local value = redis.pcall('GET', KEYS[i])
-  if type(value) == 'string' and current(value) then values[i] = value else values[i] = false end
+  local now = type(value) == 'string' and current(value)
+  if now == true then values[i] = value elseif now then values[i] = { value, now } else values[i] = false end
 end
 return values`
 
@@ -22,7 +23,7 @@ export interface ListingClient {
 }
 
 interface ScriptedListingClient extends ListingClient {
-  responseCacheReadCurrentBuffer: (...args: Array<string | number>) => Promise<Array<Buffer | null>>
+  responseCacheReadCurrentBuffer: (...args: Array<string | number>) => Promise<Array<Buffer | [Buffer, number] | null>>
 }
 
 /** What the Redis store lends a listing. */
@@ -33,8 +34,11 @@ export interface ListingContext {
   keyPrefix: string
   /** A tag's set in one shard, as the client names it (no keyPrefix). */
   tagKey: (shard: number, tag: string) => string
-  /** The entry in a value (opened, when sealed), or undefined when it does not decode (logged once). */
-  decode: (redisKey: string, value: Buffer) => CacheEntry | undefined
+  /**
+   * The entry in a value (opened, when sealed), expired at `softPurgedAt` if given, or undefined when
+   * it does not decode (logged once).
+   */
+  decode: (redisKey: string, value: Buffer, softPurgedAt?: number) => CacheEntry | undefined
 }
 
 /** SSCAN calls per page at most: a set full of members whose entries are gone cannot make a page endless. */
@@ -81,9 +85,11 @@ export async function listRedis (ctx: ListingContext, { sets, having, cursor, li
       .sort((a, b) => a.mark < b.mark ? -1 : 1)
     const values = batch.length === 0 ? [] : await client.responseCacheReadCurrentBuffer(batch.length, ...batch.map((member) => member.name))
     for (let i = 0; i < batch.length; i++) {
-      const value = values[i]
-      const entry = value === null ? undefined : ctx.decode(batch[i].name, value)
-      if (value === null || entry === undefined) continue
+      const read = values[i]
+      if (read === null) continue
+      const [value, softPurgedAt] = Array.isArray(read) ? [read[0], Number(read[1])] : [read]
+      const entry = ctx.decode(batch[i].name, value, softPurgedAt)
+      if (entry === undefined) continue
       const tags = versionTags(value)
       if (!having.every((tag) => tags.includes(tag))) continue
       if (entries.length === limit) return { entries, cursor: [at.set, at.shard, at.scan, batch[i - 1]?.mark ?? at.after] }

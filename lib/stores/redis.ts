@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomBytes } from 'node:crypto'
-import { CorruptEntryError, decodeEntry, encodeEntry, type CacheEntry } from '../entry.js'
+import { CorruptEntryError, decodeEntry, encodeEntry, expiredAt, type CacheEntry } from '../entry.js'
 import { FST_RESPONSE_CACHE_STORE_UNAVAILABLE } from '../errors.js'
 import { DEFAULT_MAX_ENTRY_BYTES } from '../options.js'
 import { encodeSegment } from '../key.js'
@@ -10,7 +10,7 @@ import { SealedEntryError, type Keyring } from './encryption.js'
 import { UnreadableLog } from '../observability/trouble.js'
 import { kChecksEntries, type CacheStore, type StoreListPage, StoreListQuery, StoreSetOptions, StoreState, StoreStats } from './store.js'
 import { TurnBatch } from './turn-batch.js'
-import { CURRENT_LUA, entryBytes, sealedFor, sealedForValue, VERSION_LUA, versionTags } from './versions.js'
+import { CURRENT_LUA, entryBytes, sealedFor, sealedForValue, SOFT_PURGES_KEPT, VERSION_LUA, versionTags } from './versions.js'
 
 export { SHARD_SLOTS, SHARDS } from './redis-keys.js'
 
@@ -37,9 +37,10 @@ export interface RedisClientLike {
 interface ScriptedClient extends RedisClientLike {
   responseCacheSetMany: (...args: Array<string | Buffer | number>) => Promise<WriteResult[]>
   responseCacheDropTags: (...args: Array<string | number>) => Promise<number>
+  responseCacheSoftPurge: (...args: Array<string | number>) => Promise<number>
   responseCacheUnlock: (...args: string[]) => Promise<number>
-  responseCacheGetOrLockBuffer: (...args: Array<string | number>) => Promise<Buffer | number>
-  responseCacheGetBuffer: (...args: Array<string | number>) => Promise<Buffer | null>
+  responseCacheGetOrLockBuffer: (...args: Array<string | number>) => Promise<Buffer | number | SoftPurged>
+  responseCacheGetBuffer: (...args: Array<string | number>) => Promise<Buffer | SoftPurged | null>
   responseCacheCountLive: (...args: Array<string | number>) => Promise<[number, number]>
 }
 
@@ -140,23 +141,55 @@ for i = 1, #KEYS, 2 do
 end
 return dropped`
 
+// KEYS: a tag set and its version key per tag, all in this script's slot; ARGV[1]: the purge time
+// (ms). Soft purge (see versions.ts): each version is marked with the time, so that every entry
+// written under it so far reads as expired then, whatever Redis evicted (the set included), and
+// entries written after it are not; the entries stay. Answers how many live entries the sets hold.
+// A Redis too full to write the mark deletes the version: the purge is then a hard one.
+const SOFT_PURGE = `
+local marked, seen = 0, {}
+for i = 1, #KEYS, 2 do
+  local version = redis.call('GET', KEYS[i + 1])
+  if version then
+    local token, times = string.match(version, '^([^~]*)(.*)$')
+    times = times .. '~' .. ARGV[1]
+    local kept = select(2, string.gsub(times, '~', ''))
+    for _ = ${SOFT_PURGES_KEPT + 1}, kept do times = string.sub(times, (string.find(times, '~', 2, true))) end
+    local written = redis.pcall('SET', KEYS[i + 1], token .. times, 'KEEPTTL')
+    if type(written) == 'table' and written.err then redis.call('DEL', KEYS[i + 1]) end
+    for _, member in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+      if not seen[member] then
+        seen[member] = true
+        marked = marked + redis.call('EXISTS', member)
+      end
+    end
+  end
+end
+return marked`
+
 // The entry, when every version it was written under is current; an outdated one is unlinked and
-// answered as a miss.
+// answered as a miss. One softly purged since it was written: { entry, purge time }.
 const GET = `${CURRENT_LUA}
 local value = redis.call('GET', KEYS[1])
-if value and not current(value) then
+if not value then return false end
+local now = current(value)
+if not now then
   redis.call('UNLINK', KEYS[1])
   return false
 end
-return value`
+if now == true then return value end
+return { value, now }`
 
-// A cold miss in one round trip: the current entry if there is one, else the coalescing lock if it
-// is free (1: taken with ARGV[1] as its token; 0: another holder has it). A lock Redis cannot write
-// (full, under noeviction) answers 1 too: the request runs its handler as if the store had none.
+// A cold miss in one round trip: the current entry if there is one (as GET answers it), else the
+// coalescing lock if it is free (1: taken with ARGV[1] as its token; 0: another holder has it). A
+// lock Redis cannot write (full, under noeviction) answers 1 too: the request runs its handler as if
+// the store had none.
 const GET_OR_LOCK = `${CURRENT_LUA}
 local value = redis.call('GET', KEYS[1])
 if value then
-  if current(value) then return value end
+  local now = current(value)
+  if now == true then return value end
+  if now then return { value, now } end
   redis.call('UNLINK', KEYS[1])
 end
 if redis.pcall('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return 0 end
@@ -188,6 +221,9 @@ return { math.floor(total + 0.5), usage }`
 const UNLOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
+
+/** What the read scripts answer for an entry softly purged since it was written: its value and the purge time. */
+type SoftPurged = [Buffer, number]
 
 /** What the write script answers per entry: see SET_MANY. */
 type WriteResult = number | string | string[]
@@ -261,6 +297,7 @@ export class RedisStore implements CacheStore {
     if (typeof this.#client.responseCacheGetBuffer !== 'function') {
       this.#client.defineCommand('responseCacheSetMany', { lua: SET_MANY })
       this.#client.defineCommand('responseCacheDropTags', { lua: DROP_TAGS })
+      this.#client.defineCommand('responseCacheSoftPurge', { lua: SOFT_PURGE })
       this.#client.defineCommand('responseCacheUnlock', { numberOfKeys: 1, lua: UNLOCK })
       this.#client.defineCommand('responseCacheGet', { numberOfKeys: 1, lua: GET })
       this.#client.defineCommand('responseCacheGetOrLock', { numberOfKeys: 2, lua: GET_OR_LOCK })
@@ -379,13 +416,13 @@ export class RedisStore implements CacheStore {
   async get (key: string): Promise<CacheEntry | undefined> {
     this.#ready()
     const redisKey = this.redisKey(key)
-    let data: Buffer | null
+    let data: Buffer | SoftPurged | null
     try {
       data = await this.#client.responseCacheGetBuffer(redisKey)
     } catch (error) {
       return this.#readFailed(redisKey, error)
     }
-    return data === null ? undefined : this.#decode(redisKey, data)
+    return data === null ? undefined : this.#decodeRead(redisKey, data)
   }
 
   /**
@@ -397,7 +434,7 @@ export class RedisStore implements CacheStore {
     this.#ready()
     const redisKey = this.redisKey(key)
     const token = this.#token()
-    let answer: Buffer | number
+    let answer: Buffer | number | SoftPurged
     try {
       answer = await this.#client.responseCacheGetOrLockBuffer(redisKey, this.#lockKey(key), token, Math.max(1, Math.ceil(ttlMs)))
     } catch (error) {
@@ -405,7 +442,12 @@ export class RedisStore implements CacheStore {
     }
     if (answer === 1) return { token }
     if (answer === 0) return {}
-    return { entry: this.#decode(redisKey, answer as Buffer) }
+    return { entry: this.#decodeRead(redisKey, answer as Buffer | SoftPurged) }
+  }
+
+  /** What a read script answered: the entry, expired at its purge time if it was softly purged. */
+  #decodeRead (redisKey: string, answer: Buffer | SoftPurged): CacheEntry | undefined {
+    return Array.isArray(answer) ? this.#decode(redisKey, answer[0], Number(answer[1])) : this.#decode(redisKey, answer)
   }
 
   #readFailed (redisKey: string, error: unknown): undefined {
@@ -414,10 +456,12 @@ export class RedisStore implements CacheStore {
     throw error
   }
 
-  #decode (redisKey: string, data: Buffer): CacheEntry | undefined {
+  /** `softPurgedAt`: the entry was softly purged then (see SOFT_PURGE), and is answered expired from then. */
+  #decode (redisKey: string, data: Buffer, softPurgedAt?: number): CacheEntry | undefined {
     try {
       const bytes = entryBytes(data)
-      const entry = decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, data, bytes), this.#maxInflateBytes)
+      let entry = decodeEntry(this.#keyring === undefined ? bytes : this.#open(this.#keyring, redisKey, data, bytes), this.#maxInflateBytes)
+      if (softPurgedAt !== undefined) entry = expiredAt(entry, softPurgedAt)
       this.#tagsOf?.set(entry, versionTags(data))
       return entry
     } catch (error) {
@@ -550,7 +594,7 @@ export class RedisStore implements CacheStore {
       namespace: this.#namespace,
       keyPrefix: this.#keyPrefix,
       tagKey: (shard: number, tag: string) => this.#tagKey(shard, tag),
-      decode: (redisKey: string, value: Buffer) => this.#decode(redisKey, value)
+      decode: (redisKey: string, value: Buffer, softPurgedAt?: number) => this.#decode(redisKey, value, softPurgedAt)
     }
     return await listRedis(context, query)
   }
@@ -585,13 +629,20 @@ export class RedisStore implements CacheStore {
   }
 
   async invalidateTags (tags: readonly string[]): Promise<number> {
+    return await this.#eachShard(tags, async (keys) => await this.#client.responseCacheDropTags(keys.length, ...keys))
+  }
+
+  /** Soft purge: see SOFT_PURGE. */
+  async softInvalidateTags (tags: readonly string[], at: number): Promise<number> {
+    return await this.#eachShard(tags, async (keys) => await this.#client.responseCacheSoftPurge(keys.length, ...keys, Math.floor(at)))
+  }
+
+  /** One script call per shard (one slot each) with each tag's set and version key there; answers the sum of their counts. */
+  async #eachShard (tags: readonly string[], call: (keys: string[]) => Promise<number>): Promise<number> {
     this.#ready()
     const unique = [...new Set(tags)]
     if (unique.length === 0) return 0
-    const perShard = await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => {
-      const keys = unique.flatMap((tag) => this.#tagKeys(shard, tag))
-      return await this.#client.responseCacheDropTags(keys.length, ...keys)
-    }))
+    const perShard = await Promise.all(Array.from({ length: SHARDS }, async (_, shard) => await call(unique.flatMap((tag) => this.#tagKeys(shard, tag)))))
     return perShard.reduce((sum, n) => sum + n, 0)
   }
 

@@ -88,6 +88,13 @@ export interface CacheStore {
   delete: (key: string) => MaybePromise<boolean>
   /** Drops every entry stored with any of the tags; answers how many were dropped. */
   invalidateTags: (tags: readonly string[]) => MaybePromise<number>
+  /**
+   * Soft purge: marks every entry stored with any of the tags as expired from `at` (ms since the
+   * epoch) instead of dropping it, so that it is answered stale within its stale windows while it is
+   * refreshed; an entry written after the call is not marked. Answers how many were marked. Optional:
+   * without it a soft purge drops the entries (`invalidateTags`).
+   */
+  softInvalidateTags?: (tags: readonly string[], at: number) => MaybePromise<number>
   /** Drops every entry of this store's namespace. */
   clear: () => MaybePromise<void>
   /**

@@ -13,6 +13,13 @@ import { kChecksEntries, LIST_TIMEOUT_MS, type CacheStore, type StoreListPage, t
  * `readTags`): a tag drop drops these as well. Store tags never start with a NUL.
  */
 const FROM_L2 = '\u0000l2'
+/**
+ * A copy L1 holds past its freshness: L1 keeps copies only while they are fresh, so this one was
+ * softly purged. Redis is asked instead while it answers: another instance may have refreshed it
+ * there already (its bus message not yet here), and the refresh lock is only let go once it has.
+ */
+const softlyPurged = (entry: CacheEntry): boolean => entry.revalidate !== true && Date.now() - entry.storedAt >= entry.ttl * 1000
+
 /** A lock token for a request that runs its handler while Redis cannot be asked for a real one. */
 const LOCAL_TOKEN = 'local'
 /** Keys and tags waiting for Redis to come back, at most; past it, Redis's namespace is cleared instead. */
@@ -67,18 +74,21 @@ export class TieredStore implements CacheStore {
 
   get (key: string): CacheEntry | undefined | Promise<CacheEntry | undefined> {
     const local = this.#l1.get(key)
-    if (local !== undefined) return local
-    return this.getShared(key)
+    if (local !== undefined && !softlyPurged(local)) return local
+    return this.#fromL2(key, async () => ({ entry: await this.#l2.getAny(key) }), local).then(({ entry }) => entry)
   }
 
   getOrLock (key: string, ttlMs: number): { entry?: CacheEntry, token?: string } | Promise<{ entry?: CacheEntry, token?: string }> {
     const local = this.#l1.get(key)
-    if (local !== undefined) return { entry: local }
-    return this.#fromL2(key, async () => await this.#l2.run('get', () => this.#redis.getOrLock(key, ttlMs), undefined, this.#l2.domainOf(key)))
+    if (local !== undefined && !softlyPurged(local)) return { entry: local }
+    return this.#fromL2(key, async () => await this.#l2.run('get', () => this.#redis.getOrLock(key, ttlMs), undefined, this.#l2.domainOf(key)), local)
   }
 
-  /** An L2 read; while Redis cannot answer, a miss whose handler runs without a shared lock. */
-  async #fromL2 (key: string, read: () => Promise<{ entry?: CacheEntry, token?: string }>): Promise<{ entry?: CacheEntry, token?: string }> {
+  /**
+   * An L2 read; while Redis cannot answer, the softly purged copy L1 holds (`local`), else a miss
+   * whose handler runs without a shared lock.
+   */
+  async #fromL2 (key: string, read: () => Promise<{ entry?: CacheEntry, token?: string }>, local?: CacheEntry): Promise<{ entry?: CacheEntry, token?: string }> {
     const drops = this.#drops
     this.#reading.set(key, this.#reading.get(key) ?? 0)
     let found: { entry?: CacheEntry, token?: string }
@@ -86,7 +96,7 @@ export class TieredStore implements CacheStore {
       found = await read()
     } catch {
       this.#reading.delete(key)
-      return { token: LOCAL_TOKEN }
+      return local === undefined ? { token: LOCAL_TOKEN } : { entry: local }
     }
     const newest = this.#reading.get(key) ?? 0
     this.#reading.delete(key)
@@ -136,6 +146,20 @@ export class TieredStore implements CacheStore {
     return remote < 0 ? local : remote
   }
 
+  /**
+   * Soft purge: copies in this instance's memory are marked (those read from Redis whose tags are not
+   * known are dropped), Redis marks its entries, and the other instances mark theirs when the bus
+   * message arrives. While Redis is away it waits for Redis as a hard drop of the tags.
+   */
+  async softInvalidateTags (tags: readonly string[], at: number): Promise<number> {
+    const local = this.#l1.softInvalidateTags(tags, at)
+    this.#l1.invalidateTags([FROM_L2])
+    // A read of Redis under way may bring back what it read before the purge: it answers a miss (#keep).
+    this.#drops++
+    const remote = await this.#send({ kind: 'tags', tags: [...tags], softAt: at })
+    return remote < 0 ? local : remote
+  }
+
   async clear (): Promise<void> {
     this.#drop({ kind: 'clear' })
     await this.#send({ kind: 'clear' })
@@ -152,7 +176,8 @@ export class TieredStore implements CacheStore {
         await this.#l2.run('clear', () => this.#redis.clear(), 30_000)
         dropped = 0
       } else if (drop.kind === 'tags') {
-        dropped = await this.#l2.run('invalidateTags', () => this.#redis.invalidateTags(drop.tags))
+        const { tags, softAt } = drop
+        dropped = await this.#l2.run('invalidateTags', () => softAt === undefined ? this.#redis.invalidateTags(tags) : this.#redis.softInvalidateTags(tags, softAt))
       } else {
         dropped = 0
         for (const key of drop.keys) if (await this.#l2.run('delete', () => this.#redis.delete(key), undefined, this.#l2.domainOf(key))) dropped++
@@ -283,7 +308,10 @@ export class TieredStore implements CacheStore {
     this.#l1.clear()
   }
 
-  /** A change from another instance, or this one's own: L1 forgets what it drops. */
+  /**
+   * A change from another instance, or this one's own: L1 forgets what it drops, and marks what a
+   * soft purge names (copies whose tags it does not know are dropped).
+   */
   #drop (drop: Drop): boolean {
     if (drop.kind === 'written') {
       drop.keys.forEach((key, i) => {
@@ -299,7 +327,10 @@ export class TieredStore implements CacheStore {
       this.#l1.clear()
       return true
     }
-    if (drop.kind === 'tags') return this.#l1.invalidateTags([...drop.tags, FROM_L2]) > 0
+    if (drop.kind === 'tags') {
+      if (drop.softAt === undefined) return this.#l1.invalidateTags([...drop.tags, FROM_L2]) > 0
+      return this.#l1.softInvalidateTags(drop.tags, drop.softAt) + this.#l1.invalidateTags([FROM_L2]) > 0
+    }
     let dropped = false
     for (const key of drop.keys) dropped = this.#l1.delete(key) || dropped
     return dropped

@@ -58,17 +58,45 @@ local function header (names, tokens)
   return string.char(${VERSIONED_MAGIC}, ${u32('size')}, ${u32('length')}) .. packedNames .. packedTokens
 end`
 
+// Soft purge (app.cache.invalidate({ soft: true })): a version is not deleted but marked, its
+// token followed by `~` and the purge time (ms, the purging instance's clock, as entries' storedAt
+// is). An entry written before records the token as it was, a prefix of the marked one: it is still
+// current, expired at the first purge time after its token. An entry written after records the marked
+// token whole: not purged. Only the last SOFT_PURGES_KEPT times are kept: an entry that recorded a
+// time dropped since no longer matches, and is missed as if the purge had been a hard one.
+
+/** Soft purge times a version keeps, at most: what an entry written between two purges is matched by. */
+export const SOFT_PURGES_KEPT = 8
+
 /**
  * Lua, in the scripts that read an entry: `current(value)` is false when a version the value was
  * written under is missing or has changed (one MGET, in the entry's slot), and when its list of
  * versions cannot be read (not MessagePack, not a list of names, none, or keys MGET refuses): such
  * a value is then dropped and missed like an outdated one, and the next write replaces it, where an
  * error would fail every read of it until it expired. A value without a well-formed header is
- * answered as it is, for the reader to report as corrupt.
+ * answered as it is, for the reader to report as corrupt. For a value whose versions were softly
+ * purged since it was written, it is the earliest such purge time (a number) instead of true.
  */
 export const CURRENT_LUA = `
 local function versionsOf (names)
   return redis.call('MGET', unpack(names))
+end
+-- Only when the versions differ from the tokens recorded: the time each was softly purged at after
+-- the entry was written (the earliest), or false when one was replaced or deleted.
+local function softPurged (versions, packed)
+  local ok, tokens = pcall(cmsgpack.unpack, packed)
+  if not ok or type(tokens) ~= 'table' or #tokens ~= #versions then return false end
+  local at = false
+  for i = 1, #versions do
+    local now, was = versions[i], tokens[i]
+    if now ~= was then
+      if type(now) ~= 'string' or type(was) ~= 'string' or string.sub(now, 1, #was + 1) ~= was .. '~' then return false end
+      local t = tonumber(string.match(now, '^[^~]+', #was + 2))
+      if not t then return false end
+      if not at or t < at then at = t end
+    end
+  end
+  return at
 end
 local function current (value)
   if #value < ${HEADER_BYTES} or string.byte(value, 1) ~= ${VERSIONED_MAGIC} then return true end
@@ -79,7 +107,9 @@ local function current (value)
   local ok, names = pcall(cmsgpack.unpack, string.sub(value, ${HEADER_BYTES + 1}, namesEnd))
   if not ok then return false end
   local read, versions = pcall(versionsOf, names)
-  return read and cmsgpack.pack(versions) == string.sub(value, namesEnd + 1, size)
+  if not read then return false end
+  local packed = string.sub(value, namesEnd + 1, size)
+  return cmsgpack.pack(versions) == packed or softPurged(versions, packed)
 end`
 
 /** The version keys a value names in its header (as Redis holds them); none for a value without one. */
