@@ -6,6 +6,7 @@ import { createHooks, planOf } from './http/hooks.js'
 import { decorateRequestAndReply } from './http/request-state.js'
 import { cacheRoute, addRouteHook } from './http/route-hooks.js'
 import { addStatsRoute } from './observability/stats-route.js'
+import { addPurgeRoutes } from './http/purge-route.js'
 import { invalidateOnSend, isUnsafe } from './http/invalidation.js'
 import { registerMetrics } from './observability/metrics.js'
 import { Refresher } from './coalescing/refresh.js'
@@ -17,7 +18,7 @@ import { GuardedStore } from './stores/guard.js'
 import { createStore } from './stores/index.js'
 import { createWarm } from './client/warm.js'
 
-export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions, StatsRouteOptions } from './options.js'
+export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions, StatsRouteOptions, PurgeRouteOptions, SurrogateKeysOptions } from './options.js'
 export type {
   ResponseCacheClient, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapContext, WrapFunction, WrapOptions,
   WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector
@@ -77,7 +78,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
 
   decorateRequestAndReply(app)
   const storedRoutes = new Set<string>()
-  const { client, refreshStoreStats } = createClient({
+  const { client, refreshStoreStats, purge } = createClient({
     store: guarded,
     stats,
     namespace: options.namespace,
@@ -91,6 +92,8 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     routeIds: () => storedRoutes
   })
   app.decorate('cache', client)
+  // Before the onRoute hook: purging is not a write to the purge route's own path.
+  if (options.purgeRoute !== undefined) addPurgeRoutes(app, options.purgeRoute, options, purge)
 
   app.addHook('onRoute', (routeOptions) => {
     const config: unknown = routeOptions.config?.cache

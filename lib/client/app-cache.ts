@@ -9,7 +9,7 @@ import type { CacheStats, Stats } from '../observability/stats.js'
 import { logNotDone } from '../observability/trouble.js'
 import { dropTags, type GuardedStore } from '../stores/guard.js'
 import type { CacheHealth, StoreListPage, StoreStats } from '../stores/store.js'
-import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong } from '../tags.js'
+import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong, type PurgeSelector } from '../tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapFunction, type WrapOptions } from './value-cache.js'
 import type { WarmReport, WarmRequest } from './warm.js'
 import { traceEnd, traceReturned, traceStart } from '../observability/tracing.js'
@@ -25,6 +25,11 @@ export interface InvalidateSelector {
   route?: string
   /** A tenant id, as the `tenant` option answers it. Alone, it drops everything of that tenant. */
   tenant?: string | number
+  /**
+   * Mark the selected entries stale instead of dropping them (soft purge, as Fastly's): they are then
+   * revalidated or served within their stale windows. @defaultValue `false`
+   */
+  soft?: boolean
 }
 
 /** `app.cache`: values and responses in one store. */
@@ -77,12 +82,13 @@ export const CLEAR_TIMEOUT_MS = 30_000
 function checkSelector (what: unknown): InvalidateSelector {
   const fail = (name: string, problem: string): never => { throw new FST_RESPONSE_CACHE_INVALID_ARGUMENT(name, problem) }
   if (typeof what !== 'object' || what === null) return fail('invalidate', 'expected an object { tags, route, tenant }')
-  const { tags, route, tenant } = what as Record<string, unknown>
+  const { tags, route, tenant, soft } = what as Record<string, unknown>
   if (tags !== undefined && !(Array.isArray(tags) && tags.every((tag) => typeof tag === 'string'))) fail('tags', 'expected an array of strings')
   // No entry can carry a longer tag: asking to drop one is a mistake worth hearing about.
   if ((tags as string[] | undefined)?.some(tagTooLong) === true) fail('tags', TAGS_EXPECTED['tag-too-long'])
   if (route !== undefined && typeof route !== 'string') fail('route', 'expected a string such as "GET /items/:id" or "/items/:id"')
   if (tenant !== undefined && !isKeyPart(tenant)) fail('tenant', 'expected a string or a finite number')
+  if (soft !== undefined && typeof soft !== 'boolean') fail('soft', 'expected a boolean')
   return what as InvalidateSelector
 }
 
@@ -107,10 +113,22 @@ export interface ClientParts {
 /** A remote store's figures are asked for at most this often by stats(); the stats route asks each time. */
 export const STORE_STATS_MAX_AGE_MS = 5000
 
+/** The store tags a purge selects: what `invalidate` would for its tags and groups, and for each route. */
+function purgedTags ({ tags, routes, groups, tenant }: PurgeSelector): string[] {
+  const segment = tenant === undefined ? undefined : tenantSegment(tenant)
+  // A tenant alone selects everything of that tenant, as in invalidate.
+  if (tags === undefined && routes === undefined && groups === undefined) return selectorTags({ tenant: segment })
+  const selected = selectorTags({ tags: tags ?? [], groups, tenant: segment })
+  for (const route of routes ?? []) selected.push(...selectorTags({ route, tenant: segment }))
+  return [...new Set(selected)]
+}
+
 export function createClient ({ store: guarded, stats, namespace, ttl, staleIfError, ttlJitter, lockMs, log, warm, flush, routeIds }: ClientParts): {
   client: ResponseCacheClient
   /** Asks the store for fresh figures (bounded by `timeout`); stats() answers them from then on. */
   refreshStoreStats: () => Promise<void>
+  /** `invalidate` for the purge route: several routes, and paths; its selectors are checked by the route's schema. */
+  purge: (what: PurgeSelector) => Promise<number | undefined>
 } {
   const values = new ValueCache(guarded, namespace, { ttl, staleIfError, ttlJitter }, stats.values, log, lockMs)
   const notDone = (operation: string, error: unknown): void => { logNotDone(log, operation, error) }
@@ -146,6 +164,28 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
     if (Date.now() - lastAt > STORE_STATS_MAX_AGE_MS) refreshStoreStats().catch(/* c8 ignore next */ () => {})
     return last
   }
+  /** Drops the entries of these store tags: how many, or undefined when the store could not be asked (logged, counted). */
+  const dropSelected = async (selected: readonly string[]): Promise<number | undefined> => {
+    if (selected.length === 0) return 0
+    const trace = traceStart('invalidate', guarded.name)
+    if (trace !== undefined) trace.tags = selected.length
+    traceReturned(trace)
+    try {
+      const dropped = await dropTags(guarded, flush, selected)
+      traceEnd(trace, 'done')
+      return dropped
+    } catch (error) {
+      traceEnd(trace, 'error', { error })
+      stats.other.errors++
+      notDone('invalidate', error)
+      return undefined
+    }
+  }
+  const purge = async (what: PurgeSelector): Promise<number | undefined> => {
+    // Bounded like invalidate's: a tag no entry can carry is the caller's mistake.
+    checkSelector({ tags: what.tags, tenant: what.tenant, soft: what.soft })
+    return await dropSelected(purgedTags(what))
+  }
   const client: ResponseCacheClient = {
     get: values.get.bind(values) as ResponseCacheClient['get'],
     set: values.set.bind(values),
@@ -153,21 +193,7 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
     wrap: values.wrap.bind(values) as ResponseCacheClient['wrap'],
     invalidate: async (what) => {
       const { tags, route, tenant } = checkSelector(what)
-      const selected = selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(tenant) })
-      if (selected.length === 0) return 0
-      const trace = traceStart('invalidate', guarded.name)
-      if (trace !== undefined) trace.tags = selected.length
-      traceReturned(trace)
-      try {
-        const dropped = await dropTags(guarded, flush, selected)
-        traceEnd(trace, 'done')
-        return dropped
-      } catch (error) {
-        traceEnd(trace, 'error', { error })
-        stats.other.errors++
-        notDone('invalidate', error)
-        return undefined
-      }
+      return await dropSelected(selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(tenant) }))
     },
     list: async (selector) => {
       // A cursor of the wrong form throws here, before the store is asked anything.
@@ -221,5 +247,5 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
     },
     warm
   }
-  return { client, refreshStoreStats }
+  return { client, refreshStoreStats, purge }
 }
