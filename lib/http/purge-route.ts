@@ -17,19 +17,22 @@ const purgeAnswer = Type.Object({ purged: Type.Integer(), soft: Type.Boolean() }
 type Purge = (what: PurgeSelector) => Promise<number | undefined>
 
 /**
- * The host-and-path group (tags.ts pathGroup) of a URL to purge: a path (`/items/1?x`, on the purge
+ * The host-and-path groups (tags.ts pathGroup) of a URL to purge: a path (`/items/1?x`, on the purge
  * request's own host) or an absolute http(s) URL; undefined for anything else. The query is not part
  * of the group: every query of the path is purged, as a write to the path drops them all.
  */
-function urlGroup (request: FastifyRequest, url: string): string | undefined {
-  if (url.startsWith('/')) return pathGroup(request.host, rawPath(url.split('#')[0]))
+function urlGroups (request: FastifyRequest, url: string): string[] | undefined {
+  if (url.startsWith('/')) return [pathGroup(request.host, rawPath(url.split('#')[0]))]
   let parsed: URL
   try {
     parsed = new URL(url)
   } catch {
     return undefined
   }
-  return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? pathGroup(parsed.host, parsed.pathname) : undefined
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return undefined
+  // Entries are grouped by the Host clients sent, which may spell out the default port the URL leaves out.
+  const hosts = parsed.port === '' ? [parsed.host, `${parsed.host}:${parsed.protocol === 'http:' ? 80 : 443}`] : [parsed.host]
+  return hosts.map((host) => pathGroup(host, parsed.pathname))
 }
 
 const refuse = async (reply: FastifyReply, status: 400 | 403, message: string): Promise<FastifyReply> =>
@@ -73,9 +76,9 @@ export function addPurgeRoutes (app: FastifyInstance, route: ResolvedPurgeRoute,
     const { tags, routes, urls, tenant, soft } = request.body
     const groups: string[] = []
     for (const url of urls ?? []) {
-      const group = urlGroup(request, url)
-      if (group === undefined) return await refuse(reply, 400, 'body/urls: expected paths ("/items/1") or absolute http(s) URLs')
-      groups.push(group)
+      const found = urlGroups(request, url)
+      if (found === undefined) return await refuse(reply, 400, 'body/urls: expected paths ("/items/1") or absolute http(s) URLs')
+      groups.push(...found)
     }
     return await answer(request, reply, { tags, routes, groups: urls === undefined ? undefined : groups, urls: urls?.length, soft }, tenant)
   })
