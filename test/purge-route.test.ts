@@ -133,23 +133,28 @@ t.test('a tenant\'s purge never drops another tenant\'s entries', async (t) => {
   }
 })
 
-t.test('the body is checked: 400 as Fastify answers it, nothing dropped', async (t) => {
+t.test('the body is checked as it came, no field dropped or coerced: 400 as Fastify answers it, nothing dropped', async (t) => {
   const app = await purgeApp(t, {})
   t.ok(await stored(app, '/items/1'))
   const bad: Array<[unknown, RegExp]> = [
-    [{}, /must NOT have fewer than 1 properties/],
-    [{ soft: 'maybe' }, /body\/soft must be boolean/],
-    [{ tags: [''] }, /body\/tags\/0 must NOT have fewer than 1 characters/],
-    [{ tags: ['x'.repeat(257)] }, /body\/tags\/0 must NOT have more than 256 characters/],
+    [{}, /^body Expected object to have at least 1 properties/],
+    [{ soft: 'maybe' }, /^body\/soft Expected boolean/],
+    [{ soft: 1, tags: ['item:1'] }, /^body\/soft Expected boolean/],
+    // A typo is not dropped: `tenant` alone would purge the whole tenant.
+    [{ tag: ['item:1'], tenant: 'a' }, /^body\/tag Unexpected property/],
+    [{ tags: 'item:1' }, /^body\/tags Expected array/],
+    [{ tags: [''] }, /^body\/tags\/0 Expected string length greater or equal to 1/],
+    [{ tags: ['x'.repeat(257)] }, /^body\/tags\/0 Expected string length less or equal to 256/],
     [{ tags: ['é'.repeat(200)] }, /at most 256 bytes/],
-    [{ urls: ['ftp://example.com/items/1'] }, /body\/urls: expected paths/],
-    [{ urls: ['items/1'] }, /body\/urls: expected paths/],
-    [{ tenant: 7, urls: [1] }, /body\/urls: expected paths/],
-    [[], /must be object/]
+    [{ urls: Array.from({ length: 1001 }, () => '/x') }, /^body\/urls Expected array length to be less or equal to 1000/],
+    [{ urls: ['ftp://example.com/items/1'] }, /^body\/urls: expected paths/],
+    [{ urls: ['items/1'] }, /^body\/urls: expected paths/],
+    [{ tenant: 7 }, /^body\/tenant Expected string/],
+    [[], /^body Expected object/]
   ]
   for (const [body, message] of bad) {
     const answer = await purge(app, body)
-    t.same([answer.status, answer.body.message], [400, answer.body.message], JSON.stringify(body))
+    t.equal(answer.status, 400, JSON.stringify(body).slice(0, 60))
     t.match(answer.body.message, message)
   }
   t.equal(await status(app, '/items/1'), 'HIT')

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { rawPath, tenantOf } from '../key.js'
 import type { ResolvedOptions, ResolvedPurgeRoute } from '../options.js'
@@ -11,6 +12,17 @@ const purgeBody = Type.Object({
   tenant: Type.Optional(Type.String({ minLength: 1 })),
   soft: Type.Optional(Type.Boolean())
 }, { additionalProperties: false, minProperties: 1 })
+
+/**
+ * The body checked as it came: Fastify's default validator would drop an unknown field (`tag` for
+ * `tags`, leaving `tenant` alone to purge the whole tenant) and coerce `soft: 1` to true.
+ */
+const purgeBodyCheck = TypeCompiler.Compile(purgeBody)
+const validateBody = (): ((data: unknown) => { value?: unknown, error?: Error }) => (data) => {
+  if (purgeBodyCheck.Check(data)) return { value: data }
+  const first = purgeBodyCheck.Errors(data).First()
+  return { error: new Error(`body${first?.path ?? ''} ${first?.message ?? 'is not valid'}`) }
+}
 
 const purgeAnswer = Type.Object({ purged: Type.Integer(), soft: Type.Boolean() })
 
@@ -72,7 +84,7 @@ export function addPurgeRoutes (app: FastifyInstance, route: ResolvedPurgeRoute,
     return { purged, soft }
   }
 
-  app.post<{ Body: Static<typeof purgeBody> }>(path, { onRequest, schema: { ...schema, body: purgeBody } }, async (request, reply) => {
+  app.post<{ Body: Static<typeof purgeBody> }>(path, { onRequest, schema: { ...schema, body: purgeBody }, validatorCompiler: validateBody }, async (request, reply) => {
     const { tags, routes, urls, tenant, soft } = request.body
     const groups: string[] = []
     for (const url of urls ?? []) {
