@@ -209,3 +209,23 @@ t.test('a bad surrogateKeys fails ready() naming it', async (t) => {
   app.get('/x', { config: { cache: { surrogateKeys: 1 as never } } }, async () => 'x')
   await t.rejects(async () => { await app.ready() }, { code: 'FST_RESPONSE_CACHE_INVALID_ROUTE_CONFIG', message: /"GET \/x": "surrogateKeys"/ })
 })
+
+t.test('a 304 that renews a stale entry: the keys it names tag it; with keep, the stored ones stay', async (t) => {
+  for (const [keep, expected] of [[false, ['from-304']], [true, ['from-304', 'from-200']]] as const) {
+    const app = await cachedApp(t, { surrogateKeys: { keep } })
+    let runs = 0
+    app.get('/doc', { config: { cache: { ttl: 'origin' } } }, async (request, reply) => {
+      // Stored, and revalidated on every use: renewed by a 304.
+      reply.header('cache-control', 'no-cache').header('etag', '"v1"')
+      if (request.headers['if-none-match'] === '"v1"') return await reply.code(304).header('cache-tag', 'from-304').send()
+      reply.header('surrogate-key', 'from-200')
+      return `doc ${++runs}`
+    })
+    t.equal((await app.inject('/doc')).headers['x-cache'], 'MISS')
+    const renewed = await app.inject('/doc')
+    t.same([renewed.headers['x-cache'], renewed.body], ['REVALIDATED', 'doc 1'])
+    t.equal(renewed.headers['cache-tag'], keep ? 'from-304' : undefined)
+    t.same((await app.cache.list({ route: 'GET /doc' }))?.entries.map((entry) => entry.tags), [expected], `keep: ${String(keep)}`)
+    t.equal(await app.cache.invalidate({ tags: ['from-304'] }), 1)
+  }
+})
