@@ -6,6 +6,7 @@ import { createHooks, planOf } from './http/hooks.js'
 import { decorateRequestAndReply } from './http/request-state.js'
 import { cacheRoute, addRouteHook } from './http/route-hooks.js'
 import { addStatsRoute } from './observability/stats-route.js'
+import { addPurgeRoutes } from './http/purge-route.js'
 import { invalidateOnSend, isUnsafe } from './http/invalidation.js'
 import { registerMetrics } from './observability/metrics.js'
 import { Refresher } from './coalescing/refresh.js'
@@ -18,7 +19,7 @@ import { createStore } from './stores/index.js'
 import { createWarm, listeningHost } from './client/warm.js'
 import { WarmKeeper } from './client/keep-warm.js'
 
-export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions, StatsRouteOptions, WarmOptions } from './options.js'
+export type { ResponseCacheOptions, RouteCacheOptions, FromRequest, CompressOptions, StatsRouteOptions, WarmOptions, PurgeRouteOptions, SurrogateKeysOptions } from './options.js'
 export type {
   ResponseCacheClient, InvalidateSelector, GetValueOptions, SetValueOptions, ValueOptions, WrapContext, WrapFunction, WrapOptions,
   WarmCallOptions, WarmReport, WarmRequest, WarmResult, EntryPage, ListedEntry, ListSelector
@@ -92,7 +93,7 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     hostGiven: warmHost !== undefined
   })
   keeper.add(options.warm.requests)
-  const { client, refreshStoreStats } = createClient({
+  const { client, refreshStoreStats, purge } = createClient({
     store: guarded,
     stats,
     namespace: options.namespace,
@@ -108,6 +109,8 @@ const responseCache: FastifyPluginAsync<ResponseCacheOptions> = async (app, opts
     routeIds: () => storedRoutes
   })
   app.decorate('cache', client)
+  // Before the onRoute hook: purging is not a write to the purge route's own path.
+  if (options.purgeRoute !== undefined) addPurgeRoutes(app, options.purgeRoute, options, purge)
 
   app.addHook('onRoute', (routeOptions) => {
     const config: unknown = routeOptions.config?.cache

@@ -35,6 +35,8 @@ declare namespace fastifyResponseCache {
   export type HeaderValue = lib.HeaderValue
   export type CompressOptions = lib.CompressOptions
   export type StatsRouteOptions = lib.StatsRouteOptions
+  export type PurgeRouteOptions = lib.PurgeRouteOptions
+  export type SurrogateKeysOptions = lib.SurrogateKeysOptions
   export type Encoding = lib.Encoding
   export type EncodedBodies = lib.EncodedBodies
   export type CacheStore = lib.CacheStore

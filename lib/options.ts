@@ -24,6 +24,7 @@ export const DEFAULT_LOCAL_TTL = 60
 /** Seconds between two looks at whether the shared store came back empty (`warm.interval`). */
 export const DEFAULT_WARM_INTERVAL = 30
 export const DEFAULT_STATS_PATH = '/cache/stats'
+export const DEFAULT_PURGE_PATH = '/cache/purge'
 export const DEFAULT_STATUS_CODES = [200]
 /**
  * With `ttl: 'origin'` the response's own headers decide, as RFC 9111 section 3 lets any final status
@@ -110,6 +111,39 @@ export interface StatsRouteOptions {
    * warning at `ready()` for a missing `onRequest`, and `dashboard` allowed without one. @defaultValue `false`
    */
   public?: boolean
+}
+
+/** `purgeRoute`: HTTP purge for operators and origins, behind a guard. */
+export interface PurgeRouteOptions {
+  /**
+   * Where `POST` takes a JSON body `{ tags?, routes?, urls?, tenant?, soft? }` and answers
+   * `{ purged, soft }` (see "Purging" in docs/API.md). @defaultValue `'/cache/purge'`
+   */
+  path?: string
+  /**
+   * Runs before the purge route (and `PURGE`): reply 401 or 403 from it to refuse the request.
+   * Required, unless `public: true`.
+   * @example `async (request, reply) => { if (request.headers.authorization !== expected) await reply.code(401).send() }`
+   */
+  onRequest?: onRequestHookHandler | onRequestHookHandler[]
+  /**
+   * Says the routes are meant to be open (the network, or an app-wide hook, protects them): without
+   * it, and without `onRequest`, `ready()` fails. @defaultValue `false`
+   */
+  public?: boolean
+  /**
+   * Also answer the `PURGE` method on any URL (as Varnish and Fastly do): drops the entries of that
+   * URL's host and path, behind the same guard. The plugin adds `PURGE` to Fastify's methods and
+   * declares `PURGE /*`. @defaultValue `false`
+   * @example `curl -X PURGE -H 'authorization: Bearer …' https://proxy.example.com/items/1`
+   */
+  purgeMethod?: boolean
+}
+
+/** `surrogateKeys` as an object. */
+export interface SurrogateKeysOptions {
+  /** Send the `Surrogate-Key` and `Cache-Tag` headers on to the client (and store them). @defaultValue `false` */
+  keep?: boolean
 }
 
 /** Options given to `app.register(responseCache, options)`. */
@@ -238,6 +272,20 @@ export interface ResponseCacheOptions {
    */
   statsRoute?: boolean | StatsRouteOptions
   /**
+   * An HTTP purge route for operators and origins: `{ path, onRequest, public, purgeMethod }` (see
+   * "Purging" in docs/API.md). Needs `onRequest` (a guard) or `public: true`. @defaultValue none
+   * @example `{ onRequest: requireToken, purgeMethod: true }`
+   */
+  purgeRoute?: PurgeRouteOptions
+  /**
+   * Tag each stored response with the keys its `Surrogate-Key` (space-separated, Fastly) and
+   * `Cache-Tag` (comma-separated, Cloudflare) headers name, as if passed to `reply.cacheTags()`; the
+   * headers are then removed from the response (sent and stored) unless `{ keep: true }`. For every
+   * cached route; a route's `config.cache.surrogateKeys` overrides it. @defaultValue `false`
+   * @example `true`
+   */
+  surrogateKeys?: boolean | SurrogateKeysOptions
+  /**
    * Compression the cache owns: a compressible response (JSON, text, JavaScript, CSS, SVG, XML) of
    * `threshold` bytes or more is stored with its br and gzip encodings, and each request gets the one
    * its `Accept-Encoding` prefers. `false` turns it off. See "Compression" in docs/API.md.
@@ -336,6 +384,12 @@ export interface RouteCacheOptions {
    * @example `['x-request-id']`
    */
   perRequestHeaders?: string[]
+  /**
+   * Tags from the response's `Surrogate-Key` and `Cache-Tag` headers (see the plugin's `surrogateKeys`).
+   * @defaultValue the plugin's `surrogateKeys`
+   * @example `{ keep: true }`
+   */
+  surrogateKeys?: boolean | SurrogateKeysOptions
 }
 
 const seconds = (what: string) => Type.Number({ minimum: 0, description: `${what}: a number of seconds, 0 or more` })
@@ -369,6 +423,11 @@ const compressSchema = Type.Object({
   gzipLevel: Type.Integer({ minimum: 1, maximum: 9, description: 'a whole number from 1 to 9' })
 })
 const compressOption = Type.Union([Type.Literal(false), Type.Object({})], { description: 'false or an object { threshold, encodings, brotliQuality, gzipLevel }' })
+
+const surrogateKeysSchema = Type.Union([
+  Type.Boolean(),
+  Type.Object({ keep: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
+], { description: 'a boolean or an object { keep: boolean }' })
 
 const tagList = Type.Array(Type.String({ minLength: 1 }), { maxItems: 1000 })
 
@@ -407,6 +466,8 @@ const optionsSchema = Type.Object({
     Type.Boolean(),
     Type.Object({}, { description: 'an object { path, onRequest, dashboard, public }' })
   ], { description: 'true, false or an object { path, onRequest, dashboard, public }' }),
+  purgeRoute: Type.Object({}, { description: 'an object { path, onRequest, public, purgeMethod }' }),
+  surrogateKeys: surrogateKeysSchema,
   compress: compressOption,
   perRequestHeaders: headerNames('response'),
   cacheStatus: Type.Union([Type.Literal(false), Type.Object({})], { description: 'false or an object { name }' }),
@@ -479,6 +540,13 @@ const statsRouteSchema = Type.Object({
   public: Type.Boolean({ description: 'a boolean' })
 })
 
+const purgeRouteSchema = Type.Object({
+  path: Type.String({ pattern: '^/', description: 'a path starting with "/"' }),
+  onRequest: Type.Union([fn('hook'), Type.Array(fn('hook'))], { description: 'a hook function or an array of them' }),
+  public: Type.Boolean({ description: 'a boolean' }),
+  purgeMethod: Type.Boolean({ description: 'a boolean' })
+})
+
 const routeSchema = Type.Object({
   ttl: ttlSchema,
   ...originSchema,
@@ -496,7 +564,8 @@ const routeSchema = Type.Object({
   }),
   ignoreCookies: Type.Boolean({ description: 'a boolean' }),
   compress: compressOption,
-  perRequestHeaders: headerNames('response')
+  perRequestHeaders: headerNames('response'),
+  surrogateKeys: surrogateKeysSchema
 })
 
 type Fail = (path: string, problem: string) => never
@@ -553,6 +622,15 @@ export interface ResolvedStatsRoute {
 
 export const DEFAULT_DASHBOARD_INTERVAL = 10
 
+export interface ResolvedPurgeRoute {
+  path: string
+  onRequest: onRequestHookHandler[]
+  purgeMethod: boolean
+}
+
+/** `surrogateKeys` resolved: undefined when off. */
+export type ResolvedSurrogateKeys = { keep: boolean } | undefined
+
 export interface ResolvedOptions {
   store: 'memory' | 'redis' | 'tiered' | CacheStore
   redis: unknown
@@ -581,6 +659,9 @@ export interface ResolvedOptions {
   sharedValues: boolean
   registry: Registry | undefined
   statsRoute: false | ResolvedStatsRoute
+  /** Undefined when off. */
+  purgeRoute: ResolvedPurgeRoute | undefined
+  surrogateKeys: ResolvedSurrogateKeys
   /** Undefined when off. */
   compress: CompressionSettings | undefined
   /** Lower case, each once. */
@@ -651,12 +732,33 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     sharedValues: o.sharedValues ?? false,
     registry: o.registry,
     statsRoute,
+    purgeRoute: resolvePurgeRoute(o.purgeRoute, fail),
+    surrogateKeys: resolveSurrogateKeys(o.surrogateKeys),
     compress: compressionSettings(o.compress, PLUGIN_COMPRESS_DEFAULTS, fail),
     perRequestHeaders: perRequestNames(o.perRequestHeaders, fail),
     cacheStatus: cacheStatusName(o.cacheStatus, fail),
     xCache: o.xCache ?? true,
     warm: resolveWarm(o.warm, fail)
   }
+}
+
+/** `purgeRoute` checked: refused without a guard unless said to be public. */
+function resolvePurgeRoute (value: PurgeRouteOptions | undefined, fail: Fail): ResolvedPurgeRoute | undefined {
+  if (value === undefined) return undefined
+  checkObject(purgeRouteSchema, value as Record<string, unknown>, 'purgeRoute.', fail)
+  const { path, onRequest: hooks, public: open, purgeMethod } = value
+  const onRequest = hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
+  // Anyone who can reach it could empty the cache and send every request on to the origin.
+  if (onRequest.length === 0 && open !== true) {
+    fail('purgeRoute', 'drops entries: give purgeRoute.onRequest a guard, or set purgeRoute.public: true if something else protects the path')
+  }
+  return { path: path ?? DEFAULT_PURGE_PATH, onRequest, purgeMethod: purgeMethod ?? false }
+}
+
+/** `surrogateKeys` (checked by its schema) as the request path uses it. */
+function resolveSurrogateKeys (value: boolean | SurrogateKeysOptions | undefined): ResolvedSurrogateKeys {
+  if (value === undefined || value === false) return undefined
+  return { keep: value === true ? false : value.keep ?? false }
 }
 
 /** `cacheStatus` checked, its name serialized once. */
@@ -715,6 +817,8 @@ export interface ResolvedRouteOptions {
   /** The plugin's: its Cache-Status member's name as sent, undefined when off; whether `x-cache` is sent. */
   cacheStatus: string | undefined
   xCache: boolean
+  /** Tags from the response's surrogate-key headers: undefined when off. */
+  surrogateKeys: ResolvedSurrogateKeys
 }
 
 /**
@@ -764,6 +868,7 @@ export function resolveRouteOptions (config: unknown, defaults: ResolvedOptions,
       : compressionSettings(c.compress, defaults.compress ?? PLUGIN_COMPRESS_DEFAULTS, fail),
     perRequestHeaders: c.perRequestHeaders === undefined ? defaults.perRequestHeaders : [...new Set([...defaults.perRequestHeaders, ...perRequestNames(c.perRequestHeaders, fail)])],
     cacheStatus: defaults.cacheStatus,
-    xCache: defaults.xCache
+    xCache: defaults.xCache,
+    surrogateKeys: c.surrogateKeys === undefined ? defaults.surrogateKeys : resolveSurrogateKeys(c.surrogateKeys)
   }
 }

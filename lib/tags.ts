@@ -88,6 +88,18 @@ export interface Selector {
   groups?: readonly string[]
 }
 
+/**
+ * What the purge route selects (http/purge-route.ts): tags, any number of routes, and host-and-path
+ * groups ({@link pathGroup}), narrowed to a tenant id (not its segment); `soft` as invalidate's.
+ */
+export interface PurgeSelector {
+  tags?: readonly string[]
+  routes?: readonly string[]
+  groups?: readonly string[]
+  tenant?: string | number
+  soft?: boolean
+}
+
 /** The store tags that select what `invalidate(selector)` drops; none when it selects nothing. */
 export function selectorTags ({ tags, route, tenant, groups }: Selector): string[] {
   const wanted: string[] = []

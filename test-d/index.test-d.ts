@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import responseCache, { errors, type CacheHealth, type CompressOptions, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type StatsRouteOptions, type WarmReport, type WarmOptions, type WarmCounters } from '../dist/esm/index.js'
+import responseCache, { errors, type CacheHealth, type CompressOptions, type CacheStats, type CacheStore, type EntryPage, type ListedEntry, type StoreListPage, type StoreListQuery, type CounterSnapshot, type EncryptionOptions, type ResponseCacheOptions, type StatsRouteOptions, type PurgeRouteOptions, type SurrogateKeysOptions, type WarmReport, type WarmOptions, type WarmCounters } from '../dist/esm/index.js'
 
 const app = Fastify()
 await app.register(responseCache, { ttl: 30, store: 'memory', statsRoute: { path: '/ops/cache' } })
@@ -12,6 +12,17 @@ expectAssignable<StatsRouteOptions>({ dashboard: true, public: true })
 expectError(app.register(responseCache, { statsRoute: { dashboard: 'yes' } }))
 expectError(app.register(responseCache, { statsRoute: { dashboard: { interval: '5s' } } }))
 expectError(app.register(responseCache, { statsRoute: { public: 1 } }))
+// purgeRoute and surrogateKeys
+await app.register(responseCache, { purgeRoute: { path: '/ops/purge', onRequest: async () => {}, purgeMethod: true }, surrogateKeys: true })
+await app.register(responseCache, { purgeRoute: { public: true }, surrogateKeys: { keep: true } })
+expectAssignable<PurgeRouteOptions>({ onRequest: [async () => {}] })
+expectAssignable<SurrogateKeysOptions>({ keep: false })
+expectError(app.register(responseCache, { purgeRoute: true }))
+expectError(app.register(responseCache, { purgeRoute: { purgeMethod: 'yes' } }))
+expectError(app.register(responseCache, { surrogateKeys: 'yes' }))
+expectError(app.register(responseCache, { surrogateKeys: { keep: 1 } }))
+app.get('/sk', { config: { cache: { ttl: 'origin', surrogateKeys: { keep: true } } } }, async () => 'sk')
+expectError(app.get('/sk2', { config: { cache: { surrogateKeys: { keep: 'no' } } } }, async () => 'sk'))
 expectError(app.register(responseCache, { ttl: '30' }))
 
 // config.cache on routes

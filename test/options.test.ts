@@ -290,7 +290,8 @@ t.test('route options: defaults from the plugin, values passed through, vary and
     compress: defaults.compress,
     perRequestHeaders: ['x-request-id'],
     cacheStatus: 'fastify-response-cache',
-    xCache: true
+    xCache: true,
+    surrogateKeys: undefined
   })
   t.strictSame(resolveRouteOptions({}, defaults, 'GET /r'), plain)
   t.equal(resolveRouteOptions({ eagerRefresh: 0.5 }, defaults, 'GET /r')?.eagerRefresh, 0.5, "a route's own eagerRefresh over the plugin's")
@@ -317,7 +318,8 @@ t.test('route options: defaults from the plugin, values passed through, vary and
     compress: defaults.compress,
     perRequestHeaders: ['x-request-id', 'server-timing'],
     cacheStatus: 'fastify-response-cache',
-    xCache: true
+    xCache: true,
+    surrogateKeys: undefined
   })
 })
 
@@ -359,4 +361,17 @@ t.test('keepForRevalidation: 600 by default for routes in origin mode, a route m
   t.equal(resolveRouteOptions({ keepForRevalidation: 30 }, defaults, 'GET /r')?.keepForRevalidation, 30)
   t.equal(resolveRouteOptions({ ttl: 10 }, defaults, 'GET /r')?.keepForRevalidation, 0, 'a route of its own seconds keeps nothing to revalidate')
   t.equal(resolveRouteOptions(true, resolveOptions({ keepForRevalidation: 5 }), 'GET /r')?.keepForRevalidation, 0)
+})
+
+t.test('surrogateKeys: off by default; true, { keep } plugin-wide; a route overrides it either way', async (t) => {
+  t.equal(resolveOptions({}).surrogateKeys, undefined)
+  t.strictSame(resolveOptions({ surrogateKeys: true }).surrogateKeys, { keep: false })
+  t.strictSame(resolveOptions({ surrogateKeys: {} }).surrogateKeys, { keep: false })
+  t.strictSame(resolveOptions({ surrogateKeys: { keep: true } }).surrogateKeys, { keep: true })
+  const on = resolveOptions({ surrogateKeys: true })
+  t.strictSame(resolveRouteOptions(true, on, 'GET /r')?.surrogateKeys, { keep: false }, 'the plugin\'s')
+  t.equal(resolveRouteOptions({ surrogateKeys: false }, on, 'GET /r')?.surrogateKeys, undefined)
+  t.strictSame(resolveRouteOptions({ surrogateKeys: { keep: true } }, resolveOptions({}), 'GET /r')?.surrogateKeys, { keep: true })
+  t.throws(() => resolveOptions({ surrogateKeys: 'yes' }), { message: /"surrogateKeys": expected a boolean or an object \{ keep: boolean \}, got "yes"/ })
+  t.strictSame(resolveOptions({ purgeRoute: { public: true } }).purgeRoute, { path: '/cache/purge', onRequest: [], purgeMethod: false })
 })

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 
 const PATHS: Record<string, { headers: Record<string, string>, what: string }> = {
   '/': { headers: { 'cache-control': 'max-age=10' }, what: 'this list, fresh for 10 s' },
-  '/max-age': { headers: { 'cache-control': 'public, max-age=60' }, what: 'fresh for 60 s' },
+  '/max-age': { headers: { 'cache-control': 'public, max-age=60', 'surrogate-key': 'demo max-age' }, what: 'fresh for 60 s, Surrogate-Key: demo max-age' },
   '/cdn': { headers: { 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=30' }, what: 'CDN-Cache-Control: stored by the proxy (30 s), not by browsers' },
   '/no-store': { headers: { 'cache-control': 'no-store' }, what: 'never stored' },
   '/plain': { headers: {}, what: 'no freshness at all: not stored' },

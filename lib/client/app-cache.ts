@@ -9,7 +9,7 @@ import type { CacheStats, Stats } from '../observability/stats.js'
 import { logNotDone } from '../observability/trouble.js'
 import { dropTags, type GuardedStore } from '../stores/guard.js'
 import type { CacheHealth, StoreListPage, StoreStats } from '../stores/store.js'
-import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong } from '../tags.js'
+import { countedGroups, selectorTags, TAGS_EXPECTED, tagTooLong, type PurgeSelector } from '../tags.js'
 import { ValueCache, type GetValueOptions, type SetValueOptions, type ValueOptions, type WrapFunction, type WrapOptions } from './value-cache.js'
 import { normalise, type WarmCallOptions, type WarmReport, type WarmRequest } from './warm.js'
 import type { WarmKeeper } from './keep-warm.js'
@@ -126,10 +126,22 @@ export interface ClientParts {
 /** A remote store's figures are asked for at most this often by stats(); the stats route asks each time. */
 export const STORE_STATS_MAX_AGE_MS = 5000
 
+/** The store tags a purge selects: what `invalidate` would for its tags and groups, and for each route. */
+function purgedTags ({ tags, routes, groups, tenant }: PurgeSelector): string[] {
+  const segment = tenant === undefined ? undefined : tenantSegment(tenant)
+  // A tenant alone selects everything of that tenant, as in invalidate.
+  if (tags === undefined && routes === undefined && groups === undefined) return selectorTags({ tenant: segment })
+  const selected = selectorTags({ tags: tags ?? [], groups, tenant: segment })
+  for (const route of routes ?? []) selected.push(...selectorTags({ route, tenant: segment }))
+  return [...new Set(selected)]
+}
+
 export function createClient ({ store: guarded, stats, namespace, ttl, staleIfError, ttlJitter, sharedValues, lockMs, log, warm, keeper, flush, routeIds }: ClientParts): {
   client: ResponseCacheClient
   /** Asks the store for fresh figures (bounded by `timeout`); stats() answers them from then on. */
   refreshStoreStats: () => Promise<void>
+  /** `invalidate` for the purge route: several routes, and paths; its selectors are checked by the route's schema. */
+  purge: (what: PurgeSelector) => Promise<number | undefined>
 } {
   const values = new ValueCache(guarded, namespace, { ttl, staleIfError, ttlJitter, shared: sharedValues }, stats.values, log, lockMs)
   const notDone = (operation: string, error: unknown): void => { logNotDone(log, operation, error) }
@@ -165,6 +177,34 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
     if (Date.now() - lastAt > STORE_STATS_MAX_AGE_MS) refreshStoreStats().catch(/* c8 ignore next */ () => {})
     return last
   }
+  /**
+   * Drops (or with `soft`, marks expired) the entries of these store tags: how many, or undefined when
+   * the store could not be asked (logged, counted).
+   */
+  const dropSelected = async (selected: readonly string[], soft: boolean | undefined): Promise<number | undefined> => {
+    if (selected.length === 0) return 0
+    const trace = traceStart('invalidate', guarded.name)
+    if (trace !== undefined) {
+      trace.tags = selected.length
+      if (soft === true) trace.soft = true
+    }
+    traceReturned(trace)
+    try {
+      const dropped = await dropTags(guarded, flush, selected, soft)
+      traceEnd(trace, 'done')
+      return dropped
+    } catch (error) {
+      traceEnd(trace, 'error', { error })
+      stats.other.errors++
+      notDone('invalidate', error)
+      return undefined
+    }
+  }
+  const purge = async (what: PurgeSelector): Promise<number | undefined> => {
+    // Bounded like invalidate's: a tag no entry can carry is the caller's mistake.
+    checkSelector({ tags: what.tags, tenant: what.tenant, soft: what.soft })
+    return await dropSelected(purgedTags(what), what.soft)
+  }
   const client: ResponseCacheClient = {
     get: values.get.bind(values) as ResponseCacheClient['get'],
     set: values.set.bind(values),
@@ -172,24 +212,7 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
     wrap: values.wrap.bind(values) as ResponseCacheClient['wrap'],
     invalidate: async (what) => {
       const { tags, route, tenant, soft } = checkSelector(what)
-      const selected = selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(tenant) })
-      if (selected.length === 0) return 0
-      const trace = traceStart('invalidate', guarded.name)
-      if (trace !== undefined) {
-        trace.tags = selected.length
-        if (soft === true) trace.soft = true
-      }
-      traceReturned(trace)
-      try {
-        const dropped = await dropTags(guarded, flush, selected, soft)
-        traceEnd(trace, 'done')
-        return dropped
-      } catch (error) {
-        traceEnd(trace, 'error', { error })
-        stats.other.errors++
-        notDone('invalidate', error)
-        return undefined
-      }
+      return await dropSelected(selectorTags({ tags, route, tenant: tenant === undefined ? undefined : tenantSegment(tenant) }), soft)
     },
     list: async (selector) => {
       // A cursor of the wrong form throws here, before the store is asked anything.
@@ -248,5 +271,5 @@ export function createClient ({ store: guarded, stats, namespace, ttl, staleIfEr
       return await warm(items)
     }
   }
-  return { client, refreshStoreStats }
+  return { client, refreshStoreStats, purge }
 }

@@ -7,6 +7,7 @@ import type { NotStoredReason } from '../rules/not-stored.js'
 import { applyOriginVerdict, updatedEntry } from '../rules/revalidation.js'
 import { storableTtl, storedHeaders } from '../rules/storability.js'
 import { setupFix } from '../rules/setup-fix.js'
+import { surrogateKeys } from '../rules/surrogate-keys.js'
 import { responseVariant, type Variant } from '../rules/variants.js'
 import { entryTags, pathGroup, TAGS_EXPECTED, tagsProblem, type TagsProblem } from '../tags.js'
 import { release } from './key-lock.js'
@@ -206,6 +207,8 @@ export class EntryWriter {
     if (entry.body.length + headersSize(entry.headers) + encodedSize(entry.encoded) > this.#ctx.options.maxEntryBytes) return { entry, reason: 'too-large' }
     const variant = this.#variantOf(state, request, (name) => entry.headers[name])
     if (typeof variant === 'string') return { entry, reason: variant }
+    // Kept surrogate-key headers are in the stored headers the 304 updated: their keys stay tags.
+    if (state.route.options.surrogateKeys?.keep === true) (reply[kReplyTags] ??= []).push(...surrogateKeys((name) => entry.headers[name]))
     const tags = this.#userTags(state, request, reply)
     if (typeof tags === 'string') return { entry, reason: tags }
     return { entry, stored: this.write(state, request, reply, entry, storeTtl, variant, tags) }

@@ -9,6 +9,7 @@ import { release } from './key-lock.js'
 import { kRequestState, type HookContext, type KeyedState, type StateFor } from './request-state.js'
 import { addCacheStatus, discard, replaceWithEntry } from './respond.js'
 import { isNodeStream, streamStore } from './stream-store.js'
+import { takeSurrogateKeys } from './surrogate-keys.js'
 
 /**
  * The store hook (onSend) of a cached route: what the handler answered is stored when it may be (a
@@ -32,6 +33,7 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
     if (state === null) {
       // The request failed before its lookup (a body that did not parse, say): nothing to store.
       const route = stateFor(request)
+      if (route?.options.surrogateKeys !== undefined) takeSurrogateKeys(reply, route.options.surrogateKeys)
       if (route !== undefined) {
         if (route.options.xCache || refresher.isRefresh(request)) reply.header('x-cache', 'BYPASS')
         addCacheStatus(reply, route.options, undefined, { fwd: 'bypass', fwdStatus: reply.statusCode, detail: 'not-looked-up' })
@@ -45,6 +47,8 @@ export function createStoreHook (ctx: HookContext): (stateFor: StateFor) => onSe
       done(null, state.served ?? payload)
       return
     }
+    // The handler answered: its surrogate keys become tags (and leave the headers) before anything is sent or stored.
+    if (state.route.options.surrogateKeys !== undefined) takeSurrogateKeys(reply, state.route.options.surrogateKeys)
     // The answers made from the entry below evaluate the client's conditions, not the cache's.
     if (state.client !== undefined) restoreConditions(request.headers, state.client)
     if (state.status === 'BYPASS') {

@@ -36,6 +36,7 @@ const PATHS: Record<string, { status?: number, headers: () => Record<string, str
   '/gone': { status: 404, headers: () => ({ 'cache-control': 'max-age=60' }), second: 'HIT' },
   '/unavailable': { status: 503, headers: () => ({ 'cache-control': 'max-age=60' }), second: 'MISS' },
   '/stream': { headers: () => ({ 'cache-control': 'max-age=60' }), second: 'HIT' },
+  '/tagged': { headers: () => ({ 'cache-control': 'max-age=60', 'surrogate-key': 'product:1 catalog', 'cache-tag': 'shelf:a' }), second: 'HIT' },
   // The origin's Date counts whole seconds, so up to one of these goes to the age the response arrives with.
   '/validated': { headers: () => ({ 'cache-control': 'max-age=2', etag: '"v1"' }), second: 'HIT' }
 }
@@ -90,9 +91,9 @@ async function startOrigin (t: Teardown): Promise<Origin> {
 
 interface Answer { status: number, headers: Record<string, string>, body: string }
 
-async function proxied (t: Teardown, url: string | undefined): Promise<{ origin: Origin, proxy: FastifyInstance, get: (path: string, init?: { method?: string, headers?: Record<string, string>, body?: string }) => Promise<Answer> }> {
+async function proxied (t: Teardown, url: string | undefined, purgeToken?: string): Promise<{ origin: Origin, proxy: FastifyInstance, get: (path: string, init?: { method?: string, headers?: Record<string, string>, body?: string }) => Promise<Answer> }> {
   const origin = await startOrigin(t)
-  const proxy = await exampleApp(t, url, async (redis) => await build({ upstream: origin.url, redis }))
+  const proxy = await exampleApp(t, url, async (redis) => await build({ upstream: origin.url, redis, purgeToken }))
   const address = await proxy.listen({ port: 0, host: '127.0.0.1' })
   const get = async (path: string, init: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<Answer> => {
     const response = await request(address + path, { method: (init.method ?? 'GET') as 'GET', headers: init.headers, body: init.body })
@@ -231,6 +232,40 @@ for (const [store, url] of [['memory', undefined], ['redis', redis.url]] as cons
     // Safe methods are forwarded and drop nothing.
     t.equal((await get('/max-age', { method: 'OPTIONS' })).status, 200)
     t.equal(await read(), 'HIT')
+  })
+
+  t.test(`${store}: the origin's Surrogate-Key tags the entry and stops here; PURGE and the purge route behind PURGE_TOKEN`, async (t) => {
+    const { origin, get } = await proxied(t, url, 'tok3n')
+    const miss = await get('/tagged')
+    t.same([miss.headers['x-cache'], miss.headers['surrogate-key'], miss.headers['cache-tag']], ['MISS', undefined, undefined], 'not sent on')
+    const hit = await get('/tagged')
+    t.same([hit.headers['x-cache'], hit.headers['surrogate-key']], ['HIT', undefined], 'nor stored')
+    for (const authorization of [undefined, 'Bearer wrong', 'tok3n']) {
+      const headers: Record<string, string> = authorization === undefined ? {} : { authorization }
+      t.equal((await get('/tagged', { method: 'PURGE', headers })).status, 401, `PURGE with ${authorization ?? 'no authorization'}`)
+      t.equal((await get('/cache/purge', { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{"tags":["catalog"]}' })).status, 401)
+    }
+    t.equal((await get('/tagged')).headers['x-cache'], 'HIT', 'nothing dropped')
+    const purged = await get('/tagged', { method: 'PURGE', headers: { authorization: 'Bearer tok3n' } })
+    t.same([purged.status, JSON.parse(purged.body)], [200, { purged: 1, soft: false }])
+    t.equal((await get('/tagged')).headers['x-cache'], 'MISS', 'PURGE dropped it')
+    t.ok(await eventually(async () => (await get('/tagged')).headers['x-cache'] === 'HIT'))
+    for (const tag of ['catalog', 'shelf:a']) {
+      const byTag = await get('/cache/purge', { method: 'POST', headers: { authorization: 'Bearer tok3n', 'content-type': 'application/json' }, body: JSON.stringify({ tags: [tag] }) })
+      t.same([byTag.status, JSON.parse(byTag.body)], [200, { purged: 1, soft: false }], `the origin's ${tag}`)
+      t.equal((await get('/tagged')).headers['x-cache'], 'MISS')
+      t.ok(await eventually(async () => (await get('/tagged')).headers['x-cache'] === 'HIT'))
+    }
+    t.equal(origin.received.filter((request) => request.method !== 'GET').length, 0, 'PURGE and the purge route never reach the origin')
+  })
+
+  t.test(`${store}: without PURGE_TOKEN there is no purge: PURGE is refused, POST /cache/purge goes to the origin`, async (t) => {
+    const { origin, get } = await proxied(t, url)
+    await get('/tagged')
+    t.equal((await get('/tagged', { method: 'PURGE' })).status, 404)
+    t.equal((await get('/cache/purge', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"tags":["catalog"]}' })).body, 'POST /cache/purge done')
+    t.equal((await get('/tagged')).headers['x-cache'], 'HIT')
+    t.equal(origin.requests.get('/tagged'), 1)
   })
 
   t.test(`${store}: HEAD from the GET entry, queries apart, authorization never shared`, async (t) => {
