@@ -83,6 +83,32 @@ for (const [name, options] of kinds) {
   t.test(`${name}: the purge route and PURGE drop what they name, behind the guard`, async (t) => { await purgesWhatItNames(t, options) })
 }
 
+/** `soft: true` in the body, and Fastly's `Fastly-Soft-Purge: 1` on PURGE: marked, answered STALE while one refresh runs. */
+async function softPurgesMark (t: Tap, options: () => ResponseCacheOptions): Promise<void> {
+  const app = await purgeApp(t, { ...options(), staleWhileRevalidate: 600 })
+  const body = async (url: string): Promise<{ cache: unknown, run: number }> => {
+    const answer = await app.inject(url)
+    return { cache: answer.headers['x-cache'], run: answer.json().run }
+  }
+  for (const url of ['/items/1', '/items/2']) t.ok(await stored(app, url), `${url} stored`)
+  const before = [(await body('/items/1')).run, (await body('/items/2')).run]
+
+  t.same((await purge(app, { tags: ['item:1'], soft: true })).body, { purged: 1, soft: true })
+  t.same(await body('/items/1'), { cache: 'STALE', run: before[0] }, 'marked, not dropped: the old answer, stale')
+  t.ok(await eventually(async () => { const now = await body('/items/1'); return now.cache === 'HIT' && now.run !== before[0] }), 'refreshed')
+  t.same(await body('/items/2'), { cache: 'HIT', run: before[1] }, 'another tag: untouched')
+
+  const purged = await app.inject({ method: 'PURGE', url: '/items/2', headers: { authorization: TOKEN, 'fastly-soft-purge': '1' } })
+  t.same(purged.json(), { purged: 1, soft: true }, 'PURGE with Fastly-Soft-Purge: 1')
+  t.same(await body('/items/2'), { cache: 'STALE', run: before[1] })
+  const hard = await app.inject({ method: 'PURGE', url: '/items/2', headers: { authorization: TOKEN, 'fastly-soft-purge': '0' } })
+  t.same(hard.json().soft, false, 'any other value: a purge')
+}
+
+for (const [name, options] of kinds) {
+  t.test(`${name}: a soft purge through the route or PURGE marks the entries stale`, async (t) => { await softPurgesMark(t, options) })
+}
+
 t.test('Redis Cluster: the purge route and PURGE drop what they name', async (t) => {
   const cluster = await startCluster(t)
   await purgesWhatItNames(t, () => ({ store: 'redis', redis: cluster, namespace: 'purge-cluster', timeout: 2000 }))

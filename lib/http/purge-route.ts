@@ -102,7 +102,12 @@ export function addPurgeRoutes (app: FastifyInstance, route: ResolvedPurgeRoute,
       url: '/*',
       onRequest,
       schema,
-      handler: async (request, reply) => await answer(request, reply, { groups: [pathGroup(request.host, rawPath(request.url))], urls: 1 }, undefined)
+      // Fastly's header asks for a soft purge of the URL.
+      handler: async (request, reply) => await answer(request, reply, {
+        groups: [pathGroup(request.host, rawPath(request.url))],
+        urls: 1,
+        soft: request.headers['fastly-soft-purge'] === '1'
+      }, undefined)
     })
   }
 }
