@@ -35,7 +35,7 @@ t.test('reverse-proxy: server.ts forwards to UPSTREAM and caches on Redis when R
   t.teardown(() => { origin.close() })
   const upstream = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
   const { address, output } = await startServer(t, 'examples/reverse-proxy/server.ts', { UPSTREAM: upstream, REDIS_URL: redis.url })
-  t.match(output, `in front of ${upstream} (cache: redis)`)
+  t.match(output, `in front of ${upstream} (cache: redis; purge: off, set PURGE_TOKEN)`)
   const answers = [await fetch(`${address}/page`), await fetch(`${address}/page`)]
   t.same(answers.map((answer) => answer.headers.get('x-cache')), ['MISS', 'HIT'])
   t.equal(await answers[1].text(), 'from the origin')
