@@ -79,34 +79,28 @@ class CacheMetrics {
       }
       return await pending
     }
-    // eslint-disable-next-line no-new
-    new Gauge({
-      name: 'response_cache_store_up',
-      help: 'Whether the store answered a ping when scraped (1) or not (0: down, or paused by the circuit breaker)',
-      labelNames: ['namespace', 'store'],
-      registers: [registry],
-      async collect () {
-        this.reset()
-        for (const source of sources) {
-          const answer = await health(source)
-          this.set({ namespace: source.namespace, store: answer.store }, answer.ok ? 1 : 0)
+    /** A gauge per source read from the scrape's ping of it; `read` undefined: no sample for that source. */
+    const healthGauge = (name: string, help: string, read: (answer: CacheHealth) => number | undefined): void => {
+      // eslint-disable-next-line no-new
+      new Gauge({
+        name,
+        help,
+        labelNames: ['namespace', 'store'],
+        registers: [registry],
+        async collect () {
+          this.reset()
+          for (const source of sources) {
+            const answer = await health(source)
+            const value = read(answer)
+            if (value !== undefined) this.set({ namespace: source.namespace, store: answer.store }, value)
+          }
         }
-      }
-    })
-    // eslint-disable-next-line no-new
-    new Gauge({
-      name: 'response_cache_store_ping_seconds',
-      help: 'How long the store took to answer that ping (absent while it does not answer)',
-      labelNames: ['namespace', 'store'],
-      registers: [registry],
-      async collect () {
-        this.reset()
-        for (const source of sources) {
-          const answer = await health(source)
-          if (answer.latencyMs !== undefined) this.set({ namespace: source.namespace, store: answer.store }, answer.latencyMs / 1000)
-        }
-      }
-    })
+      })
+    }
+    healthGauge('response_cache_store_up', 'Whether the store answered a ping when scraped (1) or not (0: down, or paused by the circuit breaker)',
+      (answer) => answer.ok ? 1 : 0)
+    healthGauge('response_cache_store_ping_seconds', 'How long the store took to answer that ping (absent while it does not answer)',
+      (answer) => answer.latencyMs === undefined ? undefined : answer.latencyMs / 1000)
   }
 }
 
