@@ -61,7 +61,8 @@ t.test('the lock expires by itself, is released once the entry is written, and o
   const { app } = await instance(t, { namespace: 'lock3' }, async () => ({ run: runs.next() }))
   await app.inject('/cold')
   t.ok(await eventually(async () => (await client.keys('lock3:*:lock:*')).length === 0), 'the plugin released its lock after storing')
-  t.equal(app.cache.stats().total.stores, 1)
+  // The script lets go of the lock as it writes; the store is counted once its answer is back.
+  t.ok(await eventually(() => app.cache.stats().total.stores === 1), 'one store counted')
 })
 
 t.test('a lock whose owner died expires, and another instance then computes the key', async (t) => {
